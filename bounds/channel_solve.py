@@ -1,0 +1,177 @@
+"""Solve the channels of one layer chunk with one method: the engine behind ``pqbound solve``.
+
+Per-layer figures follow DESIGN.md: errors and norms are *summed* over channels, and the layer's
+SQNR is ``10·log10(Σ norm / Σ error)``; the layer's lower bound is the sum of the channels' lower
+bounds (``None`` when any channel has none).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from solvers.problem import LayerProblem, ProblemError, density_to_k
+from solvers.registry import get_method
+from solvers.result import SolveResult, _json_float, sqnr_db
+
+from .scale_choice import choose_scales
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PruneSpec:
+    """How many weights to keep: exactly one of ``density``, ``k`` or ``nm``."""
+
+    density: float | None = None
+    k: int | None = None
+    nm: tuple[int, int] | None = None
+    box_factor: float | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        *,
+        density: float | None = None,
+        sparsity: float | None = None,
+        bits: int | None = None,
+        nm: str | tuple[int, int] | None = None,
+        box_factor: float | None = None,
+    ) -> PruneSpec:
+        """From the CLI's mutually exclusive choices (``bits`` means density bits/16)."""
+        given = [x is not None for x in (density, sparsity, bits, nm)]
+        if sum(given) != 1:
+            raise ProblemError("give exactly one of density, sparsity, bits or an N:M pattern")
+        if sparsity is not None:
+            density = 1.0 - float(sparsity)
+            if not 0.0 <= float(sparsity) <= 1.0:
+                raise ProblemError(f"sparsity must lie in [0, 1], got {sparsity!r}")
+        if bits is not None:
+            if not 0 <= int(bits) <= 16:
+                raise ProblemError(f"bits must lie in 0..16 for pruning, got {bits!r}")
+            density = int(bits) / 16.0
+        if isinstance(nm, str):
+            nm = parse_nm(nm)
+        return cls(density=density, nm=nm, box_factor=box_factor)
+
+    def keywords(self, n: int) -> dict[str, Any]:
+        kw: dict[str, Any] = {"box_factor": self.box_factor}
+        if self.nm is not None:
+            kw["nm"] = self.nm
+        elif self.k is not None:
+            kw["k"] = self.k
+        else:
+            kw["k"] = density_to_k(self.density if self.density is not None else 1.0, n)
+        return kw
+
+
+def parse_nm(text: str) -> tuple[int, int]:
+    """``"2:4"`` → ``(2, 4)``."""
+    try:
+        a, b = text.split(":")
+        return int(a), int(b)
+    except ValueError:
+        raise ProblemError(f"an N:M pattern looks like 2:4, got {text!r}") from None
+
+
+def select_channels(problem: LayerProblem, channel: int | None) -> list[int]:
+    if channel is None:
+        return list(range(problem.channels))
+    if not 0 <= channel < problem.channels:
+        raise ProblemError(
+            f"channel {channel} out of range: this problem has channels 0..{problem.channels - 1}"
+        )
+    return [channel]
+
+
+def solve_quant_channels(
+    problem: LayerProblem,
+    *,
+    bits: int,
+    method: str = "exact",
+    scale: float | None = None,
+    scale_method: str = "mse",
+    per_channel: bool = False,
+    channels: Sequence[int] | None = None,
+    time_limit: float | None = None,
+    options: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> list[tuple[int, SolveResult]]:
+    """Quantize the selected channels of ``problem`` with ``method``."""
+    fn = get_method("quant", method).load()
+    scales = choose_scales(problem, bits, scale=scale, method=scale_method, per_channel=per_channel)
+    chans = list(range(problem.channels)) if channels is None else list(channels)
+    out = []
+    for c in _progress(chans, progress, f"quant {method}"):
+        p = problem.quant(c, scale=float(scales[c]), bits=bits)
+        out.append((c, fn(p, time_limit=time_limit, **(options or {}))))
+    return out
+
+
+def solve_prune_channels(
+    problem: LayerProblem,
+    spec: PruneSpec,
+    *,
+    method: str = "exact",
+    channels: Sequence[int] | None = None,
+    time_limit: float | None = None,
+    options: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> list[tuple[int, SolveResult]]:
+    """Prune the selected channels of ``problem`` with ``method``."""
+    fn = get_method("prune", method).load()
+    chans = list(range(problem.channels)) if channels is None else list(channels)
+    out = []
+    for c in _progress(chans, progress, f"prune {method}"):
+        p = problem.prune(c, **spec.keywords(problem.n))
+        out.append((c, fn(p, time_limit=time_limit, **(options or {}))))
+    return out
+
+
+def summarize(results: Iterable[tuple[int, SolveResult]]) -> dict[str, Any]:
+    """Layer totals: summed errors, norms and bounds, the layer SQNRs, status counts."""
+    results = list(results)
+    norm = sum(r.norm for _, r in results)
+    err = sum(r.objective for _, r in results)
+    bounds = [r.lower_bound for _, r in results]
+    lb = None if any(b is None for b in bounds) else float(sum(bounds))
+    return {
+        "channels": len(results),
+        "norm": norm,
+        "objective": err,
+        "lower_bound": lb,
+        "sqnr_db": _json_float(sqnr_db(norm, err)),
+        "sqnr_upper_db": _json_float(sqnr_db(norm, lb)),
+        "seconds": float(sum(r.seconds for _, r in results)),
+        "nodes": int(sum(r.nodes for _, r in results)),
+        "status": dict(Counter(r.status.value for _, r in results)),
+    }
+
+
+def _progress(items: list[int], enabled: bool, desc: str) -> Iterable[int]:
+    if not enabled or len(items) < 2:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="ch", leave=False)
+
+
+def results_table(results: list[tuple[int, SolveResult]]) -> str:
+    """A plain-text table of per-channel results for the terminal."""
+    head = f"{'ch':>4} {'status':<11} {'objective':>12} {'lower_bound':>12} {'gap':>9} " \
+           f"{'SQNR dB':>8} {'≤ dB':>8} {'nodes':>9} {'s':>7}"
+    lines = [head, "-" * len(head)]
+    for c, r in results:
+        lb = "—" if r.lower_bound is None else f"{r.lower_bound:.6g}"
+        gap = "—" if r.gap is None else f"{r.gap:.2e}"
+        up = "—" if r.sqnr_upper_db is None else f"{r.sqnr_upper_db:8.3f}"
+        sq = "—" if r.sqnr_db is None else f"{r.sqnr_db:8.3f}"
+        lines.append(
+            f"{c:>4} {r.status.value:<11} {r.objective:>12.6g} {lb:>12} {gap:>9} "
+            f"{sq:>8} {up:>8} {r.nodes:>9} {r.seconds:>7.3f}"
+        )
+    return "\n".join(lines)
+

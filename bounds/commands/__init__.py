@@ -1,0 +1,1 @@
+"""Sub-commands of ``pqbound``: one module each, exposing ``register(subparsers)``."""

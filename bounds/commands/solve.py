@@ -1,0 +1,143 @@
+"""``pqbound solve quant|prune PROBLEM.npz``: solve one problem file's channels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from solvers.registry import methods
+
+from ..channel_solve import (
+    PruneSpec,
+    results_table,
+    select_channels,
+    solve_prune_channels,
+    solve_quant_channels,
+    summarize,
+)
+from ..problem_file import load_problem
+from ..scale_choice import SCALE_METHODS
+
+
+def _method_help(kind: str) -> str:
+    return "; ".join(f"{m.name}: {m.summary}" for m in methods(kind))
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "solve",
+        help="solve a problem file (quantization or pruning)",
+        description="Solve every channel (or one) of a problem file written by `pqbound export` "
+        "or built with numpy (see docs/problem-file.md).",
+    )
+    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    q = kinds.add_parser(
+        "quant",
+        help="quantization: min (s·z − w0)ᵀH(s·z − w0) over the signed b-bit grid",
+        description="Quantize each channel. Methods: " + _method_help("quant"),
+    )
+    _common(q)
+    q.add_argument("--bits", type=int, default=None,
+                   help="bit width 1..16 (default: the file's bits, else 4)")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--scale", type=float, default=None, help="grid step s > 0")
+    g.add_argument("--scale-method", choices=SCALE_METHODS, default="mse",
+                   help="how to choose s when not given (default mse: MSE-optimal on weights)")
+    q.add_argument("--per-channel", action="store_true",
+                   help="one scale per output channel instead of one per tensor")
+    q.add_argument("--method", default="exact", metavar="METHOD",
+                   choices=[m.name for m in methods("quant")],
+                   help="one of: " + ", ".join(m.name for m in methods("quant")))
+    q.set_defaults(func=run_quant)
+
+    r = kinds.add_parser(
+        "prune",
+        help="pruning: min (w − w0)ᵀH(w − w0) with at most k nonzeros",
+        description="Prune each channel. Methods: " + _method_help("prune"),
+    )
+    _common(r)
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("--density", type=float, help="fraction of weights kept, k = round(d·n)")
+    g.add_argument("--sparsity", type=float, help="fraction of weights removed (1 − density)")
+    g.add_argument("--bits", type=int, help="equal compression to B-bit quantization: d = B/16")
+    g.add_argument("--nm", metavar="N:M", help="semi-structured: at most N of each M inputs kept")
+    r.add_argument("--box-factor", type=float, default=None,
+                   help="the paper's box: kept weights within ±C·max|w0| (default: no box)")
+    r.add_argument("--method", default="exact", metavar="METHOD",
+                   choices=[m.name for m in methods("prune")],
+                   help="one of: " + ", ".join(m.name for m in methods("prune")))
+    r.set_defaults(func=run_prune)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("problem", metavar="PROBLEM.npz", help="problem file")
+    p.add_argument("--channel", type=int, default=None, help="solve only this channel")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SEC",
+                   help="per-channel time limit; the result keeps a valid bound")
+    p.add_argument("--json", action="store_true", help="print JSON (with the solutions)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run_quant(args: argparse.Namespace) -> int:
+    problem = load_problem(args.problem)
+    bits = args.bits if args.bits is not None else int(problem.meta.get("bits", 4))
+    chans = select_channels(problem, args.channel)
+    results = solve_quant_channels(
+        problem,
+        bits=bits,
+        method=args.method,
+        scale=args.scale,
+        scale_method=args.scale_method,
+        per_channel=args.per_channel,
+        channels=chans,
+        time_limit=args.time_limit,
+        progress=_show_progress(args),
+    )
+    head = {"problem": args.problem, "kind": "quant", "method": args.method, "bits": bits}
+    return _emit(args, head, results)
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    problem = load_problem(args.problem)
+    spec = PruneSpec.from_options(
+        density=args.density, sparsity=args.sparsity, bits=args.bits, nm=args.nm,
+        box_factor=args.box_factor,
+    )
+    chans = select_channels(problem, args.channel)
+    results = solve_prune_channels(
+        problem, spec, method=args.method, channels=chans, time_limit=args.time_limit,
+        progress=_show_progress(args),
+    )
+    kw = spec.keywords(problem.n)
+    head: dict[str, Any] = {"problem": args.problem, "kind": "prune", "method": args.method,
+                            "k": kw.get("k"), "nm": kw.get("nm"), "box_factor": args.box_factor}
+    return _emit(args, head, results)
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _emit(args: argparse.Namespace, head: dict[str, Any], results: list) -> int:
+    total = summarize(results)
+    if args.json:
+        doc = dict(head)
+        doc["channels"] = [r.to_dict(channel=c) for c, r in results]
+        doc["total"] = total
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(f"{head['kind']} {head['method']}  {args.problem}")
+        print(results_table(results))
+        lb = total["lower_bound"]
+        print(
+            f"total: error {total['objective']:.6g}"
+            + ("" if lb is None else f", lower bound {lb:.6g}")
+            + f", SQNR {total['sqnr_db']} dB"
+            + ("" if lb is None else f" (≤ {total['sqnr_upper_db']} dB)")
+            + f", {total['seconds']:.2f} s"
+        )
+    return 0

@@ -1,0 +1,134 @@
+"""The one registry of solve methods, imported lazily.
+
+Every method is a function ``fn(problem, *, time_limit=None, **options) -> SolveResult`` taking a
+:class:`~solvers.problem.QuantProblem` or :class:`~solvers.problem.PruneProblem`. Entries name
+the function by ``"module:attribute"`` so that importing the registry costs nothing and a missing
+optional backend (gurobipy, …) only matters when that method is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .problem import ProblemError, PruneProblem, QuantProblem
+from .result import SolveResult
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered solve method."""
+
+    name: str
+    kind: str  # "quant" or "prune"
+    target: str  # "package.module:function"
+    certified: bool  # returns a proved lower bound
+    summary: str
+    requires: tuple[str, ...] = ()  # importable modules it needs
+
+    def available(self) -> bool:
+        """True when every module it needs can be imported here."""
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
+
+    def load(self) -> Callable[..., SolveResult]:
+        if not self.available():
+            missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+            raise ProblemError(
+                f"method {self.name!r} needs {', '.join(missing)}, which is not installed"
+            )
+        module, attr = self.target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_Q, _P = "quant", "prune"
+
+METHODS: dict[tuple[str, str], Method] = {
+    (m.kind, m.name): m
+    for m in [
+        # Quantization: certified
+        Method("exact", _Q, "solvers.quant.exact:solve_exact", True,
+               "box-constrained integer least squares, Schnorr-Euchner branch-and-bound"),
+        Method("sdp", _Q, "solvers.quant.sdp:solve_sdp", True,
+               "Park & Boyd SDP relaxation (lower bound) + randomized rounding",
+               ("cvxpy",)),
+        Method("scip", _Q, "solvers.backends.scip_quant:solve_scip", True,
+               "SCIP via pyscipopt (MIQP)", ("pyscipopt",)),
+        Method("scip-cvxpy", _Q, "solvers.backends.scip_quant:solve_scip_cvxpy", True,
+               "SCIP via cvxpy", ("cvxpy", "pyscipopt")),
+        Method("gurobi", _Q, "solvers.backends.gurobi_quant:solve_gurobi", True,
+               "Gurobi via gurobipy (MIQP)", ("gurobipy",)),
+        Method("highs", _Q, "solvers.backends.highs_quant:solve_highs_oa", True,
+               "HiGHS MILP, outer approximation with Kelley cuts", ("highspy",)),
+        Method("cpsat", _Q, "solvers.backends.cpsat_quant:solve_cpsat", True,
+               "OR-Tools CP-SAT on an integer-scaled model", ("ortools",)),
+        # Quantization: heuristics
+        Method("rtn", _Q, "solvers.heuristics.rtn:rtn", False, "round to nearest"),
+        Method("gptq", _Q, "solvers.heuristics.gptq:gptq", False,
+               "GPTQ: sequential rounding with inverse-Hessian error feedback"),
+        Method("obq", _Q, "solvers.heuristics.obq:obq", False,
+               "OBQ: greedy-order optimal brain quantization"),
+        Method("adaround", _Q, "solvers.heuristics.adaround:adaround", False,
+               "AdaRound: learned rounding on the layer objective"),
+        # Pruning: certified
+        Method("exact", _P, "solvers.prune.exact:solve_exact", True,
+               "branch-and-bound over sparsity masks"),
+        Method("scip", _P, "solvers.backends.scip_prune:solve_scip", True,
+               "SCIP via pyscipopt (big-M MIQP, the paper's formulation)", ("pyscipopt",)),
+        Method("gurobi", _P, "solvers.backends.gurobi_prune:solve_gurobi", True,
+               "Gurobi via gurobipy (big-M MIQP)", ("gurobipy",)),
+        Method("highs", _P, "solvers.backends.highs_prune:solve_highs_oa", True,
+               "HiGHS MILP, outer approximation of the big-M model", ("highspy",)),
+        # Pruning: heuristics
+        Method("magnitude", _P, "solvers.heuristics.magnitude:magnitude", False,
+               "magnitude pruning, kept weights unchanged"),
+        Method("magnitude-refit", _P, "solvers.heuristics.magnitude:magnitude_refit", False,
+               "magnitude pruning with least-squares refit of kept weights"),
+        Method("obs", _P, "solvers.heuristics.obs:obs_greedy", False,
+               "OBS greedy: remove the least-damaging weight, exact update, repeat"),
+        Method("sparsegpt", _P, "solvers.heuristics.sparsegpt:sparsegpt", False,
+               "SparseGPT: column-wise mask selection with inverse-Hessian updates"),
+    ]
+}
+
+
+def methods(kind: str) -> list[Method]:
+    """Registered methods for ``"quant"`` or ``"prune"``."""
+    return [m for (k, _), m in METHODS.items() if k == kind]
+
+
+def get_method(kind: str, name: str) -> Method:
+    try:
+        return METHODS[(kind, name)]
+    except KeyError:
+        valid = ", ".join(m.name for m in methods(kind))
+        raise ProblemError(f"unknown {kind} method {name!r}; valid: {valid}") from None
+
+
+def solve(
+    problem: QuantProblem | PruneProblem,
+    method: str = "exact",
+    *,
+    time_limit: float | None = None,
+    **options: Any,
+) -> SolveResult:
+    """Solve ``problem`` with a registered method.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from solvers import QuantProblem, solve
+    >>> p = QuantProblem(np.eye(3), np.array([0.26, -0.49, 0.9]), scale=0.25, bits=3)
+    >>> solve(p, "rtn").objective >= solve(p, "exact").lower_bound
+    True
+    """
+    if isinstance(problem, QuantProblem):
+        kind = _Q
+    elif isinstance(problem, PruneProblem):
+        kind = _P
+    else:
+        raise ProblemError(f"expected a QuantProblem or PruneProblem, got {type(problem)!r}")
+    fn = get_method(kind, method).load()
+    return fn(problem, time_limit=time_limit, **options)

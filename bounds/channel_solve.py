@@ -7,6 +7,7 @@ bounds (``None`` when any channel has none).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -75,6 +76,24 @@ def parse_nm(text: str) -> tuple[int, int]:
         return int(a), int(b)
     except ValueError:
         raise ProblemError(f"an N:M pattern looks like 2:4, got {text!r}") from None
+
+
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``["damp=0.01", "act_order=true"]`` → ``{"damp": 0.01, "act_order": True}``.
+
+    Values are read as JSON where they parse (numbers, true/false, null, lists), else kept as
+    strings; keys with dashes become underscores.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ProblemError(f"options look like KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
 
 
 def select_channels(problem: LayerProblem, channel: int | None) -> list[int]:

@@ -11,6 +11,7 @@ from solvers.registry import methods
 
 from ..channel_solve import (
     PruneSpec,
+    parse_options,
     results_table,
     select_channels,
     solve_prune_channels,
@@ -72,11 +73,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_prune)
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("problem", metavar="PROBLEM.npz", help="problem file")
     p.add_argument("--channel", type=int, default=None, help="solve only this channel")
-    p.add_argument("--time-limit", type=float, default=None, metavar="SEC",
+    p.add_argument("--time-limit", type=positive_float, default=None, metavar="SEC",
                    help="per-channel time limit; the result keeps a valid bound")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="pass an option to the method, e.g. --option damp=0.01 "
+                   "--option act_order=true (repeatable; see docs for each method's options)")
     p.add_argument("--json", action="store_true", help="print JSON (with the solutions)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -94,6 +109,7 @@ def run_quant(args: argparse.Namespace) -> int:
         per_channel=args.per_channel,
         channels=chans,
         time_limit=args.time_limit,
+        options=parse_options(args.option),
         progress=_show_progress(args),
     )
     head = {"problem": args.problem, "kind": "quant", "method": args.method, "bits": bits}
@@ -109,7 +125,7 @@ def run_prune(args: argparse.Namespace) -> int:
     chans = select_channels(problem, args.channel)
     results = solve_prune_channels(
         problem, spec, method=args.method, channels=chans, time_limit=args.time_limit,
-        progress=_show_progress(args),
+        options=parse_options(args.option), progress=_show_progress(args),
     )
     kw = spec.keywords(problem.n)
     head: dict[str, Any] = {"problem": args.problem, "kind": "prune", "method": args.method,

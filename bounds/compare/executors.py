@@ -1,0 +1,175 @@
+"""Where tasks run: in this process, in a local process pool, or on a Dask cluster.
+
+Every executor is a generator ``execute(tasks) -> iterator of rows`` yielding each task's row as
+soon as it finishes (in completion order), so the caller stores it at once. Interrupting the
+generator (``KeyboardInterrupt``, ``close()``) cancels what has not started; rows already yielded
+are the caller's. Only a bounded window of tasks is in flight at a time (``4 × workers``), so
+memory stays flat on long runs.
+
+* :class:`SerialExecutor`: ``workers = 1``; no subprocess (easy to debug, used by tests).
+* :class:`PoolExecutor`: ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start
+  method (safe after torch has started threads); children get ``OMP_NUM_THREADS=1`` and friends
+  so N workers use N cores, not N².
+* :class:`DaskExecutor`: ``distributed.Client(address)``; tasks are shipped with their data, rows
+  come back to the client, which alone writes the store. Workers need pqbound installed (same
+  version) to import :func:`bounds.compare.tasks.run_task`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
+from typing import Any
+
+from solvers.problem import ProblemError
+
+from .tasks import Task, run_task
+
+log = logging.getLogger(__name__)
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def default_workers() -> int:
+    """``os.cpu_count()`` (at least 1)."""
+    return max(1, os.cpu_count() or 1)
+
+
+class SerialExecutor:
+    name = "serial"
+    workers = 1
+
+    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        for t in tasks:
+            yield run_task(t)
+
+    def close(self) -> None:
+        pass
+
+
+class PoolExecutor:
+    """A local process pool of ``workers`` processes."""
+
+    name = "pool"
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ProblemError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self._pool = None
+
+    def _start(self) -> Any:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        saved = {v: os.environ.get(v) for v in _THREAD_VARS}
+        for v in _THREAD_VARS:
+            os.environ[v] = "1"
+        try:
+            pool = ProcessPoolExecutor(max_workers=self.workers,
+                                       mp_context=mp.get_context("spawn"))
+            # Start the workers now, while the environment says one thread each.
+            list(pool.map(_noop, range(self.workers)))
+        finally:
+            for v, old in saved.items():
+                if old is None:
+                    os.environ.pop(v, None)
+                else:
+                    os.environ[v] = old
+        return pool
+
+    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        if self._pool is None:
+            self._pool = self._start()
+        yield from _windowed(self._pool.submit, tasks, 4 * self.workers,
+                             lambda f: f.result(), _cancel_futures)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor:
+    """Tasks on a Dask distributed cluster at ``address`` (``tcp://host:port``)."""
+
+    name = "dask"
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ProblemError(
+                "--scheduler needs dask distributed: pip install 'pqbound[dask]'") from None
+        try:
+            self.client = Client(address, timeout="20s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ProblemError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+        info = self.client.scheduler_info()
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
+        self.address = address
+
+    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        from distributed import wait as dwait
+
+        def submit(t: Task) -> Any:
+            return self.client.submit(run_task, t, pure=False, key=f"pqbound-{t.key[:24]}")
+
+        def waiter(futs: set, **_: Any) -> Any:
+            return dwait(futs, return_when="FIRST_COMPLETED")
+
+        yield from _windowed(submit, tasks, 4 * self.workers, lambda f: f.result(),
+                             lambda fs: [f.cancel() for f in fs], waiter=waiter)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_executor(workers: int | None = None, scheduler: str | None = None) -> Any:
+    """The executor for ``--workers N`` / ``--scheduler ADDRESS``."""
+    if scheduler:
+        if workers not in (None, 0):
+            raise ProblemError("give either --workers or --scheduler, not both")
+        return DaskExecutor(scheduler)
+    w = default_workers() if workers is None else int(workers)
+    if w < 1:
+        raise ProblemError(f"--workers must be >= 1, got {w}")
+    return SerialExecutor() if w == 1 else PoolExecutor(w)
+
+
+def _noop(i: int) -> int:
+    return i
+
+
+def _cancel_futures(futs: Iterable[Any]) -> None:
+    for f in futs:
+        f.cancel()
+
+
+def _windowed(submit: Any, tasks: Iterable[Task], window: int, result: Any, cancel: Any,
+              waiter: Any = None) -> Iterator[dict[str, Any]]:
+    """Keep ``window`` tasks in flight; yield rows as they complete."""
+    it = iter(tasks)
+    pending: set = set()
+    waiter = waiter or (lambda fs: wait(fs, return_when=FIRST_COMPLETED))
+    try:
+        for t in it:
+            pending.add(submit(t))
+            if len(pending) >= window:
+                break
+        while pending:
+            done, pending = waiter(pending)
+            pending = set(pending)
+            for f in done:
+                row = result(f)
+                for t in it:
+                    pending.add(submit(t))
+                    if len(pending) >= window:
+                        break
+                yield row
+    finally:
+        if pending:
+            cancel(pending)

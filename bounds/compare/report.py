@@ -1,0 +1,302 @@
+"""The report: Markdown + HTML with the per-layer tables and plots, CSV/JSON of the rows.
+
+Built from the results store alone (``pqbound report --db results.sqlite --out DIR``), so it can
+be rebuilt at any time, also while a run is still going or after it was interrupted (missing
+figures show as "—"). Files written to ``out``::
+
+    report.md, report.html      settings at the top, then one section per layer
+    layer-<name>.png            the per-layer figure (SQNR vs bits, certified ranges)
+    gaps.png, times.png         method gaps to the proved ceiling; solve-time distributions
+    rows.csv                    every row of the run (without the solutions)
+    rows.json                   every row of the run, solutions included
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from solvers.problem import ProblemError
+
+from . import plots, tables
+from .store import COLUMNS, ResultStore
+
+Block = tuple[str, Any]  # ("h1"|"h2"|"h3"|"p"|"table"|"img"|"list"|"pre", payload)
+
+
+def build_report(db: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                 run_id: str | None = None) -> Path:
+    """Write the report of run ``run_id`` (default: the latest) in ``db`` to folder ``out``.
+
+    Returns the path of ``report.md``.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProblemError(f"cannot create report folder {out}: {exc}") from None
+    with ResultStore(db, readonly=True) as store:
+        run = store.run(run_id)
+        rows = store.rows(run["run_id"], solutions=True)
+    settings = run["settings"]
+    layers = tables.layer_tables(rows, settings)
+    blocks = _blocks(run, layers, rows, out)
+    (out / "report.md").write_text(_markdown(blocks), encoding="utf-8")
+    (out / "report.html").write_text(_html(blocks, settings), encoding="utf-8")
+    export_rows(rows, out)
+    return out / "report.md"
+
+
+def export_rows(rows: list[dict[str, Any]], out: Path) -> None:
+    """``rows.csv`` (no solutions) and ``rows.json`` (with solutions)."""
+    cols = [c for c in COLUMNS if c not in ("weights", "codes", "mask")]
+    with open(out / "rows.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            d = dict(r)
+            d["info_json"] = json.dumps(d.get("info_json"), sort_keys=True)
+            w.writerow(d)
+    with open(out / "rows.json", "w", encoding="utf-8") as fh:
+        json.dump(rows, fh, indent=0, default=str, allow_nan=True)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[str, Any]],
+            out: Path) -> list[Block]:
+    s = run["settings"]
+    v = run["versions"]
+    summ = run.get("summary") or {}
+    proto = s.get("protocol_detail", {})
+    b: list[Block] = [("h1", f"pqbound compare — {s.get('model')}")]
+    b.append(("p", f"Run `{run['run_id']}`, started {run['created']}, last updated "
+                   f"{run['updated']}; report built "
+                   f"{time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime())}."
+                   + ("" if summ else " **The run has not finished: figures may be missing.**")))
+    b.append(("h2", "Protocol and settings"))
+    meths_q = ", ".join(s.get("quant_methods", []))
+    meths_p = ", ".join(s.get("prune_methods", []))
+    b.append(("table", (["setting", "value"], [
+        ["protocol", f"**{s.get('protocol')}** — {proto.get('description', '')}"],
+        ["model", str(s.get("model"))],
+        ["layers", ", ".join(s.get("layer_problems", {}))],
+        ["calibration", f"{s.get('samples')} samples, seed {s.get('seed')}"
+                        + (f", images {s['images']}" if s.get("images") else "")
+                        + (f", text {s['text']}" if s.get("text") else "")],
+        ["weights", "FP16 (converted to float64 for the math)"
+                    if not proto.get("full_precision") else "full precision"],
+        ["quantization scale", str(proto.get("scale", ""))],
+        ["bits", ", ".join(str(x) for x in s.get("bits", []))],
+        ["accounting", _accounting_text(s.get("accounting"))],
+        ["N:M patterns", ", ".join(s.get("nm", [])) or "none"],
+        ["pruning box", "none" if s.get("box_factor") is None
+                        else f"|w_i| ≤ {s['box_factor']}·max|w0| (per problem)"],
+        ["chunks (opt-dim)", f"{s.get('opt_dim')} inputs per chunk; at most "
+                             f"{s.get('max_chunks') or 'all'} chunks per layer"],
+        ["channels", f"{s.get('channels') or 'all'} per layer (seeded sample of live channels)"],
+        ["time limit", f"{s.get('time_limit')} s per problem (bounds stay valid on time-out)"],
+        ["quantization methods", meths_q],
+        ["pruning methods", meths_p],
+        ["whole-layer split", f"{s.get('construction')} (see docs/compare.md)"
+                              if s.get("whole_layer") else "off"],
+        ["executor", json.dumps(s.get("executor", {}))],
+        ["run summary", json.dumps(summ) if summ else "unfinished"],
+        ["versions", ", ".join(f"{k} {val}" for k, val in v.items())],
+    ])))
+    b.append(("h2", "How to read this"))
+    b.append(("list", [
+        "SQNR = 10·log10(Σ‖Xw0‖² / Σ‖X(w − w0)‖²) in dB over the layer's problems in the run "
+        "(higher is better).",
+        "**≤ x** is a *certified ceiling*: computed from proved lower bounds on the error, no "
+        "solution of that kind can exceed it. Plain numbers are *achieved* by a returned "
+        "solution. When ceiling and best agree, the optimum is known.",
+        "**Chunk problems** are the paper's quantity: each opt-dim chunk of a channel is its own "
+        "problem and the cross terms between chunks are dropped, so they are *not* figures of "
+        "the layer. **Whole channel** figures are for the full output channel: stitched chunk "
+        "solutions evaluated on the full H, and a certified bound from the block split "
+        "H = B + (H − B), B block-diagonal, H − B ⪰ 0. Never compare a chunk figure with a "
+        "whole-channel one.",
+        "A verdict is **proved** when the winner's achieved error is below the loser's "
+        "certified lower bound, otherwise only observed.",
+        "Status marks: † some problems stopped at the time limit (number is still achieved / "
+        "the bound still valid); ! errors or missing rows (figure incomplete).",
+    ]))
+    for e in layers:
+        b.extend(_layer_blocks(e, s, out))
+    g = plots.plot_gaps(layers, out / "gaps.png")
+    t = plots.plot_times(rows, out / "times.png")
+    if g or t:
+        b.append(("h2", "Methods against the bounds, and solve times"))
+        if g:
+            b.append(("img", ("gaps.png", "dB below the certified ceiling per method")))
+        if t:
+            b.append(("img", ("times.png", "solve-time distributions")))
+    b.append(("h2", "Data"))
+    b.append(("p", "Every stored row of this run: `rows.csv` (without solutions), `rows.json` "
+                   "(with each solution's weights, codes and mask)."))
+    return b
+
+
+def _accounting_text(acc: str | None) -> str:
+    return {
+        "paper": "paper: pruning density b/16, mask not charged",
+        "bitmask": "bitmask: pruning charged 1 bit/weight, density (b − 1)/16",
+        "corrected": "corrected: density (1 − zero fraction of RTN codes)·b/16",
+    }.get(acc or "", str(acc))
+
+
+def _mark(f: dict[str, Any]) -> str:
+    st = f.get("status", {})
+    if not f.get("complete", True) or st.get("error") or st.get("missing"):
+        return " !"
+    if any(k in st for k in ("time_limit", "node_limit", "gap_limit")):
+        return " †"
+    return ""
+
+
+def _layer_blocks(e: dict[str, Any], s: dict[str, Any], out: Path) -> list[Block]:
+    b: list[Block] = [("h2", f"{e['layer']}")]
+    b.append(("p", f"n = {e['n']} inputs per channel; channels {e['channels']} of "
+                   f"{e['channels_total']}; {e['chunks']} chunk(s), in this run "
+                   f"{e['chunk_ids']}. **Verdict (chunk problems):** {e['summary']}."
+                   + (f" Note: {e['note']}." if e.get("note") else "")))
+    if e["scopes"]:
+        png = plots.plot_layer(e, out / f"layer-{_slug(e['layer'])}.png", s)
+        b.append(("img", (png.name, f"SQNR vs bits for {e['layer']}")))
+    qm = s.get("quant_methods", [])
+    pm = s.get("prune_methods", [])
+    for scope, title in (("chunk", "Chunk problems (comparable with the paper)"),
+                         ("whole", "Whole output channel (certified, beyond the paper)")):
+        lines = e["scopes"].get(scope)
+        if not lines:
+            continue
+        b.append(("h3", f"{title} — SQNR in dB"))
+        if scope == "chunk":
+            head = (["compression", "prune density"] + ["quant ≤ (proved)"]
+                    + [f"quant {m}" for m in qm] + ["prune ≤ (proved)"]
+                    + [f"prune {m}" for m in pm] + ["verdict"])
+        else:
+            head = ["compression", "quant ≤ (proved)", "quant best (stitched)",
+                    "prune ≤ (proved)", "prune best (stitched)", "verdict", "split"]
+        body = []
+        for ln in lines:
+            q, p = ln["quant"] or {}, ln["prune"] or {}
+            comp = ln["compression"]
+            dens = e.get("densities", {}).get(str(ln["bits"])) if ln["bits"] else None
+            if comp.startswith("nm"):
+                dens_s = f"{comp[2:]} pattern"
+            else:
+                dens_s = "—" if dens is None else f"{dens:.4g}"
+            if scope == "chunk":
+                row = [comp, dens_s, tables.fmt_db(q.get("sqnr_ceiling_db"), True)]
+                row += [_method_cell(q, m) for m in qm]
+                row += [tables.fmt_db(p.get("sqnr_ceiling_db"), True)]
+                row += [_method_cell(p, m) for m in pm]
+                row += [_verdict_cell(ln["verdict"])]
+            else:
+                row = [comp, tables.fmt_db(q.get("sqnr_ceiling_db"), True),
+                       tables.fmt_db(q.get("best_sqnr_db")),
+                       tables.fmt_db(p.get("sqnr_ceiling_db"), True),
+                       tables.fmt_db(p.get("best_sqnr_db")), _verdict_cell(ln["verdict"]),
+                       _split_text(s, e)]
+            body.append(row)
+        b.append(("table", (head, body)))
+    return b
+
+
+def _split_text(s: dict[str, Any], e: dict[str, Any]) -> str:
+    info = s.get("layer_problems", {}).get(e["layer"], {}).get("splits", {})
+    if not info:
+        return "single chunk (B = H)"
+    cons = sorted({v["construction"] for v in info.values()})
+    return ", ".join(cons)
+
+
+def _method_cell(f: dict[str, Any], m: str) -> str:
+    mf = f.get("methods", {}).get(m) if f else None
+    if not mf:
+        return "—"
+    if mf["sqnr_db"] is None:
+        return "—" + _mark(mf)
+    return tables.fmt_db(mf["sqnr_db"]) + _mark(mf)
+
+
+def _verdict_cell(v: dict[str, Any]) -> str:
+    if v["winner"] in (None, "tie"):
+        return v["text"]
+    return f"**{v['winner']}** (proved)" if v["proved"] else f"{v['winner']} (observed)"
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _markdown(blocks: list[Block]) -> str:
+    out = []
+    for kind, payload in blocks:
+        if kind in ("h1", "h2", "h3"):
+            out.append("#" * int(kind[1]) + " " + payload)
+        elif kind == "p":
+            out.append(payload)
+        elif kind == "list":
+            out.append("\n".join(f"* {x}" for x in payload))
+        elif kind == "img":
+            out.append(f"![{payload[1]}]({payload[0]})")
+        elif kind == "table":
+            head, body = payload
+            lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |"
+                      for r in body]
+            out.append("\n".join(lines))
+        elif kind == "pre":
+            out.append(f"```\n{payload}\n```")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    t = html.escape(text)
+    t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
+    t = re.sub(r"`(.+?)`", r"<code>\1</code>", t)
+    return t
+
+
+def _html(blocks: list[Block], settings: dict[str, Any]) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             f"<title>pqbound compare — {html.escape(str(settings.get('model')))}</title>",
+             "<style>body{font-family:sans-serif;max-width:1300px;margin:2em auto;"
+             "line-height:1.4}table{border-collapse:collapse;font-size:13px;margin:1em 0}"
+             "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
+             "td:first-child,th{text-align:left}th{background:#eef}img{max-width:100%}"
+             "code{background:#f4f4f4}</style></head><body>"]
+    for kind, payload in blocks:
+        if kind in ("h1", "h2", "h3"):
+            parts.append(f"<{kind}>{_inline(payload)}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{_inline(payload)}</p>")
+        elif kind == "list":
+            parts.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in payload) + "</ul>")
+        elif kind == "img":
+            parts.append(f"<p><img src='{html.escape(payload[0])}' "
+                         f"alt='{html.escape(payload[1])}'></p>")
+        elif kind == "table":
+            head, body = payload
+            parts.append("<table><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in head)
+                         + "</tr>")
+            for r in body:
+                parts.append("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r)
+                             + "</tr>")
+            parts.append("</table>")
+        elif kind == "pre":
+            parts.append(f"<pre>{html.escape(payload)}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

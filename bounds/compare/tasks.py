@@ -1,0 +1,196 @@
+"""One unit of work: solve one per-channel problem with one method; and its stored row.
+
+A :class:`Task` carries its own data (``H``, ``w0`` and the constraint), so it can run in this
+process, in a process pool or on a Dask worker alike; :func:`run_task` returns the complete row
+for the results store (never raises: a failing solve becomes a row with status ``error``).
+
+Scopes: ``chunk`` (a chunk of a layer, the paper's problem), ``block`` (a block ``B_i`` of the
+whole-layer split, see :mod:`bounds.compare.whole_layer`; only its lower bound is used) and
+``whole`` (figures derived for the whole channel, computed on the client).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from solvers.problem import PruneProblem, QuantProblem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """Everything one solve needs, and the identity of its result row."""
+
+    key: str
+    kind: str  # "quant" | "prune"
+    method: str
+    scope: str  # "chunk" | "block"
+    model: str
+    layer: str
+    chunk: int
+    channel: int
+    compression: str  # "4bit", "k=5", "nm2:4"
+    H: np.ndarray
+    w0: np.ndarray
+    input_start: int
+    input_stop: int
+    bits: int | None = None
+    scale: float | None = None
+    k: int | None = None
+    nm: tuple[int, int] | None = None
+    density: float | None = None
+    box: float | None = None  # absolute box on kept weights (pruning), None for none
+    time_limit: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    problem_hash: str = ""
+    calibration: str = ""
+    settings_hash: str = ""
+    validate: bool = False  # run the full PSD check on H (block problems built here)
+
+    def problem(self) -> QuantProblem | PruneProblem:
+        if self.kind == "quant":
+            if self.validate:
+                return QuantProblem(self.H, self.w0, scale=self.scale, bits=self.bits)
+            return QuantProblem.unchecked(self.H, self.w0, self.scale, self.bits)
+        box_factor = None
+        if self.box is not None:
+            amax = float(np.max(np.abs(self.w0)))
+            box_factor = self.box / amax if amax > 0 else None
+        kw = {"k": None if self.nm else self.k, "nm": self.nm, "box_factor": box_factor}
+        if self.validate:
+            return PruneProblem(self.H, self.w0, **kw)
+        return PruneProblem.unchecked(self.H, self.w0, **kw)
+
+    def describe(self) -> str:
+        return (f"{self.layer} chunk {self.chunk} ch {self.channel} {self.scope} {self.kind} "
+                f"{self.method} {self.compression}")
+
+
+def array_hash(*arrays: np.ndarray) -> str:
+    """SHA-256 of the arrays' shapes, dtypes and bytes (C order)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def task_key(**fields: Any) -> str:
+    """SHA-256 of a canonical JSON of the fields that determine a result."""
+    text = json.dumps(fields, sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    return str(obj)
+
+
+@cache
+def pqbound_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("pqbound")
+    except Exception:  # pragma: no cover - not installed
+        return "unknown"
+
+
+def method_version(kind: str, method: str) -> str:
+    """``pqbound <version>`` plus the backing library's version for general-solver adapters."""
+    from solvers.registry import get_method
+
+    m = get_method(kind, method)
+    parts = [f"pqbound {pqbound_version()}"]
+    for mod in m.requires:
+        parts.append(f"{mod} {_module_version(mod)}")
+    return "; ".join(parts)
+
+
+@cache
+def _module_version(mod: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        dist = {"pyscipopt": "PySCIPOpt", "ortools": "ortools", "gurobipy": "gurobipy",
+                "highspy": "highspy", "cvxpy": "cvxpy"}.get(mod, mod)
+        return version(dist)
+    except Exception:
+        return "?"
+
+
+def base_row(task: Task) -> dict[str, Any]:
+    """The identifying columns of a task's row."""
+    return {
+        "task_key": task.key, "model": task.model, "layer": task.layer, "chunk": task.chunk,
+        "channel": task.channel, "scope": task.scope, "kind": task.kind, "method": task.method,
+        "compression": task.compression, "bits": task.bits, "k": task.k,
+        "nm": None if task.nm is None else f"{task.nm[0]}:{task.nm[1]}",
+        "density": task.density, "n": int(task.w0.shape[0]), "input_start": task.input_start,
+        "input_stop": task.input_stop, "scale": task.scale, "box": task.box,
+        "problem_hash": task.problem_hash, "calibration": task.calibration,
+        "settings_hash": task.settings_hash,
+    }
+
+
+def run_task(task: Task) -> dict[str, Any]:
+    """Solve ``task`` and return its complete row (an ``error`` row if the solve fails)."""
+    from solvers.registry import get_method
+
+    row = base_row(task)
+    t0 = time.perf_counter()
+    try:
+        problem = task.problem()
+        fn = get_method(task.kind, task.method).load()
+        res = fn(problem, time_limit=task.time_limit, **task.options)
+        row.update({
+            "status": res.status.value,
+            "objective": float(res.objective),
+            "lower_bound": None if res.lower_bound is None else float(res.lower_bound),
+            "norm": float(res.norm),
+            "seconds": float(res.seconds) if res.seconds else time.perf_counter() - t0,
+            "nodes": int(res.nodes),
+            "method_version": method_version(task.kind, task.method),
+            "message": res.message or "",
+            "weights": [float(x) for x in np.asarray(res.weights, dtype=float).ravel()],
+            "codes": None if res.codes is None else [int(c) for c in np.ravel(res.codes)],
+            "mask": None if res.mask is None else [bool(m) for m in np.ravel(res.mask)],
+            "info_json": _jsonable(res.info),
+        })
+    except Exception as exc:  # noqa: BLE001 - a failing solve is recorded, not fatal
+        log.warning("%s failed: %s", task.describe(), exc)
+        row.update({
+            "status": "error", "objective": None, "lower_bound": None, "norm": None,
+            "seconds": time.perf_counter() - t0, "nodes": 0,
+            "method_version": f"pqbound {pqbound_version()}",
+            "message": f"{type(exc).__name__}: {exc}",
+            "info_json": {"traceback": traceback.format_exc(limit=8)},
+        })
+    return row
+
+
+def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in (info or {}).items():
+        try:
+            json.dumps(v, default=_plain)
+            out[str(k)] = v
+        except (TypeError, ValueError):
+            out[str(k)] = str(v)
+    return out

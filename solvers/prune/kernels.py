@@ -1,0 +1,689 @@
+"""Compiled inner loops of the pruning branch-and-bound (numba, ``cache=True``).
+
+Everything here is a pure function on float64 / int arrays; the Python side (``search.py``,
+``incumbents.py``, ``refit.py``) owns the bookkeeping. Notation (see ``docs/pruning.md``)::
+
+    K  kept-or-undecided set of a node,  G = (H_KK)^-1,  w = refit on K (zeros elsewhere)
+    e  = (w - w0)ᵀ H (w - w0)           error of pruning exactly the decided-pruned set
+    removing j from K (OBS, exact):      e += w_j² / G_jj
+                                         w -= G[:, j] · w_j / G_jj
+                                         G -= G[:, j] G[j, :] / G_jj
+
+Variables carry a state: 0 undecided, 1 kept (decided), 2 pruned (decided). Constraints are
+written uniformly as *groups*: group ``g`` (inputs ``g·M … g·M + M − 1``) keeps at most ``N``;
+unstructured pruning is the single group ``M = n``, ``N = k``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+UNDECIDED = 0
+KEPT = 1
+PRUNED = 2
+
+
+# --------------------------------------------------------------------------------------------
+# Dense linear algebra on index subsets
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def chol_inverse(H, keep, pivot_rtol, G):
+    """``G[K, K] = (H_KK)^-1`` for ``K = {i : keep[i]}``; zeros elsewhere.
+
+    Cholesky with a relative pivot test: returns False (and leaves ``G`` undefined) when some
+    pivot is below ``pivot_rtol·H_ii``, i.e. ``H_KK`` is singular to working precision.
+    """
+    n = H.shape[0]
+    idx = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        if keep[i]:
+            idx[m] = i
+            m += 1
+    G[:, :] = 0.0
+    if m == 0:
+        return True
+    L = np.zeros((m, m))
+    for a in range(m):
+        for b in range(a + 1):
+            s = H[idx[a], idx[b]]
+            for c in range(b):
+                s -= L[a, c] * L[b, c]
+            if a == b:
+                if s <= pivot_rtol * H[idx[a], idx[a]] or s <= 0.0:
+                    return False
+                L[a, a] = np.sqrt(s)
+            else:
+                L[a, b] = s / L[b, b]
+    # inverse of L (lower triangular)
+    Li = np.zeros((m, m))
+    for a in range(m):
+        Li[a, a] = 1.0 / L[a, a]
+        for b in range(a):
+            s = 0.0
+            for c in range(b, a):
+                s -= L[a, c] * Li[c, b]
+            Li[a, b] = s / L[a, a]
+    for a in range(m):
+        for b in range(a + 1):
+            s = 0.0
+            for c in range(a, m):
+                s += Li[c, a] * Li[c, b]
+            G[idx[a], idx[b]] = s
+            G[idx[b], idx[a]] = s
+    return True
+
+
+@njit(cache=True)
+def refit_from_inverse(H, w0, keep, G, w):
+    """Unboxed refit on ``K`` from ``G = (H_KK)^-1``: ``w_K = w0_K + G_KK H_KR w0_R``; returns e."""
+    n = H.shape[0]
+    t = np.zeros(n)
+    for i in range(n):
+        if keep[i]:
+            s = 0.0
+            for j in range(n):
+                if not keep[j]:
+                    s += H[i, j] * w0[j]
+            t[i] = s
+    for i in range(n):
+        if keep[i]:
+            s = 0.0
+            for j in range(n):
+                if keep[j]:
+                    s += G[i, j] * t[j]
+            w[i] = w0[i] + s
+        else:
+            w[i] = 0.0
+    return quad_error(H, w0, w)
+
+
+@njit(cache=True)
+def quad_error(H, w0, w):
+    n = H.shape[0]
+    d = w - w0
+    s = 0.0
+    for i in range(n):
+        r = 0.0
+        for j in range(n):
+            r += H[i, j] * d[j]
+        s += d[i] * r
+    return max(s, 0.0)
+
+
+@njit(cache=True)
+def schur_error(H, w0, keep, pivot_rtol):
+    """``e = w0_Rᵀ (H / H_KK) w0_R`` by semidefinite elimination of ``K`` (rank-deficient safe).
+
+    A kept pivot below ``pivot_rtol·H_ii`` is a column dependent on those already eliminated; for
+    a PSD matrix its whole row of the Schur complement is then zero to working precision, so it
+    is skipped. This is least squares on the kept columns (pseudo-inverse semantics), not a
+    damped solve.
+    """
+    n = H.shape[0]
+    S = H.copy()
+    for j in range(n):
+        if not keep[j]:
+            continue
+        p = S[j, j]
+        if p <= pivot_rtol * H[j, j] or p <= 0.0:
+            continue
+        for a in range(n):
+            if a == j or S[a, j] == 0.0:
+                continue
+            f = S[a, j] / p
+            for b in range(n):
+                S[a, b] -= f * S[j, b]
+        for b in range(n):
+            S[j, b] = 0.0
+            S[b, j] = 0.0
+    s = 0.0
+    for a in range(n):
+        if keep[a]:
+            continue
+        for b in range(n):
+            if not keep[b]:
+                s += w0[a] * S[a, b] * w0[b]
+    return max(s, 0.0)
+
+
+@njit(cache=True)
+def obs_remove(G, w, j):
+    """Remove ``j`` from the kept set in place (OBS exact update); returns the error increase."""
+    n = G.shape[0]
+    gjj = G[j, j]
+    wj = w[j]
+    inc = wj * wj / gjj
+    col = G[:, j].copy()
+    f = wj / gjj
+    for i in range(n):
+        w[i] -= col[i] * f
+    for a in range(n):
+        ca = col[a] / gjj
+        if ca == 0.0:
+            continue
+        for b in range(n):
+            G[a, b] -= ca * col[b]
+    for i in range(n):
+        G[i, j] = 0.0
+        G[j, i] = 0.0
+    w[j] = 0.0
+    return inc
+
+
+# --------------------------------------------------------------------------------------------
+# Box-constrained refit: min (x - c)ᵀ Q (x - c) over -B <= x <= B (primal active set)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def box_qp(Q, c, B, max_iter):
+    """Exact primal active-set solve of ``min (x − c)ᵀ Q (x − c)`` s.t. ``|x_i| <= B``, Q ≻ 0.
+
+    Returns ``(x, value, lower)`` where ``lower`` is the Frank–Wolfe (linearisation) bound
+    ``value + min_{y in box} ∇f(x)ᵀ(y − x)``, a valid lower bound on the box optimum for any
+    feasible ``x`` by convexity, equal to ``value`` at the exact optimum.
+    """
+    m = c.shape[0]
+    x = np.minimum(np.maximum(c, -B), B)
+    # working set: 0 free, -1 at lower, +1 at upper
+    ws = np.zeros(m, dtype=np.int64)
+    for i in range(m):
+        if x[i] <= -B:
+            ws[i] = -1
+        elif x[i] >= B:
+            ws[i] = 1
+    for _ in range(max_iter):
+        nf = 0
+        for i in range(m):
+            if ws[i] == 0:
+                nf += 1
+        free = np.empty(nf, dtype=np.int64)
+        a = 0
+        for i in range(m):
+            if ws[i] == 0:
+                free[a] = i
+                a += 1
+        target = x.copy()
+        if nf > 0:
+            # Q_FF (y_F - c_F) = -Q_FW (x_W - c_W)
+            A = np.empty((nf, nf))
+            r = np.zeros(nf)
+            for p in range(nf):
+                for q in range(nf):
+                    A[p, q] = Q[free[p], free[q]]
+                s = 0.0
+                for i in range(m):
+                    if ws[i] != 0:
+                        s += Q[free[p], i] * (x[i] - c[i])
+                r[p] = -s
+            y = np.linalg.solve(A, r)
+            for p in range(nf):
+                target[free[p]] = c[free[p]] + y[p]
+        # ratio test towards target
+        alpha = 1.0
+        block = -1
+        for p in range(nf):
+            i = free[p]
+            d = target[i] - x[i]
+            if d > 0.0 and target[i] > B:
+                t = (B - x[i]) / d
+                if t < alpha:
+                    alpha = t
+                    block = i
+            elif d < 0.0 and target[i] < -B:
+                t = (-B - x[i]) / d
+                if t < alpha:
+                    alpha = t
+                    block = i
+        for p in range(nf):
+            i = free[p]
+            x[i] = x[i] + alpha * (target[i] - x[i])
+        if block >= 0:
+            if target[block] > B:
+                x[block] = B
+                ws[block] = 1
+            else:
+                x[block] = -B
+                ws[block] = -1
+            continue
+        # stationary on the free set: check multipliers of the working set
+        g = 2.0 * (Q @ (x - c))
+        worst = 0.0
+        wi = -1
+        for i in range(m):
+            if ws[i] == -1 and g[i] < worst:  # at lower bound, gradient must be >= 0
+                worst = g[i]
+                wi = i
+            elif ws[i] == 1 and -g[i] < worst:  # at upper bound, gradient must be <= 0
+                worst = -g[i]
+                wi = i
+        if wi < 0:
+            break
+        ws[wi] = 0
+    d = x - c
+    val = max(float(d @ (Q @ d)), 0.0)
+    g = 2.0 * (Q @ d)
+    fw = 0.0
+    for i in range(m):
+        lo = g[i] * (-B - x[i])
+        hi = g[i] * (B - x[i])
+        fw += min(lo, hi)
+    return x, val, min(val, val + fw)
+
+
+@njit(cache=True)
+def boxed_leaf(H, keep, G, w, e, B):
+    """Boxed value of a leaf: the unboxed refit ``w`` if it fits the box, else a box QP.
+
+    Uses ``(x − w0)ᵀH(x − w0) = e + (x − w)_Kᵀ H_KK (x − w)_K`` for ``x`` supported on ``K``.
+    Returns ``(value, lower, x)``.
+    """
+    n = H.shape[0]
+    fits = True
+    for i in range(n):
+        if keep[i] and abs(w[i]) > B:
+            fits = False
+            break
+    if fits:
+        return e, e, w.copy()
+    m = 0
+    for i in range(n):
+        if keep[i]:
+            m += 1
+    idx = np.empty(m, dtype=np.int64)
+    a = 0
+    for i in range(n):
+        if keep[i]:
+            idx[a] = i
+            a += 1
+    Q = np.empty((m, m))
+    c = np.empty(m)
+    for p in range(m):
+        c[p] = w[idx[p]]
+        for q in range(m):
+            Q[p, q] = H[idx[p], idx[q]]
+    xs, val, low = box_qp(Q, c, B, 20 * m + 50)
+    x = np.zeros(n)
+    for p in range(m):
+        x[idx[p]] = xs[p]
+    return e + val, e + low, x
+
+
+# --------------------------------------------------------------------------------------------
+# Node bound
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _sum_smallest(vals, cnt):
+    if cnt <= 0:
+        return 0.0, 0.0
+    s = np.sort(vals)
+    tot = 0.0
+    for i in range(cnt):
+        tot += s[i]
+    return tot, s[cnt - 1]
+
+
+@njit(cache=True)
+def node_bound(G, w, e, state, need, M, dvec, out_sal, out_keep):
+    """Lower bound on the node's subtree: ``e + max(three valid bounds on the increment)``.
+
+    For the pruned-more set ``S ⊆ U`` the exact increment is ``Δ(S) = w_Sᵀ (G_SS)^-1 w_S``, and
+    ``S`` must hold at least ``need[g]`` undecided inputs of each group ``g``.
+
+    1. monotonicity: ``Δ(S) >= max_{j in S} Δ_j`` with ``Δ_j = w_j²/G_jj`` (OBS saliency), so
+       ``Δ(S) >= max_g (need[g]-th smallest Δ_j in g)``;
+    2. diagonal split ``H ⪰ D``: ``(G_SS)^-1`` is a Schur complement of ``H_KK ⪰ D_KK``, hence
+       ``⪰ D_SS`` and ``Δ(S) >= Σ_{j in S} d_j w_j²`` → sum of the smallest per group;
+    3. Gershgorin on ``G``: ``G_SS ⪯ diag(ρ_j)``, ``ρ_j = Σ_{i in U} |G_ij|``, so
+       ``Δ(S) >= Σ_{j in S} w_j² / ρ_j``.
+
+    Also screens: ``out_keep[j] = True`` when pruning ``j`` (with the rest of the group's need)
+    already costs at least every bound above allows, reported via the returned per-variable
+    bounds ``out_sal`` (the best bound of a subtree that prunes ``j``).
+    Returns the bound.
+    """
+    n = G.shape[0]
+    ngroups = n // M
+    inc_sal = 0.0
+    inc_d = 0.0
+    inc_g = 0.0
+    a_d = np.zeros(n)
+    a_g = np.zeros(n)
+    t_sal = np.zeros(ngroups)
+    t_d = np.zeros(ngroups)
+    t_g = np.zeros(ngroups)
+    for i in range(n):
+        out_sal[i] = 0.0
+        out_keep[i] = False
+    for g in range(ngroups):
+        if need[g] <= 0:
+            continue
+        cnt = 0
+        for j in range(g * M, g * M + M):
+            if state[j] == UNDECIDED:
+                cnt += 1
+        sal = np.empty(cnt)
+        ad = np.empty(cnt)
+        ag = np.empty(cnt)
+        c = 0
+        for j in range(g * M, g * M + M):
+            if state[j] != UNDECIDED:
+                continue
+            wj2 = w[j] * w[j]
+            gjj = G[j, j]
+            s = wj2 / gjj if gjj > 0.0 else 0.0
+            rho = 0.0
+            for i in range(n):
+                if state[i] == UNDECIDED:
+                    rho += abs(G[i, j])
+            sal[c] = s
+            ad[c] = dvec[j] * wj2
+            ag[c] = wj2 / rho if rho > 0.0 else 0.0
+            out_sal[j] = s
+            a_d[j] = ad[c]
+            a_g[j] = ag[c]
+            c += 1
+        k = need[g]
+        _, ts = _sum_smallest(sal, k)
+        sd, td = _sum_smallest(ad, k)
+        sg, tg = _sum_smallest(ag, k)
+        t_sal[g] = ts
+        t_d[g] = td
+        t_g[g] = tg
+        if ts > inc_sal:
+            inc_sal = ts
+        inc_d += sd
+        inc_g += sg
+    bound = e + max(inc_sal, max(inc_d, inc_g))
+    # per-variable bound of the subtrees that prune j (used for screening)
+    for g in range(ngroups):
+        if need[g] <= 0:
+            continue
+        for j in range(g * M, g * M + M):
+            if state[j] != UNDECIDED:
+                continue
+            bs = max(out_sal[j], inc_sal)
+            bd = inc_d
+            if a_d[j] > t_d[g]:
+                bd = inc_d - t_d[g] + a_d[j]
+            bg = inc_g
+            if a_g[j] > t_g[g]:
+                bg = inc_g - t_g[g] + a_g[j]
+            out_sal[j] = e + max(bs, max(bd, bg))
+    return bound
+
+
+# --------------------------------------------------------------------------------------------
+# Depth-first branch-and-bound, resumable in chunks
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
+              Gs, ws, es, states, hasinv, sp, budget,
+              fstate, best_w, best_mask, counters):
+    """Process up to ``budget`` nodes of the depth-first search; returns the new stack size.
+
+    Stack slot ``s`` holds ``Gs[s]``, ``ws[s]``, ``es[s]``, ``states[s]``, ``hasinv[s]``.
+    ``fstate = [ub, fathom_min, ub_lower]``: incumbent value, least lower bound of any subtree
+    closed so far, and the lower bound of the incumbent's own leaf (box QP). ``counters =
+    [nodes, leaves, improvements, singular_nodes]``. A node's lower bound is shrunk by the
+    relative ``margin`` before comparing (floating-point safety); it is closed when that safe
+    bound reaches ``ub·(1 − fathom_rtol)``.
+    """
+    n = H.shape[0]
+    ngroups = n // M
+    need = np.zeros(ngroups, dtype=np.int64)
+    ucount = np.zeros(ngroups, dtype=np.int64)
+    sal = np.zeros(n)
+    must_keep = np.zeros(n, dtype=np.bool_)
+    keep = np.zeros(n, dtype=np.bool_)
+    done = 0
+    while sp > 0 and done < budget:
+        sp -= 1
+        s = sp
+        done += 1
+        counters[0] += 1
+        G = Gs[s]
+        w = ws[s]
+        e = es[s]
+        st = states[s]
+        ub = fstate[0]
+        thresh = ub * (1.0 - fathom_rtol)
+        for g in range(ngroups):
+            pr = 0
+            u = 0
+            for j in range(g * M, g * M + M):
+                if st[j] == PRUNED:
+                    pr += 1
+                elif st[j] == UNDECIDED:
+                    u += 1
+            need[g] = max(0, (M - N) - pr)
+            ucount[g] = u
+        infeasible = False
+        for g in range(ngroups):
+            if need[g] > ucount[g]:
+                infeasible = True
+        if infeasible:
+            continue
+        if hasinv[s]:
+            bound = node_bound(G, w, e, st, need, M, dvec, sal, must_keep)
+        else:
+            counters[3] += 1
+            bound = e
+            for j in range(n):
+                sal[j] = e
+        safe = bound * (1.0 - margin)
+        if safe >= thresh:
+            if safe < fstate[1]:
+                fstate[1] = safe
+            continue
+        total_need = 0
+        for g in range(ngroups):
+            total_need += need[g]
+        if total_need == 0:
+            # leaf: keep every undecided input
+            counters[1] += 1
+            for j in range(n):
+                keep[j] = st[j] != PRUNED
+            if not hasinv[s]:
+                # singular kept block: exact least squares via pseudo-inverse semantics is done
+                # on the Python side; here we only know e (exact Schur value) and no weights.
+                val = e
+                low = e
+                xw = np.zeros(n)
+                has_w = False
+            elif box > 0.0:
+                val, low, xw = boxed_leaf(H, keep, G, w, e, box)
+                has_w = True
+            else:
+                val = e
+                low = e
+                xw = w.copy()
+                has_w = True
+            if not hasinv[s] and box > 0.0:
+                val = np.inf  # singular block under a box: only the (valid) unboxed bound
+            lows = low * (1.0 - margin)
+            if val < ub:
+                if fstate[2] < fstate[1]:
+                    fstate[1] = fstate[2]
+                fstate[0] = val
+                fstate[2] = lows
+                counters[2] += 1
+                for j in range(n):
+                    best_mask[j] = keep[j]
+                    best_w[j] = xw[j] if has_w else np.nan
+            elif lows < fstate[1]:
+                fstate[1] = lows
+            continue
+        # screening: undecided j whose pruning already closes its subtree must be kept
+        if hasinv[s]:
+            for j in range(n):
+                if st[j] == UNDECIDED and sal[j] * (1.0 - margin) >= thresh:
+                    g = j // M
+                    if need[g] > 0:
+                        st[j] = KEPT
+                        ucount[g] -= 1
+                        if sal[j] * (1.0 - margin) < fstate[1]:
+                            fstate[1] = sal[j] * (1.0 - margin)
+            for g in range(ngroups):
+                if need[g] > ucount[g]:
+                    infeasible = True
+            if infeasible:
+                if thresh < fstate[1]:
+                    fstate[1] = thresh
+                continue
+        # branch variable: least saliency among groups that still need prunes
+        bj = -1
+        best = np.inf
+        for j in range(n):
+            if st[j] != UNDECIDED or need[j // M] <= 0:
+                continue
+            v = sal[j] if hasinv[s] else abs(w0[j])
+            if v < best:
+                best = v
+                bj = j
+        g = bj // M
+        can_keep = ucount[g] - 1 >= need[g]
+        # keep child reuses slot s (same G, w, e); prune child goes on top
+        if can_keep:
+            st[bj] = KEPT
+            sp = s + 1
+            t = sp
+        else:
+            t = s
+            sp = s
+        Gt = Gs[t]
+        wt = ws[t]
+        if t != s:
+            Gt[:, :] = G
+            wt[:] = w
+            states[t][:] = st
+            states[t][bj] = PRUNED
+        else:
+            st[bj] = PRUNED
+        if hasinv[s] and Gt[bj, bj] > 0.0:
+            inc = obs_remove(Gt, wt, bj)
+            es[t] = e + inc
+            hasinv[t] = True
+        else:
+            for j in range(n):
+                keep[j] = states[t][j] != PRUNED
+            ok = chol_inverse(H, keep, pivot_rtol, Gt)
+            if ok:
+                es[t] = refit_from_inverse(H, w0, keep, Gt, wt)
+                hasinv[t] = True
+            else:
+                es[t] = schur_error(H, w0, keep, pivot_rtol)
+                wt[:] = 0.0
+                hasinv[t] = False
+        sp = t + 1
+    return sp, done
+
+
+# --------------------------------------------------------------------------------------------
+# Incumbent kernels
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def greedy_obs(G0, w0, N, M, alive):
+    """Greedy OBS: repeatedly remove the least-saliency kept input (exact updates) until each
+    group keeps at most ``N``. ``G0 = H^-1`` over the ``alive`` inputs. Returns the keep mask."""
+    n = G0.shape[0]
+    G = G0.copy()
+    w = w0.copy()
+    keep = alive.copy()
+    for i in range(n):
+        if not keep[i]:
+            w[i] = 0.0
+    ngroups = n // M
+    while True:
+        bj = -1
+        best = np.inf
+        for g in range(ngroups):
+            kept = 0
+            for j in range(g * M, g * M + M):
+                if keep[j]:
+                    kept += 1
+            if kept <= N:
+                continue
+            for j in range(g * M, g * M + M):
+                if keep[j] and G[j, j] > 0.0:
+                    s = w[j] * w[j] / G[j, j]
+                    if s < best:
+                        best = s
+                        bj = j
+        if bj < 0:
+            break
+        obs_remove(G, w, bj)
+        keep[bj] = False
+    return keep
+
+
+@njit(cache=True)
+def swap_search(H, w0, keep, N, M, alive, pivot_rtol, max_sweeps):
+    """Best-improvement 1-swap local search (drop one kept input, add one pruned input of the same
+    group — or any group for unstructured pruning), with exact rank-one updates.
+
+    Returns ``(keep, e, ok)``; ``ok`` is False when some kept block was singular (no search).
+    """
+    n = H.shape[0]
+    keep = keep.copy()
+    G = np.zeros((n, n))
+    w = np.zeros(n)
+    for _ in range(max_sweeps):
+        if not chol_inverse(H, keep, pivot_rtol, G):
+            return keep, 0.0, False
+        e = refit_from_inverse(H, w0, keep, G, w)
+        best_e = e
+        bi = -1
+        bj = -1
+        for i in range(n):
+            if not keep[i]:
+                continue
+            Gi = G.copy()
+            wi = w.copy()
+            ei = e + obs_remove(Gi, wi, i)
+            d = wi - w0
+            for j in range(n):
+                if keep[j] or j == i or not alive[j]:
+                    continue
+                if M < n and j // M != i // M:
+                    continue
+                # Schur pivot and residual correlation of j w.r.t. K \ {i}
+                hG = np.zeros(n)
+                for a in range(n):
+                    if keep[a] and a != i:
+                        hG[a] = H[a, j]
+                q = 0.0
+                for a in range(n):
+                    if hG[a] != 0.0:
+                        t = 0.0
+                        for b in range(n):
+                            t += Gi[a, b] * hG[b]
+                        q += hG[a] * t
+                piv = H[j, j] - q
+                if piv <= pivot_rtol * H[j, j]:
+                    continue
+                r = 0.0
+                for a in range(n):
+                    r -= H[j, a] * d[a]
+                ej = ei - r * r / piv
+                if ej < best_e * (1.0 - 1e-12) - 1e-300:
+                    best_e = ej
+                    bi = i
+                    bj = j
+        if bi < 0:
+            return keep, e, True
+        keep[bi] = False
+        keep[bj] = True
+    if not chol_inverse(H, keep, pivot_rtol, G):
+        return keep, 0.0, False
+    return keep, refit_from_inverse(H, w0, keep, G, w), True

@@ -1,0 +1,136 @@
+"""The search tree: a depth-first branch-and-bound over keep / prune decisions, run in chunks.
+
+Each node fixes some inputs kept (``F_in``), some pruned (``F_out``) and leaves the rest ``U``
+undecided; it stores ``G = (H_KK)^-1`` for ``K = F_in ∪ U``, the refit ``w`` on ``K`` and the
+error ``e`` of pruning exactly ``F_out``. Branching on ``j ∈ U``:
+
+* *prune j*: ``G``, ``w``, ``e`` by the OBS rank-one update (no refactorisation);
+* *keep j*: nothing changes but ``j``'s state (the child reuses the parent's stack slot).
+
+The compiled kernel (:func:`solvers.prune.kernels.dfs_chunk`) processes a chunk of nodes and
+returns; between chunks this module checks the time and node limits, so a stopped search still
+holds its open nodes, whose least bound makes the anytime lower bound::
+
+    lower_bound = min(least bound of every closed subtree, least bound of every open node)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..result import OPTIMALITY_RTOL, Status
+from . import kernels
+from .refit import PIVOT_RTOL
+
+log = logging.getLogger(__name__)
+
+#: Subtrees are closed when their safe bound reaches ``ub·(1 − FATHOM_RTOL)``.
+FATHOM_RTOL = OPTIMALITY_RTOL / 4
+
+
+@dataclass
+class SearchOutcome:
+    mask: np.ndarray
+    weights: np.ndarray | None  # kernel's weights for the incumbent (None: Python refits)
+    upper: float
+    lower: float
+    status: Status
+    nodes: int
+    leaves: int
+    improvements: int
+    singular_nodes: int
+    root_bound: float
+    info: dict = field(default_factory=dict)
+
+
+def _needs(state: np.ndarray, N: int, M: int) -> np.ndarray:
+    pr = (state == kernels.PRUNED).reshape(-1, M).sum(axis=1)
+    return np.maximum(0, (M - N) - pr).astype(np.int64)
+
+
+def slot_bound(G, w, e, state, hasinv, N, M, d, margin) -> float:
+    """Safe lower bound of one stored node (used for the root and for open nodes)."""
+    need = _needs(state, N, M)
+    u = (state == kernels.UNDECIDED).reshape(-1, M).sum(axis=1)
+    if np.any(need > u):
+        return math.inf
+    if not hasinv:
+        return e * (1.0 - margin)
+    n = state.shape[0]
+    b = kernels.node_bound(G, w, e, state, need, M, d, np.zeros(n), np.zeros(n, dtype=bool))
+    return b * (1.0 - margin)
+
+
+def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
+               time_limit=None, node_limit=None, deadline=None) -> SearchOutcome:
+    """Depth-first branch-and-bound from the root (dead inputs pre-pruned).
+
+    ``incumbent_*`` seed the upper bound (a refit heuristic solution). ``box`` is the absolute
+    box (0 for none). ``deadline`` is a ``time.perf_counter()`` value.
+    """
+    n = H.shape[0]
+    cap = 2 * n + 4
+    Gs = np.zeros((cap, n, n))
+    ws = np.zeros((cap, n))
+    es = np.zeros(cap)
+    states = np.zeros((cap, n), dtype=np.int8)
+    hasinv = np.zeros(cap, dtype=np.bool_)
+    states[0, ~alive] = kernels.PRUNED
+    ok = kernels.chol_inverse(H, alive, PIVOT_RTOL, Gs[0])
+    if ok:
+        es[0] = kernels.refit_from_inverse(H, w0, alive, Gs[0], ws[0])
+        hasinv[0] = True
+    else:
+        Gs[0] = 0.0
+        es[0] = kernels.schur_error(H, w0, alive, PIVOT_RTOL)
+    root_bound = slot_bound(Gs[0], ws[0], es[0], states[0], hasinv[0], N, M, d, margin)
+    fstate = np.array([incumbent_value, math.inf, math.inf])
+    best_w = np.full(n, np.nan)
+    best_mask = incumbent_mask.copy()
+    counters = np.zeros(4, dtype=np.int64)
+    sp = 1
+    budget = 64
+    status = Status.OPTIMAL
+    while sp > 0:
+        if deadline is not None and time.perf_counter() >= deadline:
+            status = Status.TIME_LIMIT
+            break
+        if node_limit is not None and counters[0] >= node_limit:
+            status = Status.NODE_LIMIT
+            break
+        b = budget if node_limit is None else min(budget, int(node_limit - counters[0]))
+        t0 = time.perf_counter()
+        sp, _ = kernels.dfs_chunk(H, w0, d, N, M, box, PIVOT_RTOL, margin, FATHOM_RTOL,
+                                  Gs, ws, es, states, hasinv, sp, b,
+                                  fstate, best_w, best_mask, counters)
+        dt = time.perf_counter() - t0
+        # aim at ~20 ms per chunk so limits are checked often
+        if dt < 0.01:
+            budget = min(budget * 2, 1 << 20)
+        elif dt > 0.04:
+            budget = max(budget // 2, 8)
+    open_bound = math.inf
+    for s in range(sp):
+        open_bound = min(open_bound, slot_bound(Gs[s], ws[s], es[s], states[s], hasinv[s],
+                                                N, M, d, margin))
+    ub = float(fstate[0])
+    lower = min(float(fstate[1]), float(fstate[2]), open_bound, ub)
+    improved = counters[2] > 0
+    return SearchOutcome(
+        mask=best_mask.astype(bool),
+        weights=best_w if improved and np.all(np.isfinite(best_w)) else None,
+        upper=ub,
+        lower=max(0.0, lower),
+        status=status,
+        nodes=int(counters[0]),
+        leaves=int(counters[1]),
+        improvements=int(counters[2]),
+        singular_nodes=int(counters[3]),
+        root_bound=max(0.0, min(root_bound, ub)),
+        info={"open_nodes": int(sp), "open_bound": open_bound if sp else None},
+    )

@@ -1,0 +1,138 @@
+"""A solve worker in its own process: hard time-outs and crash isolation for every solve.
+
+General solvers are C libraries; a time limit they overrun, or a crash inside them, must not take
+the suite down. Each solve runs in one long-lived child process (started with ``spawn``, threads
+pinned to one before numpy loads). The parent waits ``hard_timeout(time_limit)`` seconds for the
+answer; past that it kills the child, records the solve as ``killed``, and starts a fresh child
+(warming it up again). Timings are taken inside the child, around the method call alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+import traceback
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def hard_timeout(time_limit: float | None) -> float:
+    """How long the parent waits for one solve before killing the worker."""
+    if time_limit is None:
+        return 3600.0
+    return max(3.0 * time_limit, time_limit + 15.0)
+
+
+def _child(conn: Any) -> None:
+    from .threads import pin_threads
+
+    pin_threads(1)
+    import warnings
+
+    warnings.simplefilter("ignore")
+    from solvers.problem import ProblemError
+
+    from .extra_solvers import LicenceSizeError
+    from .methods import MethodSpec
+
+    cache: dict[tuple[str, str], Any] = {}
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg is None:
+            return
+        spec: MethodSpec = msg["spec"]
+        key = (spec.kind, spec.name)
+        try:
+            if key not in cache:
+                cache[key] = spec.load()
+            fn = cache[key]
+            opts = dict(spec.options)
+            opts.update(msg.get("options") or {})
+            t0 = time.perf_counter()
+            res = fn(msg["problem"], time_limit=msg["time_limit"], **opts)
+            wall = time.perf_counter() - t0
+            conn.send({"ok": True, "result": res, "wall": wall})
+        except LicenceSizeError as exc:
+            conn.send({"ok": False, "licence": True, "error": str(exc), "wall": 0.0})
+        except ProblemError as exc:  # the method does not apply to this problem
+            conn.send({"ok": False, "not_applicable": True, "error": str(exc), "wall": 0.0})
+        except Exception as exc:
+            text = f"{type(exc).__name__}: {exc}"
+            conn.send({"ok": False, "licence": _is_licence(text), "error": text,
+                       "trace": traceback.format_exc(limit=3), "wall": 0.0})
+
+
+def _is_licence(text: str) -> bool:
+    """Size-limited licence refusals (Gurobi's pip licence, CPLEX / Xpress community)."""
+    t = text.lower()
+    return ("size-limited" in t or "too large" in t or "size limit" in t
+            or "promotional version" in t or "community licen" in t)
+
+
+class SolveWorker:
+    """One child process that solves on request (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._ctx = mp.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Any = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(target=_child, args=(child,), daemon=True)
+        self._proc.start()
+        child.close()
+        self._conn = parent
+
+    def solve(self, spec: Any, problem: Any, time_limit: float | None,
+              options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``{"ok": True, "result": SolveResult, "wall": s}`` or an error / ``killed`` dict."""
+        if self._proc is None or not self._proc.is_alive():
+            self.start()
+        self._conn.send({"spec": spec, "problem": problem, "time_limit": time_limit,
+                         "options": options})
+        limit = hard_timeout(time_limit)
+        if self._conn.poll(limit):
+            try:
+                return self._conn.recv()
+            except EOFError:
+                pass
+            self._kill()
+            return {"ok": False, "killed": True, "error": "worker crashed", "wall": float("nan")}
+        log.warning("%s %s overran its time limit by far (%.0f s): killing the worker",
+                    spec.kind, spec.name, limit)
+        self._kill()
+        return {"ok": False, "killed": True,
+                "error": f"killed after {limit:.0f} s (time limit {time_limit} s ignored)",
+                "wall": limit}
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.join(5)
+        self._proc = None
+        self.restarts += 1
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            try:
+                self._conn.send(None)
+                self._proc.join(5)
+            except (OSError, BrokenPipeError):
+                pass
+            if self._proc.is_alive():
+                self._proc.kill()
+        self._proc = None
+
+    def __enter__(self) -> SolveWorker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -145,7 +145,7 @@ def _escalate(Hd: np.ndarray, mean_diag: float, damp: float, factor, what: str):
         except (np.linalg.LinAlgError, linalg.LinAlgError, ValueError):
             extra *= 10.0
             continue
-        log.info("%s: H singular with damp=%g, used extra damping %g·mean(diag)",
+        log.debug("%s: H singular with damp=%g, used extra damping %g·mean(diag)",
                  what, damp, extra)
         return out, damp + extra
     raise ProblemError(f"{what}: could not factorise H even with heavy damping")

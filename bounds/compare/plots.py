@@ -154,7 +154,8 @@ def plot_gaps(layers: list[dict[str, Any]], path: str | Path) -> Path | None:
         ax.set_xlabel("bits b")
         ax.set_ylabel("dB below certified ceiling")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6)
+        if series:
+            ax.legend(fontsize=6)
     fig.suptitle("Distance of each method from the proved SQNR ceiling (0 = provably optimal)",
                  fontsize=10)
     fig.tight_layout()

@@ -1,0 +1,164 @@
+"""``pqbound compare``: the per-layer study, quantization vs pruning, into a store and a report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from ..channel_solve import parse_nm
+
+EPILOG = """\
+examples:
+  pqbound compare --report pqbound-report            # the default MobileNetV2 layers
+  pqbound compare --layer features.8.conv.0.0 --bits 2 4 8 --channels 4 --time-limit 10
+  pqbound compare --protocol paper --all-chunks --all-channels --workers 2 --db paper.sqlite
+  pqbound compare --scheduler tcp://10.0.0.5:8786 --db big.sqlite   # a Dask cluster
+  pqbound report --db pqbound-results.sqlite --out pqbound-report    # rebuild the report
+
+Re-running the same command resumes: rows already in --db are not solved again. Every result
+row keeps its solution; `pqbound report` writes rows.csv / rows.json. See docs/compare.md.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..compare.accounting import ACCOUNTINGS
+    from ..compare.pipeline import DEFAULT_BITS, DEFAULT_LAYERS, CompareConfig
+    from ..compare.protocols import PROTOCOLS
+    from ..compare.whole_layer import CONSTRUCTIONS
+
+    d = CompareConfig()
+    p = sub.add_parser(
+        "compare",
+        help="per-layer comparison: quantization vs pruning with certified bounds",
+        description=(
+            "For each layer, chunk, channel and bit width b: the quantization lower bound and "
+            "optimum, RTN/GPTQ/AdaRound; pruning at the equal-size density (b/16 by default) "
+            "exactly and with magnitude/OBS/SparseGPT; N:M where asked; SQNRs in dB summed "
+            "over channels; a per-layer verdict that says whether the bounds PROVE it; and a "
+            "certified bound for each whole output channel (block split of H). Results go to "
+            "an SQLite store as they finish (resumable), then to an optional report.\n\n"
+            "Default layers: " + "; ".join(f"{m}: {', '.join(ls)}"
+                                           for m, ls in DEFAULT_LAYERS.items())),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", default="mobilenet_v2", help="mobilenet_v2 (default) or minilm")
+    p.add_argument("--layer", action="append", dest="layers", metavar="NAME",
+                   help="a layer to study (repeatable; default: the representative set)")
+    p.add_argument("--bits", type=int, nargs="+", default=list(DEFAULT_BITS), metavar="B",
+                   help=f"bit widths (default {' '.join(map(str, DEFAULT_BITS))})")
+    p.add_argument("--opt-dim", type=int, default=d.opt_dim, metavar="N",
+                   help=f"inputs per chunk (default {d.opt_dim}; 0: no chunks)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--channels", type=int, default=d.channels, metavar="N",
+                   help=f"output channels per layer, a seeded sample (default {d.channels})")
+    g.add_argument("--all-channels", action="store_true", help="every live output channel")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--chunks", type=int, default=d.max_chunks, metavar="N",
+                   help=f"at most N chunks per layer, a seeded sample (default {d.max_chunks}); "
+                   "the whole-channel bound needs every chunk")
+    g.add_argument("--all-chunks", action="store_true", help="every chunk of every layer")
+    p.add_argument("--methods", nargs="+", metavar="M", default=None,
+                   help="methods to run: bare names go to every kind that has them (exact), "
+                   "quant:NAME / prune:NAME pick one (default: quant exact rtn gptq adaround; "
+                   "prune exact magnitude obs sparsegpt)")
+    p.add_argument("--nm", nargs="+", metavar="N:M", default=[],
+                   help="also prune to these N:M patterns (e.g. 2:4)")
+    p.add_argument("--time-limit", type=float, default=d.time_limit, metavar="SEC",
+                   help=f"per-problem limit for each solve (default {d.time_limit}); bounds "
+                   "stay valid on time-out; 0: none")
+    p.add_argument("--db", default="pqbound-results.sqlite", metavar="FILE",
+                   help="SQLite results store (default pqbound-results.sqlite); resumed if it "
+                   "holds this run")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="write the Markdown/HTML report with plots to DIR")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes (default: all cores; 1: in this process)")
+    g.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="send the tasks to a Dask scheduler (tcp://host:port)")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="exact",
+                   help="exact (default: the layer's real stride/padding/dilation, no box) or "
+                   "paper (Kuzmin et al.: 64 images, kernel-only unfold, opt-dim 32, box "
+                   "±2·max|w0|)")
+    p.add_argument("--accounting", choices=ACCOUNTINGS, default="paper",
+                   help="equal-size rule: paper (density b/16, mask free), bitmask "
+                   "((b−1)/16), corrected ((1 − zero fraction)·b/16)")
+    p.add_argument("--samples", type=int, default=d.samples, metavar="N",
+                   help=f"calibration images / sentences (default {d.samples}; paper: 64)")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed for data, channel and chunk "
+                   "samples")
+    p.add_argument("--images", metavar="DIR", default=None, help="calibration image folder")
+    p.add_argument("--text", metavar="FILE", default=None, help="calibration sentences (MiniLM)")
+    p.add_argument("--no-whole-layer", action="store_true",
+                   help="skip the whole-channel certified bounds")
+    p.add_argument("--split", choices=CONSTRUCTIONS, default="auto",
+                   help="block-split construction for whole-channel bounds (default auto)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
+    g.add_argument("--json", action="store_true", help="print the summary as JSON, no bar")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from ..compare.pipeline import CompareConfig, parse_methods
+
+    kw: dict[str, Any] = {}
+    if args.methods:
+        kw["quant_methods"], kw["prune_methods"] = parse_methods(args.methods)
+    return CompareConfig(
+        model=args.model,
+        layers=args.layers,
+        bits=tuple(args.bits),
+        opt_dim=args.opt_dim or None,
+        channels=None if args.all_channels else args.channels,
+        max_chunks=None if args.all_chunks else args.chunks,
+        nm=tuple(parse_nm(x) for x in args.nm),
+        time_limit=args.time_limit or None,
+        protocol=args.protocol,
+        accounting=args.accounting,
+        samples=args.samples,
+        seed=args.seed,
+        whole_layer=not args.no_whole_layer,
+        construction=args.split,
+        images=args.images,
+        text=args.text,
+        **kw,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..compare.pipeline import run_compare
+
+    cfg = config_from_args(args)
+    summary = run_compare(args.model, config=cfg, db=args.db, report=args.report,
+                          workers=args.workers, scheduler=args.scheduler,
+                          progress=not (args.quiet or args.json))
+    if args.json:
+        json.dump(_jsonable(summary.to_dict()), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(summary.text())
+        for note in summary.notes:
+            print(f"note: {note}")
+        print(f"\n{summary.tasks} problems ({summary.reused} from the store, {summary.solved} "
+              f"solved, {summary.errors} errors) in {summary.seconds:.1f} s; store {summary.db}"
+              f" (run {summary.run_id})")
+        if summary.report:
+            print(f"report: {summary.report}")
+    return 1 if summary.errors else 0
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float):
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+        return None if math.isnan(obj) else obj
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj

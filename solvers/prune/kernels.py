@@ -102,6 +102,38 @@ def refit_from_inverse(H, w0, keep, G, w):
 
 
 @njit(cache=True)
+def lstsq_refit(H, w0, keep):
+    """Minimum-norm least-squares refit on ``K`` (singular ``H_KK``): ``w_K = w0_K + δ``,
+    ``δ = pinv(H_KK) H_KR w0_R``."""
+    n = H.shape[0]
+    m = 0
+    for i in range(n):
+        if keep[i]:
+            m += 1
+    idx = np.empty(m, dtype=np.int64)
+    a = 0
+    for i in range(n):
+        if keep[i]:
+            idx[a] = i
+            a += 1
+    A = np.empty((m, m))
+    r = np.zeros(m)
+    for p in range(m):
+        for q in range(m):
+            A[p, q] = H[idx[p], idx[q]]
+        for j in range(n):
+            if not keep[j]:
+                r[p] += H[idx[p], j] * w0[j]
+    w = np.zeros(n)
+    if m == 0:
+        return w
+    delta = np.linalg.lstsq(A, r, 1e-11)[0]
+    for p in range(m):
+        w[idx[p]] = w0[idx[p]] + delta[p]
+    return w
+
+
+@njit(cache=True)
 def quad_error(H, w0, w):
     n = H.shape[0]
     d = w - w0
@@ -180,12 +212,14 @@ def obs_remove(G, w, j):
 
 
 @njit(cache=True)
-def box_qp(Q, c, B, max_iter):
+def box_qp(Q, c, B, max_iter, singular=False):
     """Exact primal active-set solve of ``min (x − c)ᵀ Q (x − c)`` s.t. ``|x_i| <= B``, Q ≻ 0.
 
     Returns ``(x, value, lower)`` where ``lower`` is the Frank–Wolfe (linearisation) bound
     ``value + min_{y in box} ∇f(x)ᵀ(y − x)``, a valid lower bound on the box optimum for any
-    feasible ``x`` by convexity, equal to ``value`` at the exact optimum.
+    feasible ``x`` by convexity, equal to ``value`` at the exact optimum. With ``singular``
+    (Q only PSD) the free-set systems are solved in the least-squares sense (minimum norm), which
+    is consistent because the right-hand side lies in the range of ``Q_FF`` for ``Q = XᵀX``.
     """
     m = c.shape[0]
     x = np.minimum(np.maximum(c, -B), B)
@@ -220,7 +254,10 @@ def box_qp(Q, c, B, max_iter):
                     if ws[i] != 0:
                         s += Q[free[p], i] * (x[i] - c[i])
                 r[p] = -s
-            y = np.linalg.solve(A, r)
+            if singular:
+                y = np.linalg.lstsq(A, r)[0]
+            else:
+                y = np.linalg.solve(A, r)
             for p in range(nf):
                 target[free[p]] = c[free[p]] + y[p]
         # ratio test towards target
@@ -276,7 +313,7 @@ def box_qp(Q, c, B, max_iter):
 
 
 @njit(cache=True)
-def boxed_leaf(H, keep, G, w, e, B):
+def boxed_leaf(H, keep, G, w, e, B, singular=False):
     """Boxed value of a leaf: the unboxed refit ``w`` if it fits the box, else a box QP.
 
     Uses ``(x − w0)ᵀH(x − w0) = e + (x − w)_Kᵀ H_KK (x − w)_K`` for ``x`` supported on ``K``.
@@ -306,7 +343,7 @@ def boxed_leaf(H, keep, G, w, e, B):
         c[p] = w[idx[p]]
         for q in range(m):
             Q[p, q] = H[idx[p], idx[q]]
-    xs, val, low = box_qp(Q, c, B, 20 * m + 50)
+    xs, val, low = box_qp(Q, c, B, 20 * m + 50, singular)
     x = np.zeros(n)
     for p in range(m):
         x[idx[p]] = xs[p]
@@ -492,9 +529,14 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
             counters[1] += 1
             for j in range(n):
                 keep[j] = st[j] != PRUNED
-            if not hasinv[s]:
-                # singular kept block: exact least squares via pseudo-inverse semantics is done
-                # on the Python side; here we only know e (exact Schur value) and no weights.
+            if not hasinv[s] and box > 0.0:
+                # singular kept block under a box: minimum-norm least-squares refit, then the
+                # box QP in least-squares mode
+                wl = lstsq_refit(H, w0, keep)
+                val, low, xw = boxed_leaf(H, keep, G, wl, e, box, True)
+                has_w = True
+            elif not hasinv[s]:
+                # singular kept block: e is the exact Schur value; Python refits the weights
                 val = e
                 low = e
                 xw = np.zeros(n)
@@ -507,8 +549,6 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
                 low = e
                 xw = w.copy()
                 has_w = True
-            if not hasinv[s] and box > 0.0:
-                val = np.inf  # singular block under a box: only the (valid) unboxed bound
             lows = low * (1.0 - margin)
             if val < ub:
                 if fstate[2] < fstate[1]:

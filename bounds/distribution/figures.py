@@ -72,15 +72,15 @@ def plot_figure1(path: str | Path, *, bits: int = 4, grid: str = "signed",
     a2 = a.twinx()
     a2.vlines(levels, 0, masses, color="C0", lw=2)
     a2.plot(levels, masses, "o", color="C0", ms=3, label=f"INT{bits}: point masses")
-    a2.vlines([0.02], 0, [1 - bits / 16], color="C3", lw=2, linestyles=":")
-    a2.plot([0.02], [1 - bits / 16], "s", color="C3", ms=4,
+    a2.vlines([0.0], 0, [1 - bits / 16], color="C3", lw=1.5, linestyles=":")
+    a2.plot([0.0], [1 - bits / 16], "s", color="C3", ms=4,
             label=f"pruned: mass {1 - bits / 16:.2f} at 0")
     a2.set_ylabel("probability mass of the atoms")
     a2.set_ylim(0, 1.0)
     a.set_ylim(0, 0.45)
     h1, l1 = a.get_legend_handles_labels()
     h2, l2 = a2.get_legend_handles_labels()
-    a.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
+    a.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right", framealpha=0.9)
     a.set_title(f"after INT{bits} (scale {r.scale:.3f}σ) and {100 * (1 - bits / 16):.0f} % "
                 "pruning", fontsize=10)
 
@@ -90,10 +90,10 @@ def plot_figure1(path: str | Path, *, bits: int = 4, grid: str = "signed",
     b.plot(x, np.where(np.abs(x) <= t, x * x, 0.0) * f, color="C3",
            label=f"pruning: x²·f(x) on |x| ≤ {t:.3f}")
     b.set_yscale("log")
-    b.set_ylim(1e-6, 1)
+    b.set_ylim(1e-5, 5)
     b.set_xlabel("x")
     b.set_ylabel("probability-weighted squared error")
-    b.legend(fontsize=8, loc="lower center")
+    b.legend(fontsize=8, loc="upper center", ncol=1, framealpha=0.9)
     b.set_title(f"SNR: INT{bits} {r.quant_sqnr_db:.2f} dB, pruning {r.prune_sqnr_db:.2f} dB",
                 fontsize=10)
 
@@ -117,8 +117,16 @@ def plot_figure1(path: str | Path, *, bits: int = 4, grid: str = "signed",
     return _save(fig, path)
 
 
-def _pearson_axis(ax) -> None:
+def _log_x(ax) -> None:
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _pearson_axis(ax) -> None:
+    _log_x(ax)
     ax.set_xlabel("kurtosis + 3 (Pearson; normal = 3, log scale)")
 
 
@@ -168,7 +176,7 @@ def plot_kurtosis_sweep(sweep, path: str | Path) -> Path:
 
 
 def plot_tensor_study(study, path: str | Path, *, title: str = "") -> Path:
-    """Per bit width: ``SQNR_Q − SQNR_P`` (filled) and ``− SQNR_Pcorrected`` (hollow) vs kurtosis."""
+    """Per bit width: SQNR_Q − SQNR_P (filled) and − SQNR_P,corrected (hollow) vs kurtosis."""
     plt = _plt()
     bits = study.bit_widths()
     ncol = min(4, len(bits)) or 1
@@ -189,7 +197,7 @@ def plot_tensor_study(study, path: str | Path, *, title: str = "") -> Path:
         a.scatter(k[okc] + 3, (q - pc)[okc], s=14, facecolors="none", edgecolors="C1",
                   label="vs corrected pruning", zorder=2)
         a.axhline(0, color="k", lw=1)
-        a.set_xscale("log")
+        _log_x(a)
         a.grid(alpha=0.3, which="both")
         row = rows[b]
         a.set_title(f"{b} bits: quant wins {row['quant_wins']}/{row['tensors']}", fontsize=10)

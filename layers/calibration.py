@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +45,8 @@ PHOTOS = (
     "retina",
     "stereo_motorcycle",
 )
+#: The built-in calibration sentences (package data).
+SENTENCES_FILE = Path(__file__).resolve().parent / "data" / "sentences.txt"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -112,7 +113,8 @@ def _load_file(path: Path) -> np.ndarray:
 
 
 def _to_tensor(a: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div_(255.0)
+    a = np.array(a, dtype=np.uint8, order="C")  # a writable copy
+    return torch.from_numpy(a).permute(2, 0, 1).float().div_(255.0)
 
 
 def _resize(t: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -204,8 +206,7 @@ class ImageCalibration:
 
 def builtin_sentences() -> list[str]:
     """The built-in calibration sentences (``layers/data/sentences.txt``)."""
-    text = resources.files("layers").joinpath("data/sentences.txt").read_text(encoding="utf-8")
-    return _lines(text)
+    return _lines(SENTENCES_FILE.read_text(encoding="utf-8"))
 
 
 def _lines(text: str) -> list[str]:

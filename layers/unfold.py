@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import NonFiniteError, UnsupportedLayerError
+from .errors import CalibrationError, NonFiniteError, UnsupportedLayerError
 
 #: About how many float64 numbers one slice of patches may hold (32 MiB).
 PATCH_BUDGET = 1 << 22
@@ -156,8 +156,9 @@ def patches(
         raise NonFiniteError(f"layer {spec.name!r}: its input activations contain NaN or inf")
     if spec.kind in ("linear", "transformer_conv1d"):
         if x.shape[-1] != spec.n:
-            raise UnsupportedLayerError(
-                f"layer {spec.name!r}: input has {x.shape[-1]} features, weight expects {spec.n}"
+            raise CalibrationError(
+                f"layer {spec.name!r}: input shape {tuple(x.shape)} does not fit "
+                f"{spec.module_type} with {spec.n} input features"
             )
         if row_mask is not None and tuple(row_mask.shape) == tuple(x.shape[:-1]):
             X = x[row_mask.to(torch.bool)]
@@ -177,7 +178,7 @@ def _conv_patches(spec: LayerSpec, x: torch.Tensor, protocol: str, budget: int):
     if x.ndim == want:  # unbatched input
         x = x.unsqueeze(0)
     if x.ndim != want + 1 or x.shape[1] != m.in_channels:
-        raise UnsupportedLayerError(
+        raise CalibrationError(
             f"layer {spec.name!r}: input shape {tuple(x.shape)} does not fit "
             f"{spec.module_type} with {m.in_channels} input channels"
         )

@@ -20,7 +20,8 @@ the paper does with ``opt_dim = n`` (chunk ``j`` holds inputs ``[j·n, (j+1)·n)
 For each size ``n`` in {16, 32, 48, 64, 96, 128} (and ``"full"``, the whole layer width) the
 generator draws, from ``numpy.random.default_rng([seed, family_id, n, i])``: a layer of the family
 that is at least ``n`` wide, a chunk index among its ``floor(N / n)`` full chunks, and an output
-channel. The chunk problem is the ``n×n`` block of the layer's full Hessian, which is exactly what
+channel. A dead channel (norm 0 on that chunk: a trivial problem) is replaced by the next live
+one. The chunk problem is the ``n×n`` block of the layer's full Hessian, which is exactly what
 the exporter writes with ``opt_dim = n`` (the exporter's tests hold it to that). Scales come from
 the exporter's per-tensor MSE table (computed on the whole weight tensor), as ``pqbound solve``
 chooses them.
@@ -293,6 +294,22 @@ def _slice_chunk(lp: LayerProblem, n: int, chunk: int, channel: int, extra: dict
     return LayerProblem(H, w0[None, :], meta)
 
 
+def _live_channel(lp: LayerProblem, n: int, chunk: int, channel: int) -> int:
+    """``channel``, or the next channel (cyclically) whose chunk problem has a nonzero norm.
+
+    Dead channels (norm ``w0ᵀHw0 = 0``: all-zero weights or inputs that never fire) are trivial
+    problems (the zero vector is optimal); the benchmark skips them deterministically.
+    """
+    a, b = chunk * n, (chunk + 1) * n
+    for step in range(lp.channels):
+        c = (channel + step) % lp.channels
+        H = lp.hessian(c)[a:b, a:b]
+        w = lp.W0[c, a:b]
+        if float(w @ H @ w) > 0.0:
+            return c
+    return channel
+
+
 def real_instances(
     model: str,
     families: Sequence[str],
@@ -321,14 +338,15 @@ def real_instances(
         exported = _export_full(exporter, model, names, samples, seed)
         for p in missing:
             lp = exported[p.layer]
+            p.channel = _live_channel(lp, p.n, p.chunk, p.channel)
             extra = {"family": p.family, "seed": int(seed), "index": p.index, "model": model,
                      "samples": int(samples)}
             save_problem(p.path, _slice_chunk(lp, p.n, p.chunk, p.channel, extra))
-    return [
-        Instance(p.family, p.size, p.index, p.n, p.path,
-                 {"layer": p.layer, "chunk": p.chunk, "channel": p.channel})
-        for p in picks
-    ]
+    out = []
+    for p in picks:
+        meta = {"layer": p.layer, "chunk": p.chunk}
+        out.append(Instance(p.family, p.size, p.index, p.n, p.path, meta))
+    return out
 
 
 _MINILM_TABLE: list[LayerShape] | None = None
@@ -362,18 +380,13 @@ def _export_full(
 def minilm_layer_table(
     samples: int, seed: int, exporter: Callable[..., Any] | None = None
 ) -> list[LayerShape]:
-    """MiniLM's Linear layers (exported once per process: the text encoder is small)."""
+    """MiniLM's Linear layers (``bounds.export.list_layers``; listed once per process)."""
     global _MINILM_TABLE
     if _MINILM_TABLE is None:
-        if exporter is None:
-            from bounds.export import export_model as exporter  # noqa: N813
-        res = exporter(model="minilm", layers=None, samples=samples, opt_dim=None, seed=seed)
-        table = []
-        for name, chunks in res.items():
-            lp = chunks[0]
-            _MINILM_EXPORT[name] = lp
-            table.append(LayerShape(name, "minilm-linear", lp.n, lp.channels))
-        _MINILM_TABLE = table
+        from bounds.export import list_layers
+
+        _MINILM_TABLE = [LayerShape(info.name, "minilm-linear", int(info.n), int(info.channels))
+                         for info in list_layers("minilm") if info.type == "Linear"]
     return _MINILM_TABLE
 
 

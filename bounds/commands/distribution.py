@@ -1,4 +1,4 @@
-"""``pqbound distribution``: analytic pruning vs quantization for a law, a kurtosis sweep, figures."""
+"""``pqbound distribution``: analytic pruning vs quantization for a law; sweep; figures."""
 
 from __future__ import annotations
 

@@ -31,23 +31,25 @@ MAX_RATIO = 1.0
 
 
 @njit(cache=True, fastmath=True)
-def _sse(w, s, zmin, zmax):
-    """``Σ (s·clip(round(w/s), zmin, zmax) − w)²`` in one vectorisable pass.
+def _sse(w, c, s, zmin, zmax):
+    """``Σ c_i (s·clip(round(w_i/s), zmin, zmax) − w_i)²`` in one vectorisable pass.
 
-    ``floor(w/s + 0.5)`` replaces numpy's round-half-even ``rint``: the two differ only at exact
-    ties, where both neighbouring levels give the same error ``(s/2)²``, so the sum is the same.
+    ``w`` holds distinct values and ``c`` their multiplicities (a tensor of float16-rounded
+    weights has far fewer distinct values than entries). ``floor(w/s + 0.5)`` replaces numpy's
+    round-half-even ``rint``: the two differ only at exact ties, where both neighbouring levels
+    give the same error ``(s/2)²``, so the sum is the same.
     """
     inv = 1.0 / s
     acc = 0.0
     for i in range(w.shape[0]):
         q = min(max(np.floor(w[i] * inv + 0.5), zmin), zmax)
         d = s * q - w[i]
-        acc += d * d
+        acc += c[i] * (d * d)
     return acc
 
 
 @njit(cache=True)
-def _brent_bounded(w, lo, hi, xatol, zmin, zmax, maxfun):
+def _brent_bounded(w, c, lo, hi, xatol, zmin, zmax, maxfun):
     """Bounded Brent minimisation of ``_sse(w, ·)`` on [lo, hi]; returns (x, f, converged)."""
     sqrt_eps = np.sqrt(2.2e-16)
     golden_mean = 0.5 * (3.0 - np.sqrt(5.0))
@@ -55,7 +57,7 @@ def _brent_bounded(w, lo, hi, xatol, zmin, zmax, maxfun):
     v = a + golden_mean * (b - a)  # fulc
     wpt = v  # nfc
     x = v  # xf
-    fx = _sse(w, x, zmin, zmax)
+    fx = _sse(w, c, x, zmin, zmax)
     fv = fx
     fw = fx
     num = 1
@@ -95,7 +97,7 @@ def _brent_bounded(w, lo, hi, xatol, zmin, zmax, maxfun):
             rat = golden_mean * e
         si = (1.0 if rat > 0 else (-1.0 if rat < 0 else 0.0)) + (1.0 if rat == 0 else 0.0)
         u = x + si * max(abs(rat), tol1)
-        fu = _sse(w, u, zmin, zmax)
+        fu = _sse(w, c, u, zmin, zmax)
         num += 1
         if fu <= fx:
             if u >= x:
@@ -127,7 +129,7 @@ def _brent_bounded(w, lo, hi, xatol, zmin, zmax, maxfun):
 
 
 @njit(cache=True)
-def _mse_scale_row(w, zmin, zmax, candidates, max_ratio):
+def _mse_scale_row(w, c, zmin, zmax, candidates, max_ratio):
     amax = 0.0
     for i in range(w.shape[0]):
         if abs(w[i]) > amax:
@@ -139,7 +141,7 @@ def _mse_scale_row(w, zmin, zmax, candidates, max_ratio):
     best_i = 0
     best_e = np.inf
     for i in range(candidates):
-        e = _sse(w, (i + 1) * step * base, zmin, zmax)
+        e = _sse(w, c, (i + 1) * step * base, zmin, zmax)
         if e < best_e:
             best_e = e
             best_i = i
@@ -150,7 +152,7 @@ def _mse_scale_row(w, zmin, zmax, candidates, max_ratio):
         lo = 0.5 * step * base
     hi = (min(best_i + 1, candidates - 1) + 1) * step * base
     if hi > lo:
-        x, fx, ok = _brent_bounded(w, lo, hi, 1e-10 * base, zmin, zmax, 500)
+        x, fx, ok = _brent_bounded(w, c, lo, hi, 1e-10 * base, zmin, zmax, 500)
         if ok and fx <= best_e:
             best_s = x
     return best_s
@@ -159,8 +161,9 @@ def _mse_scale_row(w, zmin, zmax, candidates, max_ratio):
 @njit(cache=True)
 def _mse_scale_rows(W, zmin, zmax, candidates, max_ratio):
     out = np.empty(W.shape[0])
+    ones = np.ones(W.shape[1])
     for r in range(W.shape[0]):
-        out[r] = _mse_scale_row(W[r], zmin, zmax, candidates, max_ratio)
+        out[r] = _mse_scale_row(W[r], ones, zmin, zmax, candidates, max_ratio)
     return out
 
 
@@ -173,7 +176,9 @@ def mse_scales(W: np.ndarray, bits: int, *, per_channel: bool) -> float | np.nda
     if per_channel:
         return _mse_scale_rows(np.atleast_2d(W), float(zmin), float(zmax), CANDIDATES,
                                MAX_RATIO)
-    return float(_mse_scale_row(W.ravel(), float(zmin), float(zmax), CANDIDATES, MAX_RATIO))
+    values, counts = np.unique(W, return_counts=True)
+    return float(_mse_scale_row(values, counts.astype(np.float64), float(zmin), float(zmax),
+                                CANDIDATES, MAX_RATIO))
 
 
 def scale_tables(W: np.ndarray) -> dict[str, np.ndarray]:

@@ -206,10 +206,24 @@ def _conv_patches(spec: LayerSpec, x: torch.Tensor, protocol: str, budget: int):
             xb = F.pad(xb, pad, mode=mode)
         if one_d:
             xb = xb.unsqueeze(2)
-        unf = F.unfold(xb, kernel, dilation=dilation, stride=stride)  # (b, G·nG, L)
-        b, _, L = unf.shape
-        A = unf.view(b, G, nG, L).permute(1, 2, 0, 3).reshape(G, nG, b * L)
-        yield A.to(torch.float64)
+        yield _im2col(xb, G, kernel, stride, dilation)
+
+
+def _im2col(x: torch.Tensor, G: int, kernel, stride, dilation) -> torch.Tensor:
+    """Patches of a padded (b, C, H, W) input as float64 (G, C/G·kh·kw, b·Ho·Wo).
+
+    Built from strided views (``Tensor.unfold`` per spatial axis, every ``dilation``-th element
+    of each window) and one copy into float64 — the same numbers as ``F.unfold`` in the same
+    order (input channel, kernel row, kernel column), several times faster.
+    """
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    v = x.unfold(2, dh * (kh - 1) + 1, sh)[..., ::dh]  # (b, C, Ho, W, kh)
+    v = v.unfold(3, dw * (kw - 1) + 1, sw)[..., ::dw]  # (b, C, Ho, Wo, kh, kw)
+    b, C, Ho, Wo = v.shape[:4]
+    v = v.reshape(b, G, C // G, Ho, Wo, kh, kw).permute(1, 2, 5, 6, 0, 3, 4)
+    out = torch.empty(v.shape, dtype=torch.float64)
+    out.copy_(v)
+    return out.view(G, (C // G) * kh * kw, b * Ho * Wo)
 
 
 def _positions(size: int, k: int, s: int, d: int) -> int:

@@ -131,3 +131,20 @@ def test_text_row_mask_keeps_only_real_tokens():
     assert p.meta["rows"] == 5
     E = m.emb(ids)[mask.bool()].detach().double()
     np.testing.assert_allclose(p.H, (E.T @ E).numpy(), rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    G=st.integers(1, 3), cg=st.integers(1, 2), kh=st.integers(1, 3), kw=st.integers(1, 3),
+    sh=st.integers(1, 3), sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2),
+    H=st.integers(5, 9), W=st.integers(5, 9), b=st.integers(1, 2),
+)
+def test_im2col_matches_torch_unfold(G, cg, kh, kw, sh, sw, dh, dw, H, W, b):
+    from layers.unfold import _im2col
+
+    x = torch.randn(b, G * cg, H, W)
+    got = _im2col(x, G, (kh, kw), (sh, sw), (dh, dw))
+    U = F.unfold(x, (kh, kw), dilation=(dh, dw), stride=(sh, sw))  # (b, G·n, L)
+    n, L = cg * kh * kw, U.shape[-1]
+    want = U.view(b, G, n, L).permute(1, 2, 0, 3).reshape(G, n, b * L).double()
+    assert torch.equal(got, want)

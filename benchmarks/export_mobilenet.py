@@ -1,0 +1,120 @@
+"""Time and memory of exporting every Conv/Linear layer of MobileNetV2.
+
+Runs ``bounds.export.export_model("mobilenet_v2", samples=64, opt_dim=32)`` on all 53 layers
+(the built-in photo crops as calibration data), writes the problem files to a temporary folder
+and prints the total time, the split into calibration (forward passes + H accumulation), problem
+building (scale tables, validation) and writing, per-layer times, and peak memory: the process's
+peak resident set (``ru_maxrss``, which includes torch itself) and the peak of Python-tracked
+allocations (``tracemalloc``, which sees numpy but not torch's own buffers).
+
+A side-by-side check closes the report: the exporter's compiled MSE scale search against
+:func:`solvers.scales.mse_scale` on the same rows (same grid and refinement), as a time ratio.
+
+Usage::
+
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/export_mobilenet.py
+    python benchmarks/export_mobilenet.py --samples 256 --keep out/   # bounded memory check
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+
+def _rss_mib() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 1024 if sys.platform != "darwin" else r / 2**20
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--opt-dim", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--layer", action="append", help="only these layers (default: all)")
+    ap.add_argument("--keep", metavar="DIR", help="write the files here instead of a temp dir")
+    ap.add_argument("--scale-rows", type=int, default=24,
+                    help="rows for the side-by-side scale-search timing (default 24)")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from bounds.export import export_model, write_problems
+    from layers.models import load_model
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, numpy {np.__version__}")
+    t = time.perf_counter()
+    load_model("mobilenet_v2")
+    print(f"model load: {time.perf_counter() - t:.2f} s, peak RSS so far {_rss_mib():.0f} MiB")
+    rss_before = _rss_mib()
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    probs = export_model("mobilenet_v2", layers=args.layer, samples=args.samples,
+                         opt_dim=args.opt_dim, batch_size=args.batch_size)
+    t_export = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.keep) if args.keep else Path(tmp)
+        t1 = time.perf_counter()
+        paths = write_problems(probs, out)
+        t_write = time.perf_counter() - t1
+        size = sum(p.stat().st_size for p in paths)
+    total = time.perf_counter() - t0
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    acc = {k: v[0].meta["accumulate_seconds"] for k, v in probs.items()}
+    build = {k: v[0].meta["problem_seconds"] for k, v in probs.items()}
+    t_build = sum(build.values())
+    print(f"\nexported {len(probs)} layers, {len(paths)} problem files "
+          f"({size / 2**20:.1f} MiB), samples {args.samples}, opt_dim {args.opt_dim}")
+    print(f"total           {total:8.2f} s")
+    print(f"  calibration   {t_export - t_build:8.2f} s  (forward passes + H accumulation; "
+          f"of which in hooks {sum(acc.values()):.2f} s)")
+    print(f"  problems      {t_build:8.2f} s  (scale tables for bits 1..16, validation)")
+    print(f"  writing       {t_write:8.2f} s")
+    print(f"peak RSS        {_rss_mib():8.0f} MiB  (before export {rss_before:.0f} MiB: torch + "
+          f"model)")
+    print(f"peak traced     {traced_peak / 2**20:8.1f} MiB  (tracemalloc, numpy/Python "
+          f"allocations)")
+
+    print(f"\n{'layer':<22} {'kind':<10} {'n':>5} {'chunks':>6} {'rows':>8} {'H acc s':>8} "
+          f"{'build s':>8}")
+    for k, v in probs.items():
+        m = v[0].meta
+        print(f"{k:<22} {m['kind']:<10} {m['layer_n']:>5} {len(v):>6} {m['rows']:>8} "
+              f"{acc[k]:8.3f} {build[k]:8.3f}")
+
+    # Side by side: compiled scale search vs solvers.scales.mse_scale on the same rows.
+    from bounds.export_scales import mse_scales
+    from solvers.scales import mse_scale
+
+    name = "features.8.conv.0.0" if "features.8.conv.0.0" in probs else next(iter(probs))
+    W = np.concatenate([p.W0 for p in probs[name]], axis=1)[: args.scale_rows]
+    ref_t, fast_t = [], []
+    for bits in (2, 4, 8):
+        for _ in range(3):
+            a = time.perf_counter()
+            mse_scale(W, bits, per_channel=True)
+            ref_t.append(time.perf_counter() - a)
+            a = time.perf_counter()
+            mse_scales(W, bits, per_channel=True)
+            fast_t.append(time.perf_counter() - a)
+    r, f = statistics.median(ref_t), statistics.median(fast_t)
+    print(f"\nscale search on {W.shape[0]} rows of {name} (n = {W.shape[1]}), bits 2/4/8, "
+          f"median of 9: solvers.scales.mse_scale {r * 1e3:.1f} ms, compiled {f * 1e3:.2f} ms, "
+          f"ratio {r / f:.0f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,6 +55,11 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     load_model("mobilenet_v2")
     print(f"model load: {time.perf_counter() - t:.2f} s, peak RSS so far {_rss_mib():.0f} MiB")
+    from bounds.export_scales import scale_tables
+
+    t = time.perf_counter()
+    scale_tables(np.ones((2, 3)))  # load (or compile) the numba kernels outside the timing
+    print(f"numba kernels ready: {time.perf_counter() - t:.2f} s")
     rss_before = _rss_mib()
 
     tracemalloc.start()

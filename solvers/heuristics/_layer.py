@@ -31,9 +31,6 @@ from ..result import SolveResult, Status, sqnr_db
 
 log = logging.getLogger(__name__)
 
-#: Rows of the batched per-channel inverse Hessians (OBQ, OBS) kept in memory at once: the
-#: batch holds at most this many float64 entries (32 M entries = 256 MB).
-BATCH_ENTRIES = 32 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,12 +176,6 @@ def inverse_cholesky(Hd: np.ndarray, mean_diag: float, damp: float, what: str):
 def inverse(Hd: np.ndarray, mean_diag: float, damp: float, what: str):
     """``(Hd⁻¹, damp_used)`` by Cholesky, with the same escalation."""
     return _escalate(Hd, mean_diag, damp, _inverse, what)
-
-
-def row_batches(C: int, n: int) -> list[tuple[int, int]]:
-    """Row ranges so that a batch of per-row (n, n) matrices fits in :data:`BATCH_ENTRIES`."""
-    step = max(1, BATCH_ENTRIES // max(1, n * n))
-    return [(i, min(C, i + step)) for i in range(0, C, step)]
 
 
 # --------------------------------------------------------------------------------------------

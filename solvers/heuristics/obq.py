@@ -10,8 +10,9 @@ to them::
     w_F   −= (w_q − Q(w_q)) / [H_F⁻¹]_qq · (H_F⁻¹)_{:,q},   w_q = Q(w_q)
     H_F⁻¹ ← H_F⁻¹ − (H_F⁻¹)_{:,q} (H_F⁻¹)_{q,:} / [H_F⁻¹]_qq     (removes row and column q)
 
-which is O(n³) per channel (each channel carries its own ``H_F⁻¹``; channels are processed in
-batches that fit in memory). As the reference implementation:
+which is O(n³/3) per channel (each channel carries its own ``H_F⁻¹``, updated on the remaining
+block only, in the compiled kernel :func:`solvers.heuristics.kernels.obq_steps`).
+As the reference implementation:
 
 * ``H`` is inverted **undamped** by default (``damp = 0``); if it is singular a small damping is
   added automatically (``info["damp_used"]``);
@@ -43,8 +44,11 @@ from ._layer import (
     inverse,
     layer_errors,
     layer_norms,
-    row_batches,
 )
+from .kernels import obq_steps
+
+#: Greedy steps between two looks at the clock.
+STEPS_PER_CALL = 64
 
 
 def obq_layer(
@@ -98,51 +102,27 @@ def _obq(
     C, n = W0.shape
     Hd, dead, mean_diag = damped_hessian(H, damp)
     Hinv0, damp_used = inverse(Hd, mean_diag, damp, "obq")
-    floor_d = 1e-300
+    floor_d = 1e-300 * max(mean_diag, 1e-300)
     W = W0.copy()
     W[:, dead] = 0.0
     Z = np.zeros((C, n), dtype=np.int64)
-    fallback_steps = 0
-    diag_idx = np.arange(n)
-    for a, b in row_batches(C, n):
-        B = b - a
-        rows = np.arange(B)
-        w = W[a:b].copy()
-        s = scales[a:b, None]
-        outl = 0.25 * s**2
-        Hinv = np.repeat(Hinv0[None, :, :], B, axis=0)
-        done = np.zeros((B, n), dtype=bool)
-        for _ in range(n):
-            z = np.clip(np.rint(w / s), zmin, zmax)
-            err = (w - z * s) ** 2
-            diag = np.maximum(Hinv[:, diag_idx, diag_idx], floor_d)
-            err[done] = 0.0
-            if time_limit is not None and time.perf_counter() - t0 > time_limit:
-                j = np.argmin(done, axis=1)  # first input not yet quantized
-                fallback_steps += 1
-            else:
-                scores = err / diag
-                scores[done] = np.inf
-                j = np.argmin(scores, axis=1)
-                if outlier:
-                    sel = np.any(err > outl, axis=1)
-                    if np.any(sel):
-                        j[sel] = np.argmax(err[sel], axis=1)
-            zj = z[rows, j]
-            qj = zj * scales[a:b]
-            d = diag[rows, j]
-            row = Hinv[rows, j, :].copy()
-            w -= row * ((w[rows, j] - qj) / d)[:, None]
-            w[rows, j] = qj
-            Z[a + rows, j] = zj.astype(np.int64)
-            done[rows, j] = True
-            row /= np.sqrt(d)[:, None]
-            Hinv -= row[:, :, None] * row[:, None, :]
+    time_limited = False
+    for c in range(C):
+        w = W[c].copy()
+        Hinv = Hinv0.copy()
+        act = np.arange(n, dtype=np.int64)
+        m = n
+        while m > 0:
+            greedy = not time_limited
+            if greedy and time_limit is not None and time.perf_counter() - t0 > time_limit:
+                time_limited = greedy = False
+            m = obq_steps(w, Hinv, act, m, Z[c], float(scales[c]), float(zmin), float(zmax),
+                          bool(outlier), greedy, STEPS_PER_CALL if greedy else m, floor_d)
     Wq = Z * scales[:, None]
     message = ""
-    if fallback_steps:
-        message = (f"time limit reached: {fallback_steps} of {n} steps per batch took the "
-                   "natural order instead of the greedy one")
+    if time_limited:
+        message = ("time limit reached: the remaining inputs were quantized in natural order "
+                   "(exact updates) instead of the greedy one")
     return LayerRun(
         method="obq",
         weights=Wq,
@@ -153,7 +133,7 @@ def _obq(
         scales=scales,
         message=message,
         info={"bits": bits, "damp": damp, "damp_used": damp_used, "outlier": bool(outlier),
-              "dead_inputs": int(dead.sum()), "time_limited": bool(fallback_steps)},
+              "dead_inputs": int(dead.sum()), "time_limited": time_limited},
     )
 
 

@@ -22,8 +22,9 @@ For a law with density ``f`` and signal power ``P = E[x²]`` (the paper's first 
 * ``SNR_dB = 10·log10(P / MSE)``.
 
 Two integrators evaluate the same integrals. The search uses a vectorised 20-node
-Gauss–Legendre rule on every finite piece (the tails cut into pieces of geometrically growing
-length, the part beyond a far point ``L`` integrated once by ``quad``); the reported numbers are
+Gauss–Legendre rule on every finite piece (pieces also cut at ``±σ·2^j`` so that none spans
+more than a factor 2 in ``|x|`` outside ``[−σ/16, σ/16]``; the part beyond a far point ``L``
+integrated once by ``quad``); the reported numbers are
 recomputed with :func:`scipy.integrate.quad` on every piece (tails to ±∞), and the two must
 agree to ``1e-8`` relative (checked on every call; the difference is in the result's
 ``info``). Tests compare both with a high-resolution Monte Carlo estimate and an independent
@@ -34,13 +35,14 @@ Example
 >>> from bounds.distribution.densities import make_density
 >>> r = analyse_distribution(make_density("normal"), bits=[4])
 >>> round(r.bits[4].quant_sqnr_db, 2), round(r.bits[4].prune_sqnr_db, 2)
-(20.22, 5.74)
+(19.26, 5.58)
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -88,17 +90,16 @@ def _check_bits(bits: int) -> int:
 
 
 def _edges(density: Density, s: float, zmin: int, zmax: int, lo: float, hi: float,
-           geometric_tails: bool) -> np.ndarray:
+           top: float) -> np.ndarray:
     """Sorted cut points in ``[lo, hi]``: rounding thresholds, clip points, breakpoints."""
     k = np.arange(zmin, zmax, dtype=np.float64)
     cuts = [(k + 0.5) * s, np.array([(zmin - 0.5) * s, (zmax + 0.5) * s]),
             np.asarray(density.breakpoints, dtype=np.float64), np.array([0.0])]
-    if geometric_tails:
-        cp, cn = (zmax + 0.5) * s, (zmin - 0.5) * s
-        n_up = int(math.ceil(math.log2(max(hi / cp, 1.0)))) if hi > cp else 0
-        n_dn = int(math.ceil(math.log2(max(lo / cn, 1.0)))) if lo < cn else 0
-        cuts.append(cp * 2.0 ** np.arange(1, n_up + 1))
-        cuts.append(cn * 2.0 ** np.arange(1, n_dn + 1))
+    # cut at ±σ·2^j (up to ``top``) so that every piece spans at most a factor 2 in |x| away
+    # from the bulk: the integrands stay smooth and well scaled in wide cells and heavy tails
+    sigma = density.std
+    g = sigma * 2.0 ** np.arange(-4, int(math.ceil(math.log2(max(top, sigma) / sigma))) + 1)
+    cuts += [g, -g]
     e = np.concatenate(cuts)
     e = e[(e > lo) & (e < hi)]
     return np.unique(np.concatenate([[lo], e, [hi]]))
@@ -138,7 +139,7 @@ def quant_mse_gl(density: Density, s: float, zmin: int, zmax: int) -> float:
     lo, hi = density.support
     L = 4.0 * _search_limits(density)[1]
     a, b = max(lo, -L), min(hi, L)
-    e = _edges(density, s, zmin, zmax, a, b, geometric_tails=True)
+    e = _edges(density, s, zmin, zmax, a, b, L)
     left, right = e[:-1], e[1:]
     mid, half = 0.5 * (left + right), 0.5 * (right - left)
     q = _levels(mid, s, zmin, zmax)
@@ -158,16 +159,20 @@ def quant_mse_gl(density: Density, s: float, zmin: int, zmax: int) -> float:
 def quant_mse_quad(density: Density, s: float, zmin: int, zmax: int) -> float:
     """``MSE_Q(s)`` with :func:`scipy.integrate.quad` on every piece (tails to ±∞)."""
     lo, hi = density.support
-    e = _edges(density, s, zmin, zmax, lo, hi, geometric_tails=False)
+    e = _edges(density, s, zmin, zmax, lo, hi, 4.0 * _search_limits(density)[1])
     left, right = e[:-1], e[1:]
     finite_mid = np.where(np.isfinite(left) & np.isfinite(right), 0.5 * (left + right),
                           np.where(np.isfinite(left), left + 1.0, right - 1.0))
     q = _levels(finite_mid, s, zmin, zmax)
     f = density.pdf_scalar
     total = 0.0
-    for u, v, lev in zip(left, right, q, strict=True):
-        val, _ = integrate.quad(lambda x, lev=lev: (x - lev) ** 2 * f(x), u, v, **_QUAD)
-        total += val
+    with warnings.catch_warnings():
+        # at far-off scales quad may flag round-off on negligible pieces; the agreement with
+        # the Gauss–Legendre sum (checked in analyse_bits) is the accuracy check that counts
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        for u, v, lev in zip(left, right, q, strict=True):
+            val, _ = integrate.quad(lambda x, lev=lev: (x - lev) ** 2 * f(x), u, v, **_QUAD)
+            total += val
     return total
 
 

@@ -31,7 +31,7 @@ Example
 >>> round(d.kurtosis, 6), round(d.std, 6)
 (6.0, 1.290994)
 >>> round(make_density("normal", truncate=2.0).kurtosis, 4)
--0.6184
+-0.6345
 """
 
 from __future__ import annotations

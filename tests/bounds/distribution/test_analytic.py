@@ -14,6 +14,7 @@ import pytest
 from scipy import stats
 
 from bounds.distribution.analytic import (
+    _search_limits,
     analyse_bits,
     analyse_distribution,
     grid_range,
@@ -166,14 +167,27 @@ def test_scale_is_optimal_on_a_fine_grid(name, df, trunc, bits, grid):
     assert quant_mse_quad(d, s, zmin, zmax) == pytest.approx(e, rel=1e-9)
 
 
-def test_gauss_legendre_agrees_with_quad_everywhere():
-    d = make_density("t", df=4.2)
+@pytest.mark.parametrize("name,df,trunc", [("t", 4.2, None), ("t", 3.0, None),
+                                           ("laplace", None, None), ("normal", None, 1.5)])
+def test_gauss_legendre_agrees_with_quad_everywhere(name, df, trunc):
+    # over the whole searched range of clipping points, including cells far wider than σ
+    d = make_density(name, df=df, truncate=trunc)
     rng = np.random.default_rng(0)
+    c_lo, c_hi = _search_limits(d)
     for bits in (2, 5, 8):
         zmin, zmax = grid_range(bits)
-        for s in rng.uniform(0.01, 2.0, 5):
+        clips = np.exp(rng.uniform(np.log(c_lo), np.log(c_hi), 6))
+        for s in np.concatenate([clips, [c_lo, c_hi]]) / (zmax + 0.5):
             assert quant_mse_gl(d, s, zmin, zmax) == pytest.approx(
-                quant_mse_quad(d, s, zmin, zmax), rel=1e-9)
+                quant_mse_quad(d, s, zmin, zmax), rel=1e-8)
+
+
+def test_infinite_kurtosis_student_t():
+    # df = 3: finite variance, infinite kurtosis; at 2 bits pruning beats quantization
+    r = analyse_distribution(make_density("t", df=3.0), [2, 4])
+    assert math.isinf(r.kurtosis)
+    assert r.bits[2].prune_sqnr_db > r.bits[2].quant_sqnr_db > 4.0
+    assert r.bits[2].info["quad_vs_gauss_legendre"] < 1e-10
 
 
 def test_pruning_closed_forms():

@@ -55,15 +55,15 @@ QUICK = {
     "count": 2,
     "time_limit": 1.0,
     "samples": 16,
-    "full_max": 32,
-    "scaling_sizes": ["16", "32", "48", "64"],
+    "full_max": 27,
+    "scaling_sizes": ["16", "32", "64"],
     "scaling_count": 2,
-    "scaling_time_limit": 5.0,
+    "scaling_time_limit": 3.0,
     "bits_list": [2, 4, 8],
     "anytime_limits": [1.0, 4.0],
     "anytime_sizes": ["full"],
-    "throughput_sample": 0.002,
-    "throughput_time_limit": 2.0,
+    "throughput_sample": 0.0005,
+    "throughput_time_limit": 1.0,
 }
 FULL = {
     "families": [f for f in fam.ALL_FAMILIES],
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: on when the model is installed)")
     p.add_argument("--throughput-sample", type=float,
                    help="share of each layer's problems solved for the throughput "
-                   "(quick 0.002, full 0.05; 1 = every problem)")
+                   "(quick 0.0005, full 0.05; 1 = every problem)")
     p.add_argument("--workers", type=int, default=2, help="processes for the throughput (2)")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     return p
@@ -188,17 +188,17 @@ def main(argv: list[str] | None = None) -> int:
                      + ", ".join(f"{k} {v:.2f} s" for k, v in warm.items()))
         bar = _bar(len(instances) * len(args.kinds), "comparison")
         for kind in args.kinds:
-            rows += run_comparison(instances, specs[kind], kind=kind, time_limit=time_limit,
-                                   bits=args.bits, density=args.density, box_factor=box,
-                                   worker=worker, seed=args.seed, progress=bar)
+            run_comparison(instances, specs[kind], kind=kind, time_limit=time_limit,
+                           bits=args.bits, density=args.density, box_factor=box,
+                           worker=worker, seed=args.seed, progress=bar, on_row=rows.append)
             _partial(out, rows)
         bar.close()
         ours = {k: s[0] for k, s in specs.items() if s and s[0].name == OURS}
         if not args.no_scaling and ours:
-            rows += _scaling(args, cfg, ours, worker, box, samples, notes, cache)
+            _scaling(args, cfg, ours, worker, samples, notes, cache, rows.append)
             _partial(out, rows)
         if not args.no_anytime and ours:
-            rows += _anytime(args, cfg, ours, worker, box, samples, notes, cache)
+            _anytime(args, cfg, ours, worker, samples, notes, cache, rows.append)
             _partial(out, rows)
         want_tp = args.throughput if args.throughput is not None else fam.mobilenet_available()
         if want_tp:
@@ -237,7 +237,7 @@ def _scaling_instances(fams, sizes, count, seed, cache, samples, full_max, notes
                                full_max=full_max, notes=notes)
 
 
-def _scaling(args, cfg, ours, worker, box, samples, notes, cache) -> list[dict]:
+def _scaling(args, cfg, ours, worker, samples, notes, cache, sink) -> list[dict]:
     fams = ["mbv2-expand"] if fam.mobilenet_available() else ["synth-cond1e4"]
     by_size = {}
     for size in cfg["scaling_sizes"]:
@@ -248,14 +248,17 @@ def _scaling(args, cfg, ours, worker, box, samples, notes, cache) -> list[dict]:
     total = len(ours) * n + nb * (len(cfg["bits_list"]) + 3)
     bar = _bar(total, "scaling")
     try:
+        high = resolve("quant", ["fpylll-cvp"], []) if "quant" in ours else []
+        if args.solvers and "fpylll-cvp" not in args.solvers:
+            high = []
         return run_scaling(by_size, ours, worker=worker, time_limit=cfg["scaling_time_limit"],
                            bits_list=cfg["bits_list"], box_factor=None, seed=args.seed,
-                           progress=bar)
+                           progress=bar, high_bits=high, on_row=sink)
     finally:
         bar.close()
 
 
-def _anytime(args, cfg, ours, worker, box, samples, notes, cache) -> list[dict]:
+def _anytime(args, cfg, ours, worker, samples, notes, cache, sink) -> list[dict]:
     if fam.mobilenet_available():
         insts = fam.build_instances(["mbv2-project", "mbv2-classifier"], cfg["anytime_sizes"], 1,
                                     args.seed + 2, cache, samples=samples, full_max=1280,
@@ -265,7 +268,7 @@ def _anytime(args, cfg, ours, worker, box, samples, notes, cache) -> list[dict]:
     bar = _bar(len(insts) * len(ours) * len(cfg["anytime_limits"]), "anytime")
     try:
         return run_anytime(insts, ours, worker=worker, limits=cfg["anytime_limits"],
-                           box_factor=None, seed=args.seed, progress=bar)
+                           box_factor=None, seed=args.seed, progress=bar, on_row=sink)
     finally:
         bar.close()
 

@@ -19,7 +19,8 @@ Models (one output channel; ``f(w) = (w − w0)ᵀH(w − w0)``):
 * **fpylll CVP** (quantization, *unboxed*): ``H = RᵀR``, lattice basis ``s·R`` and target
   ``R·w0``, both scaled by ``2^40 / max|·|`` and rounded to integers, LLL-reduced, then
   ``CVP.closest_vector(method="proved")``. It ignores the grid's box, so it is only a valid answer
-  when the point it finds lies in the box; otherwise the row says ``infeasible (outside box)``.
+  when the point it finds lies in the box; otherwise the row says so. Run at 8 bits or more only
+  (below, the box binds too often, and the enumeration cannot be stopped by a time limit).
   Rank-deficient ``H`` has no such basis: skipped.
 * **abess** (pruning heuristic): best-subset regression on ``X = R``, ``y = R·w0`` with support
   size ``k``, then the exact least-squares refit on the chosen support.
@@ -350,12 +351,18 @@ def _maybe_licence(exc: Exception) -> None:
 
 #: Integer scaling of the lattice basis: entries up to 2^FPYLLL_BITS.
 FPYLLL_BITS = 40
+#: Below this bit width the box binds too often for the unboxed CVP to say anything.
+FPYLLL_MIN_BITS = 8
 
 
 def fpylll_cvp(p: QuantProblem, *, time_limit: float | None = None, **_: Any) -> SolveResult:
     """Closest vector of the lattice ``s·R·Zⁿ`` to ``R·w0``, ignoring the box (see module doc)."""
     from fpylll import CVP, LLL, IntegerMatrix
 
+    if p.bits < FPYLLL_MIN_BITS:
+        raise ProblemError(
+            f"fpylll CVP ignores the box, which binds often below {FPYLLL_MIN_BITS} bits, and "
+            "its enumeration cannot be stopped by a time limit: run at 8 bits only")
     sw = Stopwatch()
     R = np.linalg.cholesky(p.H + 0.0).T if _full_rank(p.H) else None
     if R is None:

@@ -207,16 +207,10 @@ def warm_up(worker: SolveWorker, specs: Sequence[MethodSpec]) -> dict[str, float
     """One tiny solve per method (numba compilation / cache load, imports, licence checks)."""
     import time
 
-    rng = np.random.default_rng(12345)
-    X = rng.standard_normal((24, 8))
-    H = X.T @ X
-    w0 = rng.standard_normal(8)
     out = {}
     for spec in specs:
-        p = (QuantProblem(H, w0, scale=0.3, bits=3) if spec.kind == "quant"
-             else PruneProblem(H, w0, k=3, box_factor=2.0))
         t0 = time.perf_counter()
-        ans = worker.solve(spec, p, 30.0)
+        ans = worker.warm(spec)
         out[f"{spec.kind}:{spec.name}"] = time.perf_counter() - t0
         if not ans.get("ok"):
             log.warning("warm-up of %s %s failed: %s", spec.kind, spec.name, ans.get("error"))

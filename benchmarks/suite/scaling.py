@@ -10,7 +10,7 @@ All runs go through the same worker and row format as the comparison (``study`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .families import Instance
@@ -31,26 +31,35 @@ def run_scaling(
     box_factor: float | None = None,
     seed: int = 0,
     progress: Any = None,
+    high_bits: Sequence[MethodSpec] = (),
+    on_row: Callable[[dict], None] | None = None,
 ) -> list[dict]:
-    """Rows for the ``scaling-n``, ``scaling-bits`` and ``scaling-density`` studies."""
+    """Rows for the ``scaling-n``, ``scaling-bits`` and ``scaling-density`` studies.
+
+    ``high_bits`` methods (fpylll's unboxed CVP) join ours at 8 bits and more, where the box
+    rarely binds; their rows are compared with ours like in the main comparison.
+    """
     rows: list[dict] = []
     sizes = sorted(by_size, key=lambda s: float("inf") if s == "full" else float(s))
     for kind, spec in ours.items():
         for size in sizes:
             rows += run_comparison(by_size[size], [spec], kind=kind, time_limit=time_limit,
                                    bits=4, density=0.25, box_factor=box_factor, worker=worker,
-                                   seed=seed, study="scaling-n", progress=progress)
+                                   seed=seed, study="scaling-n", progress=progress,
+                                   on_row=on_row)
         fixed = by_size.get(fixed_n, [])
         if kind == "quant":
             for b in bits_list:
-                rows += run_comparison(fixed, [spec], kind=kind, time_limit=time_limit, bits=b,
+                specs = [spec] + (list(high_bits) if b >= 8 else [])
+                rows += run_comparison(fixed, specs, kind=kind, time_limit=time_limit, bits=b,
                                        worker=worker, seed=seed, study="scaling-bits",
-                                       progress=progress)
+                                       progress=progress, on_row=on_row)
         else:
             for d in density_list:
                 rows += run_comparison(fixed, [spec], kind=kind, time_limit=time_limit,
                                        density=d, box_factor=box_factor, worker=worker,
-                                       seed=seed, study="scaling-density", progress=progress)
+                                       seed=seed, study="scaling-density", progress=progress,
+                                       on_row=on_row)
     return rows
 
 
@@ -63,6 +72,7 @@ def run_anytime(
     box_factor: float | None = None,
     seed: int = 0,
     progress: Any = None,
+    on_row: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Rows of the ``anytime`` study: our exact solvers stopped at each limit."""
     rows: list[dict] = []
@@ -70,5 +80,5 @@ def run_anytime(
         for limit in limits:
             rows += run_comparison(instances, [spec], kind=kind, time_limit=limit, bits=4,
                                    density=0.25, box_factor=box_factor, worker=worker, seed=seed,
-                                   study="anytime", progress=progress)
+                                   study="anytime", progress=progress, on_row=on_row)
     return rows

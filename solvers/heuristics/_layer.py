@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 from ..problem import ProblemError, validate_bits, validate_hessian, validate_scale
 from ..result import SolveResult, Status, sqnr_db
@@ -149,11 +150,18 @@ def _escalate(Hd: np.ndarray, mean_diag: float, damp: float, factor, what: str):
 
 
 def _upper_cholesky_of_inverse(Hd: np.ndarray) -> np.ndarray:
-    L = linalg.cholesky(Hd, lower=True, check_finite=False)
-    n = Hd.shape[0]
-    Hinv = linalg.cho_solve((L, True), np.eye(n), check_finite=False)
-    Hinv = 0.5 * (Hinv + Hinv.T)
-    U = linalg.cholesky(Hinv, lower=False, check_finite=False)
+    """``U`` upper triangular with ``Hd⁻¹ = UᵀU`` (positive diagonal), in ``2n³/3`` flops.
+
+    With ``J`` the reversal permutation and ``J Hd J = M Mᵀ`` (lower Cholesky), ``R = J M J`` is
+    upper triangular with ``Hd = R Rᵀ``, so ``Hd⁻¹ = R⁻ᵀ R⁻¹`` and ``U = R⁻¹ = J M⁻¹ J``: one
+    Cholesky and one triangular inverse, instead of the reference's Cholesky, full inverse and
+    second Cholesky (same factor up to rounding).
+    """
+    M = linalg.cholesky(Hd[::-1, ::-1], lower=True, check_finite=False)
+    Minv, info = lapack.dtrtri(M, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("singular triangular factor")
+    U = np.ascontiguousarray(Minv[::-1, ::-1])
     if not np.all(np.isfinite(U)) or np.any(np.diag(U) <= 0.0):
         raise np.linalg.LinAlgError("non-positive pivot")
     return U
@@ -161,8 +169,10 @@ def _upper_cholesky_of_inverse(Hd: np.ndarray) -> np.ndarray:
 
 def _inverse(Hd: np.ndarray) -> np.ndarray:
     L = linalg.cholesky(Hd, lower=True, check_finite=False)
-    Hinv = linalg.cho_solve((L, True), np.eye(Hd.shape[0]), check_finite=False)
-    Hinv = 0.5 * (Hinv + Hinv.T)
+    T, info = lapack.dpotri(L, lower=1)  # the inverse from the factor, lower triangle
+    if info != 0:
+        raise np.linalg.LinAlgError("singular factor")
+    Hinv = np.tril(T) + np.tril(T, -1).T
     if not np.all(np.isfinite(Hinv)) or np.any(np.diag(Hinv) <= 0.0):
         raise np.linalg.LinAlgError("non-positive diagonal of the inverse")
     return Hinv

@@ -144,3 +144,21 @@ def test_invariants_on_random_layers(seed, n, c, bits, kind, density):
     # a refit is a projection: never worse than pruning everything (the norm)
     ref = magnitude_layer(H, W0, k, refit=True)
     assert np.all(ref.objectives <= ref.norms * (1 + 1e-6) + 1e-12)
+
+
+def test_layer_problem_helpers_shared_and_per_channel_hessians(layer):
+    from solvers.heuristics.layer import prune_layer_results, quant_layer_results
+
+    lp, scales = layer
+    shared = quant_layer_results(lp, "gptq", scale=scales, bits=3)
+    stacked = LayerProblem(np.repeat(lp.H[None], C, axis=0), lp.W0)
+    per = quant_layer_results(stacked, "gptq", scale=scales, bits=3)
+    for a, b in zip(shared, per, strict=True):
+        np.testing.assert_array_equal(a.codes, b.codes)
+    shared = prune_layer_results(lp, "magnitude-refit", density=0.5)
+    per = prune_layer_results(stacked, "magnitude-refit", density=0.5)
+    for a, b in zip(shared, per, strict=True):
+        np.testing.assert_array_equal(a.mask, b.mask)
+        assert a.objective == pytest.approx(b.objective, rel=1e-9)
+    with pytest.raises(Exception, match="valid"):
+        quant_layer_results(lp, "exact", scale=1.0, bits=3)

@@ -1,0 +1,276 @@
+"""Compiled kernels of the exact quantization solver (numba, ``cache=True``).
+
+The search is the Schnorr–Euchner depth-first enumeration of box-constrained integer least
+squares ``min_z ‖R(z − c)‖²`` with ``R`` upper triangular, ``lo <= z_i <= hi``. Levels are the
+rows of ``R``, enumerated from the last row (level ``n−1``, the top of the tree) down to row 0.
+With the levels ``> k`` fixed, the partial distance
+
+    P_{k+1} = Σ_{i>k} (R(z − c))_i²
+
+is the least value any completion can reach (the rows ``<= k`` can be zeroed by the continuous
+minimiser), so it is a valid node bound. At level ``k`` the centre is
+``ĉ_k = c_k − Σ_{j>k} R_kj (z_j − c_j) / R_kk`` and the candidate values are visited in order of
+distance from ``ĉ_k`` inside the box (zig-zag clipped to ``[lo, hi]``). A row with ``R_kk = 0``
+(a direction in the null space of ``H``) adds nothing; all its box values are visited, nearest
+the incumbent's value first.
+
+The search state lives in arrays owned by the caller, so the kernel runs in node-budgeted slices
+and the caller checks the clock between slices (no Python call inside the loop). Every node costs
+one centre update of ``O(n − k)`` flops, kept ``O(1)`` amortised by the partial-sum matrix of
+Ghasemmehdi & Agrell (2011): ``S[k, j] = Σ_{l>=j} R_kl (z_l − c_l)`` is only recomputed for the
+columns that changed since row ``k`` last used it.
+
+An optional per-level bound vector ``tail`` adds to a node's bound a number that every completion
+of the remaining rows must pay (see :mod:`solvers.quant.bounds`); with ``tail = 0`` the search is
+the classical one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# state slots (int64 array ``st``)
+_K = 0  # current level
+_DONE = 1  # 1 when the whole tree has been explored
+_STARTED = 2  # 1 once the root has been set up
+
+
+@njit(cache=True)
+def _term(rkk: float, z: float, ctr: float) -> float:
+    if rkk == 0.0:
+        return 0.0
+    d = rkk * (z - ctr)
+    return d * d
+
+
+@njit(cache=True)
+def _first(ctr: float, lo: int, hi: int) -> int:
+    v = np.rint(ctr)
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return int(v)
+
+
+@njit(cache=True)
+def _refresh_center(R, c, z, S, last, k, ctr, zref):
+    """Centre of level ``k`` from the partial sums, updating the stale columns only."""
+    n = R.shape[0]
+    # columns last[k] .. k+1 have changed since row k last summed them
+    j = last[k]
+    acc = S[k, j + 1] if j + 1 < n + 1 else 0.0
+    while j > k:
+        acc += R[k, j] * (z[j] - c[j])
+        S[k, j] = acc
+        j -= 1
+    last[k] = k
+    rkk = R[k, k]
+    if rkk == 0.0:
+        ctr[k] = zref[k]
+    else:
+        ctr[k] = c[k] - S[k, k + 1] / rkk
+
+
+@njit(cache=True)
+def _mark_descent(last, k):
+    """About to descend into row ``k`` after setting ``z[k+1]``: lazily propagate staleness.
+
+    ``last[i]`` is the highest column changed since row ``i`` last summed; whatever is stale
+    for row ``k`` is stale for row ``k−1`` too (it is reached only through row ``k``).
+    """
+    if last[k] < k + 1:
+        last[k] = k + 1
+    if k > 0 and last[k - 1] < last[k]:
+        last[k - 1] = last[k]
+
+
+@njit(cache=True)
+def leaf_margin(R, c, z, p, cert):
+    """Rounding margin of one leaf's computed value ``p`` (see :mod:`solvers.quant.certify`).
+
+    ``cert = [2‖E‖_F, γ, 4u√G_c, γ_E]``; with ``d = z − c``, ``G = ‖|R||d|‖²`` and
+    ``e = γ√G + 4u√G_c`` the margin is ``2‖E‖_F‖d‖² + 2(γ_E G + 2√p·e + e² + γp)``.
+    """
+    n = R.shape[0]
+    G = 0.0
+    dd = 0.0
+    for k in range(n):
+        dk = z[k] - c[k]
+        dd += dk * dk
+        s = 0.0
+        for j in range(k, n):
+            s += abs(R[k, j]) * abs(z[j] - c[j])
+        G += s * s
+    gamma = cert[1]
+    e = gamma * np.sqrt(G) + cert[2]
+    pp = p if p > 0.0 else 0.0
+    return cert[0] * dd + 2.0 * (cert[3] * G + 2.0 * np.sqrt(pp) * e + e * e + gamma * pp)
+
+
+@njit(cache=True)
+def _next_sibling(z, up, dn, ctr, k, lo, hi):
+    """Move level ``k`` to its next value in zig-zag order; False when none is left."""
+    cu = up[k] <= hi
+    cd = dn[k] >= lo
+    if not cu and not cd:
+        return False
+    if cu and cd:
+        if abs(up[k] - ctr[k]) <= abs(ctr[k] - dn[k]):
+            z[k] = up[k]
+            up[k] += 1
+        else:
+            z[k] = dn[k]
+            dn[k] -= 1
+    elif cu:
+        z[k] = up[k]
+        up[k] += 1
+    else:
+        z[k] = dn[k]
+        dn[k] -= 1
+    return True
+
+
+@njit(cache=True)
+def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, S, last, st,
+              max_nodes):
+    """Run the depth-first search for at most ``max_nodes`` nodes from the saved state.
+
+    Parameters
+    ----------
+    R : (n, n) float64, upper triangular (rows with ``R_kk = 0`` are all zero).
+    c : (n,) float64 target.
+    lo, hi : int box.
+    tail : (n + 1,) float64, ``tail[k]`` a lower bound on ``Σ_{i<k} (R(z − c))_i²`` valid for
+        every node (0 for the classical search); ``tail[0] = 0``.
+    slack : float, a node is pruned when its bound reaches ``U + slack`` (``U`` the incumbent's
+        computed value): the global rounding margin, so that no point truly better than the
+        incumbent is ever pruned on a rounding error.
+    cert : (3,) float64, constants of :func:`leaf_margin`.
+    zbest : (n,) int64, incumbent (updated in place). ``ubest`` (2,) float64: ``ubest[0]`` its
+        computed value ``‖R(z − c)‖²`` (``inf`` when there is none), ``ubest[1]`` the least
+        certified value ``p − leaf_margin`` over the leaves visited (both updated in place).
+    z, P, ctr, up, dn, S, last, st : search state (see :func:`new_state`).
+    max_nodes : int, node budget for this call.
+
+    Returns
+    -------
+    nodes : int, nodes visited in this call. ``st[1] == 1`` when the tree is exhausted.
+    """
+    n = R.shape[0]
+    nodes = 0
+    if st[_DONE] == 1:
+        return 0
+    if st[_STARTED] == 0:
+        k = n - 1
+        P[n] = 0.0
+        for i in range(n):
+            last[i] = n - 1
+        for i in range(n):
+            S[i, n] = 0.0
+        _refresh_center(R, c, z, S, last, k, ctr, zbest)
+        z[k] = _first(ctr[k], lo, hi)
+        up[k] = z[k] + 1
+        dn[k] = z[k] - 1
+        st[_STARTED] = 1
+        st[_K] = k
+    k = st[_K]
+    U = ubest[0]
+    while nodes < max_nodes:
+        nodes += 1
+        p = P[k + 1] + _term(R[k, k], z[k], ctr[k])
+        if p + tail[k] < U + slack:
+            if k > 0:
+                P[k] = p
+                k -= 1
+                _mark_descent(last, k)
+                _refresh_center(R, c, z, S, last, k, ctr, zbest)
+                z[k] = _first(ctr[k], lo, hi)
+                up[k] = z[k] + 1
+                dn[k] = z[k] - 1
+                continue
+            # a leaf: certify it, maybe a new incumbent, then its next sibling
+            lb = p - leaf_margin(R, c, z, p, cert)
+            if lb < ubest[1]:
+                ubest[1] = lb
+            if p < U:
+                U = p
+                ubest[0] = p
+                for i in range(n):
+                    zbest[i] = z[i]
+            if _next_sibling(z, up, dn, ctr, k, lo, hi):
+                continue
+        # pruned (farther siblings too: same P, larger term) or level exhausted: go up
+        while True:
+            k += 1
+            if k >= n:
+                st[_DONE] = 1
+                st[_K] = n
+                return nodes
+            if _next_sibling(z, up, dn, ctr, k, lo, hi):
+                break
+    st[_K] = k
+    return nodes
+
+
+@njit(cache=True)
+def open_bound(R, lo, hi, tail, ubest, z, P, ctr, up, dn, st):
+    """Least bound over the open nodes of a stopped search (``ubest`` when exhausted).
+
+    The open nodes are the current candidate at level ``k`` (and its farther siblings, whose
+    bounds are larger) and, at every level above, the next unvisited sibling in zig-zag order.
+    """
+    n = R.shape[0]
+    best = ubest[0]
+    if st[_DONE] == 1 or st[_STARTED] == 0:
+        return best if st[_DONE] == 1 else 0.0
+    k = st[_K]
+    b = P[k + 1] + _term(R[k, k], z[k], ctr[k]) + tail[k]
+    if b < best:
+        best = b
+    for j in range(k + 1, n):
+        cu = up[j] <= hi
+        cd = dn[j] >= lo
+        if not cu and not cd:
+            continue
+        if cu and cd:
+            if abs(up[j] - ctr[j]) <= abs(ctr[j] - dn[j]):
+                v = up[j]
+            else:
+                v = dn[j]
+        elif cu:
+            v = up[j]
+        else:
+            v = dn[j]
+        b = P[j + 1] + _term(R[j, j], v, ctr[j]) + tail[j]
+        if b < best:
+            best = b
+    return best
+
+
+def new_state(n: int) -> dict:
+    """Fresh search state arrays for :func:`se_search`."""
+    return {
+        "z": np.zeros(n, dtype=np.int64),
+        "P": np.zeros(n + 1, dtype=np.float64),
+        "ctr": np.zeros(n, dtype=np.float64),
+        "up": np.zeros(n, dtype=np.int64),
+        "dn": np.zeros(n, dtype=np.int64),
+        "S": np.zeros((n, n + 1), dtype=np.float64),
+        "last": np.zeros(n, dtype=np.int64),
+        "st": np.zeros(3, dtype=np.int64),
+    }
+
+
+@njit(cache=True)
+def r_distance(R, c, z):
+    """``‖R(z − c)‖²`` summed row by row in the same order as the search."""
+    n = R.shape[0]
+    tot = 0.0
+    for k in range(n - 1, -1, -1):
+        s = 0.0
+        for j in range(n - 1, k - 1, -1):
+            s += R[k, j] * (z[j] - c[j])
+        tot += s * s
+    return tot

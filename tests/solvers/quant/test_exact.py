@@ -1,0 +1,134 @@
+"""The exact quantization solver against brute force over the whole grid, and its contract."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from problem_instances import KINDS, brute_force_quant, random_hessian, random_quant_problem
+
+from solvers import QuantProblem, Status, solve
+from solvers.quant.exact import solve_exact
+
+# (bits, n) pairs whose whole grid has at most 2^16 points
+GRID_SIZES = [(1, 8), (2, 8), (3, 5), (4, 4), (5, 3), (6, 2), (7, 2), (8, 2)]
+
+
+def _check_against_brute(p: QuantProblem, r) -> None:
+    opt_sum, zb = brute_force_quant(p)
+    # the brute force's error, evaluated the same way as the solver's (same rounding)
+    opt = min(opt_sum, p.error(p.scale * zb))
+    tol = 1e-9 * opt + 1e-15 * p.norm
+    assert r.lower_bound is not None
+    assert r.lower_bound <= opt, (r.lower_bound, opt)
+    assert r.status in (Status.OPTIMAL, Status.GAP_LIMIT)
+    if r.status is Status.OPTIMAL:
+        assert r.objective <= opt + tol, (r.objective, opt)
+    else:  # only a floating-point margin remains, and the codes are optimal up to it
+        assert r.objective - r.lower_bound <= 1e-4 * r.objective + 1e-12 * p.norm
+        assert r.objective <= opt + (r.objective - r.lower_bound) + tol
+    np.testing.assert_array_equal(r.weights, p.scale * r.codes)
+    assert r.objective == p.error(r.weights)
+
+
+@pytest.mark.parametrize("bits,n", GRID_SIZES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_matches_brute_force_whole_grid(kind, bits, n):
+    rng = np.random.default_rng(1000 * bits + n + 17 * KINDS.index(kind))
+    for trial in range(8):
+        p = random_quant_problem(rng, n, bits, kind, outside=trial % 2 == 1)
+        _check_against_brute(p, solve_exact(p))
+
+
+@pytest.mark.parametrize("ordering", ["box", "vblast", "natural"])
+def test_orderings_agree_with_brute_force(ordering):
+    rng = np.random.default_rng(7)
+    for trial in range(30):
+        kind = KINDS[trial % len(KINDS)]
+        p = random_quant_problem(rng, 5, 3, kind, outside=trial % 3 == 0)
+        _check_against_brute(p, solve_exact(p, ordering=ordering))
+
+
+def test_far_outside_grid_and_rank_one():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x = rng.standard_normal(5)
+        H = np.outer(x, x)  # rank one: four null directions
+        w0 = 5.0 * rng.standard_normal(5)
+        p = QuantProblem(H, w0, scale=0.3, bits=3)
+        _check_against_brute(p, solve_exact(p))
+
+
+def test_dead_inputs_and_zero_hessian():
+    rng = np.random.default_rng(4)
+    H = random_hessian(rng, 6, "well")
+    H[2, :] = H[:, 2] = 0.0
+    H[4, :] = H[:, 4] = 0.0
+    p = QuantProblem(H, rng.standard_normal(6), scale=0.4, bits=3)
+    r = solve_exact(p)
+    _check_against_brute(p, r)
+    assert r.info["dead_inputs"] == 2
+    z = QuantProblem(np.zeros((3, 3)), np.ones(3), scale=1.0, bits=2)
+    r0 = solve_exact(z)
+    assert r0.status is Status.OPTIMAL and r0.objective == 0.0 and r0.lower_bound == 0.0
+
+
+def test_registry_entry_and_initial_codes():
+    rng = np.random.default_rng(5)
+    p = random_quant_problem(rng, 6, 3, "corr")
+    r = solve(p, "exact")
+    assert r.method == "exact" and r.status is Status.OPTIMAL
+    r2 = solve_exact(p, initial_codes=r.codes)
+    assert r2.objective <= r.objective * (1 + 1e-12)
+
+
+def test_time_limit_respected_and_anytime_bound_valid():
+    rng = np.random.default_rng(11)
+    p = random_quant_problem(rng, 64, 4, "corr")
+    t = time.perf_counter()
+    short = solve_exact(p, time_limit=0.2)
+    wall = time.perf_counter() - t
+    assert wall < 0.2 + 1.0  # ordering/factoring overhead plus one slice
+    longer = solve_exact(p, time_limit=3.0)
+    assert short.lower_bound <= longer.objective
+    assert longer.lower_bound <= short.objective
+    if short.status is not Status.OPTIMAL:
+        assert short.status is Status.TIME_LIMIT
+        assert "time_limit" in short.message
+
+
+def test_node_limit_bound_is_valid():
+    rng = np.random.default_rng(12)
+    for trial in range(10):
+        p = random_quant_problem(rng, 8, 2, KINDS[trial % len(KINDS)])
+        opt, _ = brute_force_quant(p)
+        r = solve_exact(p, node_limit=5)
+        assert r.lower_bound <= opt
+        assert r.objective >= opt * (1 - 1e-12)
+        assert r.status in (Status.NODE_LIMIT, Status.OPTIMAL)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 6),
+    bits=st.integers(1, 4),
+    rows=st.integers(1, 12),
+    spread=st.floats(0.1, 10.0),
+    scale=st.floats(0.05, 2.0),
+)
+def test_contract_property(seed, n, bits, rows, spread, scale):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, n)) * rng.uniform(0.01, 1.0, n)
+    p = QuantProblem(X.T @ X, spread * rng.standard_normal(n), scale=scale, bits=bits)
+    r = solve_exact(p)
+    assert r.lower_bound <= r.objective
+    assert np.all(r.codes >= p.zmin) and np.all(r.codes <= p.zmax)
+    np.testing.assert_array_equal(r.weights, p.scale * r.codes)
+    if (2**bits) ** n <= 5000:
+        opt, _ = brute_force_quant(p)
+        assert r.lower_bound <= opt
+        assert r.objective <= opt + 1e-9 * opt + 1e-15 * p.norm

@@ -112,6 +112,9 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=1, allow_nan=False)
             fh.write("\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

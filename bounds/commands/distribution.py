@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
         raise ProblemError("choose exactly one of --dist NAME, --sweep or --figures DIR "
                            "(see pqbound distribution --help)")
     if args.dist is not None:
+        extra = [o for o, v in (("--quick", args.quick), ("--plot", args.plot)) if v]
+        if extra:
+            raise ProblemError(f"{' and '.join(extra)} apply to --sweep, not to --dist")
         return _one(args, bits)
     if args.df is not None or args.truncate is not None:
         raise ProblemError("--df and --truncate apply to --dist only")

@@ -273,11 +273,16 @@ def analyse_tensor(w: Any, bits: Iterable[int] = DEFAULT_BITS, *, name: str = "t
 def _is_weight_layer(module: Any) -> bool:
     import torch.nn as nn
 
-    return isinstance(module, nn.Linear | nn.modules.conv._ConvNd)
+    if isinstance(module, nn.Linear | nn.modules.conv._ConvNd):
+        return True
+    # transformers' GPT-2 style ``Conv1D`` is a Linear layer with a transposed weight
+    return type(module).__name__ == "Conv1D" and getattr(module, "weight", None) is not None \
+        and getattr(module.weight, "ndim", 0) == 2
 
 
 def module_weights(model: Any) -> Iterator[tuple[str, np.ndarray]]:
-    """``(module name, weight)`` for every Conv (any dim, transposed too) and Linear module."""
+    """``(module name, weight)`` for every Conv (any dim, transposed too), Linear and
+    transformers ``Conv1D`` module."""
     for name, module in model.named_modules():
         if _is_weight_layer(module) and getattr(module, "weight", None) is not None:
             yield name, module.weight.detach().cpu().float().numpy()

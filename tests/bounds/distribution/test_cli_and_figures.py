@@ -43,6 +43,7 @@ def test_distribution_table_and_heavy_tails(capsys):
     (["--sweep", "--dist", "normal"], "exactly one"),
     ([], "exactly one"),
     (["--sweep", "--df", "3"], "--dist only"),
+    (["--dist", "normal", "--quick"], "apply to --sweep"),
 ])
 def test_distribution_errors_exit_cleanly(capsys, argv, msg):
     assert main(["distribution", *argv]) == 2

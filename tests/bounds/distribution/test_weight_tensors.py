@@ -219,3 +219,13 @@ def test_mobilenet_matches_the_papers_published_numbers():
     # max|w| + 0.5) found 37.2675 dB there, the best scale <= s_minmax only 37.15 dB
     r8 = analyse_tensor(weights["features.0.0"], [8]).bits[8]
     assert r8.quant_sqnr_db >= 37.2675 - 0.01
+
+
+def test_gpt2_style_conv1d_counts_as_linear():
+    class Conv1D(torch.nn.Module):  # transformers.pytorch_utils.Conv1D, recognised by name
+        def __init__(self, nf, nx):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.randn(nx, nf))
+
+    m = torch.nn.Sequential(Conv1D(8, 4), torch.nn.Linear(8, 2), torch.nn.LayerNorm(2))
+    assert [n for n, _ in load_weights(m)] == ["0", "1"]

@@ -5,7 +5,8 @@ Runs ``bounds.export.export_model("mobilenet_v2", samples=64, opt_dim=32)`` on a
 and prints the total time, the split into calibration (forward passes + H accumulation), problem
 building (scale tables, validation) and writing, per-layer times, and peak memory: the process's
 peak resident set (``ru_maxrss``, which includes torch itself) and the peak of Python-tracked
-allocations (``tracemalloc``, which sees numpy but not torch's own buffers).
+allocations (``tracemalloc`` with ``--tracemalloc``; it sees numpy but not torch's own
+buffers).
 
 A side-by-side check closes the report: the exporter's compiled MSE scale search against
 :func:`solvers.scales.mse_scale` on the same rows (same grid and refinement), as a time ratio.
@@ -42,6 +43,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--layer", action="append", help="only these layers (default: all)")
     ap.add_argument("--keep", metavar="DIR", help="write the files here instead of a temp dir")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="also report tracemalloc's peak (slows numpy-heavy phases)")
     ap.add_argument("--scale-rows", type=int, default=24,
                     help="rows for the side-by-side scale-search timing (default 24)")
     args = ap.parse_args(argv)
@@ -62,11 +65,13 @@ def main(argv=None) -> int:
     print(f"numba kernels ready: {time.perf_counter() - t:.2f} s")
     rss_before = _rss_mib()
 
-    tracemalloc.start()
+    if args.tracemalloc:
+        tracemalloc.start()
     t0 = time.perf_counter()
     probs = export_model("mobilenet_v2", layers=args.layer, samples=args.samples,
                          opt_dim=args.opt_dim, batch_size=args.batch_size)
     t_export = time.perf_counter() - t0
+    rss_export = _rss_mib()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.keep) if args.keep else Path(tmp)
         t1 = time.perf_counter()
@@ -74,7 +79,7 @@ def main(argv=None) -> int:
         t_write = time.perf_counter() - t1
         size = sum(p.stat().st_size for p in paths)
     total = time.perf_counter() - t0
-    _, traced_peak = tracemalloc.get_traced_memory()
+    traced_peak = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
     tracemalloc.stop()
 
     acc = {k: v[0].meta["accumulate_seconds"] for k, v in probs.items()}
@@ -88,9 +93,10 @@ def main(argv=None) -> int:
     print(f"  problems      {t_build:8.2f} s  (scale tables for bits 1..16, validation)")
     print(f"  writing       {t_write:8.2f} s")
     print(f"peak RSS        {_rss_mib():8.0f} MiB  (before export {rss_before:.0f} MiB: torch + "
-          f"model)")
-    print(f"peak traced     {traced_peak / 2**20:8.1f} MiB  (tracemalloc, numpy/Python "
-          f"allocations)")
+          f"model; after export, before writing {rss_export:.0f} MiB)")
+    if traced_peak is not None:
+        print(f"peak traced     {traced_peak / 2**20:8.1f} MiB  (tracemalloc, numpy/Python "
+              f"allocations)")
 
     print(f"\n{'layer':<22} {'kind':<10} {'n':>5} {'chunks':>6} {'rows':>8} {'H acc s':>8} "
           f"{'build s':>8}")

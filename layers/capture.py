@@ -61,6 +61,7 @@ def accumulate(
     opt_dim: int | None = None,
     protocol: str = "exact",
     stop_early: bool = False,
+    require_all: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> CaptureResult:
     """Accumulate ``H`` for every layer in ``specs`` over all ``batches``.
@@ -77,6 +78,10 @@ def accumulate(
     stop_early : bool
         Cut each forward pass short once every requested layer has run (only valid when no layer
         runs twice per pass, as in the built-in models).
+    require_all : bool
+        Raise when a requested layer never runs; otherwise drop it from the result with a
+        warning (used when exporting "all layers": e.g. ``nn.MultiheadAttention.out_proj`` is
+        applied through its weight, never called).
     progress : callable, optional
         Called with the number of samples of each finished batch.
     """
@@ -135,7 +140,11 @@ def accumulate(
     if nbatches == 0:
         raise CalibrationError("no calibration data: the batches were empty")
     missing = [name for name, c in caps.items() if c.calls == 0]
-    if missing:
+    if missing and not require_all and len(missing) < len(caps):
+        log.warning("skipping layer(s) that never ran in the forward pass: %s",
+                    ", ".join(missing))
+        caps = {k: v for k, v in caps.items() if v.calls}
+    elif missing:
         raise LayerExportError(
             f"layer(s) {', '.join(missing)} never ran during the calibration forward pass "
             f"(called through their weights directly, or not on the path of the inputs)"

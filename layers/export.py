@@ -138,9 +138,12 @@ def export_layers(
     # Check the weights before any forward pass (NaN/inf, float16 overflow).
     weights = {s.name: s.weight_matrix(full_precision=full_precision) for s in specs}
     cap: CaptureResult = accumulate(model, batches, specs, opt_dim=opt_dim, protocol=protocol,
-                                    stop_early=stop_early, progress=progress)
+                                    stop_early=stop_early, require_all=layers is not None,
+                                    progress=progress)
     out = {}
     for s in specs:
+        if s.name not in cap.layers:
+            continue
         c = cap.layers[s.name]
         W = weights[s.name]
         dtype = str(s.module.weight.dtype).replace("torch.", "")

@@ -30,9 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export",
         help="export layers as per-chunk quadratic problems (.npz)",
-        description="Run calibration data through a model, accumulate H = XᵀX (float64, "
-        "streaming) for the chosen layers, split each weight row into chunks of --opt-dim "
-        "inputs and write one problem file per layer chunk: <layer>__chunk<k>.npz.",
+        description="Run calibration data through a model, accumulate H = XᵀX (float64,\n"
+        "streaming) for the chosen layers, split each weight row into chunks of --opt-dim\n"
+        "inputs and write one problem file per layer chunk: <layer>__chunk<k>.npz.\n"
+        "Docs: docs/layers.md.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

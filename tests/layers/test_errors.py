@@ -97,7 +97,7 @@ def test_layer_that_never_runs():
             return self.used(x)
 
     with pytest.raises(ProblemError, match="unused never ran"):
-        export_model(Net(), inputs=torch.randn(2, 3))
+        export_model(Net(), layers=["used", "unused"], inputs=torch.randn(2, 3))
 
 
 def test_bad_options():
@@ -141,3 +141,20 @@ def test_written_files_round_trip(tmp_path):
     assert back.meta["input_start"] == 7 and back.meta["input_stop"] == 14
     assert back.meta["scales_mse_channel"].shape == (16, 3)
     assert back.meta["protocol"] == "exact" and back.meta["kind"] == "conv"
+
+
+def test_all_layers_skips_modules_applied_through_their_weights():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.attn(x, x, x)[0])
+
+    # out_proj is applied through F.multi_head_attention_forward, never called: skipped
+    probs = export_model(Net(), inputs=torch.randn(2, 3, 4))
+    assert list(probs) == ["head"]
+    with pytest.raises(ProblemError, match="attn.out_proj never ran"):
+        export_model(Net(), layers=["attn.out_proj"], inputs=torch.randn(2, 3, 4))

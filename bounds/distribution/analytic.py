@@ -100,6 +100,9 @@ def _edges(density: Density, s: float, zmin: int, zmax: int, lo: float, hi: floa
     sigma = density.std
     g = sigma * 2.0 ** np.arange(-4, int(math.ceil(math.log2(max(top, sigma) / sigma))) + 1)
     cuts += [g, -g]
+    mu = density.mean
+    if mu != 0.0 and math.isfinite(mu):  # laws not centred at 0: cut around their bulk too
+        cuts += [mu + g, mu - g]
     e = np.concatenate(cuts)
     e = e[(e > lo) & (e < hi)]
     return np.unique(np.concatenate([[lo], e, [hi]]))

@@ -92,6 +92,7 @@ def export_model(
     batch_size: int = 16,
     progress: bool = False,
     inputs: Any = None,
+    state_dict: Any = None,
 ) -> dict[str, list[LayerProblem]]:
     """Export ``layers`` of ``model`` as per-chunk problems, in memory.
 
@@ -126,6 +127,9 @@ def export_model(
         Calibration batches for a user module (required then): a tensor is split along its first
         dimension into ``batch_size`` batches; an iterable yields tensors, tuples of positional
         arguments or mappings of keyword arguments.
+    state_dict : mapping or path, optional
+        Weights to load into the user module first (``load_state_dict(..., strict=True)``, in
+        place); a path is read with ``torch.load(weights_only=True)``.
 
     Returns
     -------
@@ -148,6 +152,8 @@ def export_model(
     if int(batch_size) != batch_size or batch_size < 1:
         raise ProblemError(f"batch_size must be a positive integer, got {batch_size!r}")
     module, name = _resolve_model(model)
+    if state_dict is not None:
+        _load_state_dict(module, state_dict)
     with _as_problem_error():
         calib, source = _calibration(model, name, inputs=inputs, samples=samples, images=images,
                                      text=text, seed=seed, batch_size=batch_size)
@@ -299,6 +305,23 @@ def _resolve_model(model: Any):
     raise ProblemError(
         f"model must be a built-in model name or a torch.nn.Module, got {type(model).__name__}"
     )
+
+
+def _load_state_dict(module, state_dict) -> None:
+    import torch
+
+    if isinstance(state_dict, (str, os.PathLike)):
+        try:
+            state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ProblemError(f"cannot read state dict {str(state_dict)!r}: {exc}") from None
+    if not isinstance(state_dict, Mapping):
+        raise ProblemError(f"state_dict must be a mapping or a path, got "
+                           f"{type(state_dict).__name__}")
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise ProblemError(f"state dict does not match the module: {exc}") from None
 
 
 def _calibration(model, name, *, inputs, samples, images, text, seed, batch_size):

@@ -158,3 +158,13 @@ def test_all_layers_skips_modules_applied_through_their_weights():
     assert list(probs) == ["head"]
     with pytest.raises(ProblemError, match="attn.out_proj never ran"):
         export_model(Net(), layers=["attn.out_proj"], inputs=torch.randn(2, 3, 4))
+
+
+def test_state_dict_is_loaded_strictly(tmp_path):
+    src, dst = nn.Linear(3, 2), nn.Linear(3, 2)
+    torch.save(src.state_dict(), tmp_path / "w.pt")
+    p = export_model(dst, inputs=torch.randn(4, 3), state_dict=tmp_path / "w.pt",
+                     full_precision=True)[""][0]
+    np.testing.assert_array_equal(p.W0, src.weight.detach().double().numpy())
+    with pytest.raises(ProblemError, match="state dict does not match the module"):
+        export_model(nn.Linear(3, 2), inputs=torch.randn(4, 3), state_dict={"weight": 1})

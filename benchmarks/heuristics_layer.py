@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats (median reported)")
     ap.add_argument("--ref-channels", type=int, default=16,
                     help="channels for the O(n³)-per-channel methods (time extrapolated)")
-    ap.add_argument("--adaround-channels", type=int, default=128,
+    ap.add_argument("--adaround-channels", type=int, default=64,
                     help="channels for AdaRound (vectorised: larger batches amortise H)")
     ap.add_argument("--methods", nargs="*", default=None, help="only these methods")
     ap.add_argument("--samples", type=int, default=64, help="calibration crops")

@@ -1,11 +1,11 @@
 """GPTQ against RTN (and OBS against magnitude + refit) on real MobileNetV2 layer chunks.
 
-The Hessians come from the real network on four scikit-image photos (224×224, ImageNet
-normalisation), captured with forward hooks on the 1×1 convolutions (their input patches are the
-input channels at each position, so no unfolding is needed) and the classifier; every layer is
-split into the paper's chunks of 32 consecutive inputs; weights in FP16 as the paper; per-tensor
-MSE scale on the whole weight tensor. The test asserts on the *mean* over chunks and logs the
-distribution of the per-chunk ratios (run with ``-s -o log_cli=true`` to see it).
+The problems come from ``bounds.export.export_model`` (the project's exporter: real network,
+built-in calibration photos, the paper's chunks of 32 inputs, FP16 weights, the per-tensor MSE
+scale of the whole layer from the exported scale table). Where the exporter is not importable
+the fixture captures the same 1×1 layers itself with forward hooks on four scikit-image photos.
+The test asserts on the *mean* over channel-chunks and logs the distribution of the ratios (run
+with ``-o log_cli=true -o log_cli_level=INFO`` to see it).
 """
 
 import logging
@@ -19,13 +19,32 @@ from solvers.scales import mse_scale
 log = logging.getLogger(__name__)
 pytestmark = pytest.mark.mobilenet
 
+# 1×1 convolutions from early to late blocks; the two largest layers (features.18.0,
+# classifier.1) are left to benchmarks/heuristics_layer.py: exporting their scale tables alone
+# takes longer than this whole test should.
 LAYERS = ("features.2.conv.0.0", "features.5.conv.2", "features.9.conv.0.0",
-          "features.14.conv.2", "features.18.0", "classifier.1")
+          "features.11.conv.2", "features.14.conv.2", "features.16.conv.2")
 OPT_DIM = 32
 
 
 @pytest.fixture(scope="module")
 def chunks():
+    """``[(layer, start, H, W0, {bits: scale})]``, one entry per chunk."""
+    try:
+        from bounds.export import export_model
+    except ImportError:
+        return _hooked_chunks()
+    probs = export_model("mobilenet_v2", layers=list(LAYERS), opt_dim=OPT_DIM, samples=4)
+    out = []
+    for name in LAYERS:
+        for p in probs[name]:
+            table = np.asarray(p.meta["scales_mse_tensor"], dtype=float)
+            out.append((name, p.meta["input_start"], p.H, p.W0,
+                        {b: float(table[b - 1]) for b in (3, 4)}))
+    return out
+
+
+def _hooked_chunks():
     torch = pytest.importorskip("torch")
     try:
         from layers.models import load_model
@@ -66,20 +85,18 @@ def chunks():
         W = modules[name].weight.detach().numpy()
         W0 = W.reshape(W.shape[0], -1).astype(np.float16).astype(np.float64)
         H = X.T @ X
+        scales = {b: mse_scale(W0, b) for b in (3, 4)}
         for start in range(0, W0.shape[1], OPT_DIM):
             stop = start + OPT_DIM
-            out.append((name, start, H[start:stop, start:stop], W0[:, start:stop], W0))
+            out.append((name, start, H[start:stop, start:stop], W0[:, start:stop], scales))
     return out
 
 
 @pytest.mark.parametrize("bits", [3, 4])
 def test_gptq_beats_rtn_on_average(chunks, bits):
     ratios, g_sum, r_sum = [], 0.0, 0.0
-    scales = {}
-    for name, _start, H, W0, Wfull in chunks:
-        if name not in scales:
-            scales[name] = mse_scale(Wfull, bits)
-        s = scales[name]
+    for _name, _start, H, W0, scales in chunks:
+        s = scales[bits]
         r = rtn_layer(H, W0, s, bits).objectives
         g = gptq_layer(H, W0, s, bits).objectives
         keep = r > 0
@@ -92,7 +109,7 @@ def test_gptq_beats_rtn_on_average(chunks, bits):
              "min/10/50/90/max %s, better in %.1f %%; layer-chunk totals ratio %.3f",
              bits, ratios.size, ratios.mean(), np.round(q, 3), 100 * np.mean(ratios < 1),
              g_sum / r_sum)
-    assert ratios.size > 1000
+    assert ratios.size > 5000
     assert ratios.mean() < 1.0
     assert g_sum < r_sum
 

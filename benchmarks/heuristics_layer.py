@@ -9,12 +9,11 @@ channels only, AdaRound (2000 Adam steps, one (C, n)·(n, n) product each) on th
 ``--adaround-channels``; their time is also shown extrapolated to the whole layer (``× C /
 channels``, marked ``~``; for AdaRound an overestimate, larger batches amortise better).
 
-The Hessians are real: MobileNetV2 (``layers.models.load_model``) on ``--samples`` random
-resized crops (seeded) of scikit-image's bundled photos, inputs captured by forward hooks on the
-two layers (both are 1×1: a conv's input patches are its input channels at each position), in
-float64; weights in FP16 as the paper; per-tensor MSE scale. With ``--synthetic`` (or when the
-model is not available) ``H`` is built from correlated Gaussian data of the same sizes instead,
-and the report says so.
+The Hessians are real: ``bounds.export.export_model("mobilenet_v2", opt_dim=None)`` (the
+project's exporter: built-in calibration photos, ``--samples`` seeded crops, whole layers, FP16
+weights) and its per-tensor MSE scale of the layer. Without the exporter, forward hooks on the
+two layers (both 1×1) over crops of scikit-image's photos; with ``--synthetic`` (or when the
+model is not available) correlated Gaussian data of the same sizes. The report says which.
 
 Examples
 --------
@@ -59,8 +58,21 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "m
           "cat", "retina")
 
 
-def real_layers(names, samples: int, seed: int):
-    """``{name: (H, W0)}`` from MobileNetV2 on seeded random crops of bundled photos."""
+def exported_layers(names, samples: int, seed: int, bits: int):
+    """``{name: (H, W0, scale)}`` from the project's exporter, whole layers (no chunks)."""
+    from bounds.export import export_model
+
+    probs = export_model("mobilenet_v2", layers=list(names), opt_dim=None, samples=samples,
+                         seed=seed)
+    out = {}
+    for name in names:
+        (p,) = probs[name]
+        out[name] = (p.H, p.W0, float(np.asarray(p.meta["scales_mse_tensor"])[bits - 1]))
+    return out
+
+
+def real_layers(names, samples: int, seed: int, bits: int):
+    """``{name: (H, W0, scale)}`` from MobileNetV2 on seeded random crops of bundled photos."""
     import skimage.data
     import torch
 
@@ -113,11 +125,11 @@ def real_layers(names, samples: int, seed: int):
     for n in names:
         W = modules[n].weight.detach().numpy()
         W0 = W.reshape(W.shape[0], -1).astype(np.float16).astype(np.float64)
-        out[n] = (H[n], W0)
+        out[n] = (H[n], W0, mse_scale(W0, bits))
     return out
 
 
-def synthetic_layers(seed: int):
+def synthetic_layers(seed: int, bits: int):
     """Correlated Gaussian stand-ins with the two layers' sizes (320→1280, 1280→1000)."""
     rng = np.random.default_rng(seed)
     out = {}
@@ -125,7 +137,8 @@ def synthetic_layers(seed: int):
                                "classifier.1": (1000, 1280, 2560)}.items():
         base = rng.standard_normal((rows, 8))
         X = base @ rng.standard_normal((8, n)) + 0.5 * rng.standard_normal((rows, n))
-        out[name] = (X.T @ X, 0.05 * rng.standard_normal((C, n)))
+        W0 = 0.05 * rng.standard_normal((C, n))
+        out[name] = (X.T @ X, W0, mse_scale(W0, bits))
     return out
 
 
@@ -138,14 +151,13 @@ def timed(fn, repeats: int):
     return statistics.median(times), run
 
 
-def bench_layer(name, H, W0, args):
+def bench_layer(name, H, W0, s, args):
     C, n = W0.shape
     ref = min(args.ref_channels, C)
     ada = min(args.adaround_channels, C)
     warm = np.eye(4)  # compile / load the numba kernels before timing
     obq_layer(warm, W0[:1, :4], 1.0, 2)
     obs_layer(warm, W0[:1, :4], 2)
-    s = mse_scale(W0, args.bits)
     b, rep = args.bits, args.repeats
     prune_kw = {"nm": args.nm} if args.nm else {"density": args.density}
     cases = [
@@ -168,6 +180,7 @@ def bench_layer(name, H, W0, args):
     base = next((r[2] for r in rows if r[0] == "rtn"), None)
     print(f"\n{name}: C = {C} channels, n = {n} inputs, {args.bits}-bit quant, "
           f"pruning {'N:M ' + str(args.nm) if args.nm else f'density {args.density:g}'}")
+    print(f"scale {s:.6g} (per tensor); SQNR over the channels each method ran on")
     print(f"{'method':<16}{'channels':>9}{'median s':>11}{'whole layer s':>15}"
           f"{'× RTN':>9}{'SQNR dB':>9}")
     for method, chans, med, whole, sq in rows:
@@ -200,16 +213,20 @@ def main(argv=None) -> int:
     layers = None
     if not args.synthetic:
         try:
-            layers = real_layers(args.layers, args.samples, args.seed)
-            print(f"H: real MobileNetV2 inputs, {args.samples} seeded crops of bundled photos")
-        except Exception as exc:  # noqa: BLE001 - fall back, and say so
-            print(f"MobileNetV2 not available ({exc}); using synthetic correlated H")
+            layers = exported_layers(args.layers, args.samples, args.seed, args.bits)
+            print(f"H: bounds.export.export_model, real MobileNetV2, {args.samples} samples")
+        except ImportError:
+            try:
+                layers = real_layers(args.layers, args.samples, args.seed, args.bits)
+                print(f"H: real MobileNetV2 (hooks), {args.samples} crops of bundled photos")
+            except Exception as exc:  # noqa: BLE001 - fall back, and say so
+                print(f"MobileNetV2 not available ({exc}); using synthetic correlated H")
     if layers is None:
-        layers = synthetic_layers(args.seed)
+        layers = synthetic_layers(args.seed, args.bits)
         print("H: SYNTHETIC correlated Gaussian data of the layers' sizes")
     for name in args.layers:
-        H, W0 = layers[name]
-        bench_layer(name, H, W0, args)
+        H, W0, s = layers[name]
+        bench_layer(name, H, W0, s, args)
     return 0
 
 

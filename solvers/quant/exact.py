@@ -58,7 +58,7 @@ def solve_exact(
     *,
     time_limit: float | None = None,
     node_limit: int | None = None,
-    ordering: str = "box",
+    ordering: str = "auto",
     initial_codes: Any = None,
     margin_rtol: float = 1e-6,
     slice_nodes: int = 200_000,
@@ -73,8 +73,9 @@ def solve_exact(
         Wall-clock seconds; on expiry the best solution and a valid lower bound are returned.
     node_limit : int, optional
         Search nodes; same behaviour as the time limit (status ``NODE_LIMIT``).
-    ordering : {"box", "vblast", "natural"}
-        Variable order of the search tree (see :mod:`solvers.quant.ordering`).
+    ordering : {"auto", "box", "vblast", "natural"}
+        Variable order of the search tree (see :mod:`solvers.quant.ordering`); ``"auto"`` is
+        the box-aware order up to 5 bits and V-BLAST above, where the box rarely binds.
     initial_codes : array_like of int, optional
         A known feasible code vector, used as one more starting incumbent.
     margin_rtol : float
@@ -112,6 +113,8 @@ def solve_exact(
     codes = rtn(c, lo, hi)
     live = live_inputs(H)
     idx = np.flatnonzero(live)
+    if ordering == "auto":
+        ordering = "box" if problem.bits <= 5 else "vblast"
     info: dict[str, Any] = {"ordering": ordering, "dead_inputs": int(n - idx.size)}
     if idx.size == 0:
         w = problem.weights(codes)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import cholesky_rows
+
 _U = np.finfo(np.float64).eps / 2
 
 
@@ -51,19 +53,7 @@ def ordered_cholesky(H: np.ndarray, order: np.ndarray, *, rtol: float | None = N
     (1, [[1.0, 1.0], [0.0, 0.0]])
     """
     n = H.shape[0]
-    Hp = H[np.ix_(order, order)]
+    Hp = np.ascontiguousarray(H[np.ix_(order, order)])
     if rtol is None:
         rtol = 8.0 * (n + 1) * _U
-    R = np.zeros((n, n))
-    rank = 0
-    for k in range(n):
-        col = R[:k, k]
-        p = Hp[k, k] - col @ col
-        if p <= rtol * Hp[k, k] or p <= 0.0:
-            continue  # null direction: the row stays zero
-        r = np.sqrt(p)
-        R[k, k] = r
-        if k + 1 < n:
-            R[k, k + 1:] = (Hp[k, k + 1:] - col @ R[:k, k + 1:]) / r
-        rank += 1
-    return R, rank
+    return cholesky_rows(Hp, float(rtol))

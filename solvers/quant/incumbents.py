@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .factor import ordered_cholesky
+from .kernels import babai_rows, one_opt_moves
+
 
 def objective(H: np.ndarray, c: np.ndarray, z: np.ndarray) -> float:
     """``(z − c)ᵀ H (z − c)``."""
@@ -30,16 +33,8 @@ def rtn(c: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def babai(R: np.ndarray, c: np.ndarray, lo: int, hi: int, zref: np.ndarray) -> np.ndarray:
     """Box-clipped nearest plane for ``‖R(z − c)‖²``; rows with ``R_kk = 0`` take ``zref``."""
-    n = R.shape[0]
-    z = np.zeros(n, dtype=np.int64)
-    for k in range(n - 1, -1, -1):
-        if R[k, k] == 0.0:
-            z[k] = zref[k]
-            continue
-        s = R[k, k + 1:] @ (z[k + 1:] - c[k + 1:])
-        ctr = c[k] - s / R[k, k]
-        z[k] = int(np.clip(np.rint(ctr), lo, hi))
-    return z
+    return babai_rows(R, np.ascontiguousarray(c, dtype=np.float64), int(lo), int(hi),
+                      np.ascontiguousarray(zref, dtype=np.int64))
 
 
 def sequential_rounding(
@@ -47,24 +42,19 @@ def sequential_rounding(
 ) -> np.ndarray:
     """GPTQ-like rounding: fix ``order[0]``, update the rest's continuous optimum, repeat.
 
-    The continuous optimum of the remaining variables ``U`` given the fixed ``F`` solves
-    ``H_UU x_U = H_UU c_U − H_UF (z_F − c_F)``; least squares keeps it exact for singular ``H``.
+    The continuous optimum of the remaining variables ``U`` given the fixed ``F`` is
+    ``x_U = c_U − H_UU⁻¹ H_UF (z_F − c_F)``, which is nearest-plane (Babai) rounding with the
+    Cholesky factor of ``H`` taken in this order; a variable whose conditional variance is zero
+    (``H`` singular) keeps its round-to-nearest code.
     """
     n = H.shape[0]
-    order = np.arange(n) if order is None else np.asarray(order)
-    z = np.zeros(n, dtype=np.int64)
-    x = c.astype(np.float64).copy()
-    fixed = np.zeros(n, dtype=bool)
-    for i in order:
-        z[i] = int(np.clip(np.rint(x[i]), lo, hi))
-        fixed[i] = True
-        free = ~fixed
-        if not free.any():
-            break
-        d = np.where(fixed, z - c, 0.0)
-        rhs = -H[np.ix_(free, fixed)] @ d[fixed]
-        delta = np.linalg.lstsq(H[np.ix_(free, free)], rhs, rcond=None)[0]
-        x[free] = c[free] + delta
+    order = np.arange(n) if order is None else np.asarray(order, dtype=np.int64)
+    # the first variable rounded sits at the top level of the nearest-plane recursion
+    levels = order[::-1].copy()
+    R, _ = ordered_cholesky(H, levels)
+    zref = rtn(c, lo, hi)[levels]
+    z = np.empty(n, dtype=np.int64)
+    z[levels] = babai(R, c[levels], lo, hi, zref)
     return z
 
 
@@ -72,20 +62,7 @@ def one_opt(
     H: np.ndarray, c: np.ndarray, z: np.ndarray, lo: int, hi: int, max_sweeps: int = 50
 ) -> np.ndarray:
     """Integer coordinate descent from ``z``: best single-coordinate moves until none helps."""
-    z = np.asarray(z, dtype=np.int64).copy()
-    diag = np.diag(H)
-    g = H @ (z - c)  # gradient / 2
-    for _ in range(max_sweeps):
-        improved = False
-        for i in range(len(z)):
-            if diag[i] <= 0.0:
-                continue
-            # f(z + t e_i) - f(z) = 2 t g_i + t² H_ii, minimised at t = -g_i / H_ii
-            t = int(np.clip(np.rint(z[i] - g[i] / diag[i]), lo, hi)) - z[i]
-            if t != 0 and 2.0 * t * g[i] + t * t * diag[i] < -1e-15 * abs(diag[i]):
-                z[i] += t
-                g += t * H[:, i]
-                improved = True
-        if not improved:
-            break
-    return z
+    # f(z + t e_i) − f(z) = 2t·g_i + t²·H_ii with g = H(z − c): best t = −g_i / H_ii, rounded
+    z = np.array(z, dtype=np.int64)
+    return one_opt_moves(np.ascontiguousarray(H), np.ascontiguousarray(c, dtype=np.float64), z,
+                         int(lo), int(hi), int(max_sweeps))

@@ -274,3 +274,128 @@ def r_distance(R, c, z):
             s += R[k, j] * (z[j] - c[j])
         tot += s * s
     return tot
+
+
+# --------------------------------------------------------------------------------------------
+# Set-up kernels: factorisation, ordering and incumbents (compiled so that small problems cost
+# microseconds, not milliseconds of Python overhead)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def cholesky_rows(Hp, rtol):
+    """Upper ``R`` with ``Hp ≈ RᵀR``; rows whose Schur pivot is ``<= rtol·Hp_kk`` stay zero.
+
+    Returns ``(R, rank)``. See :func:`solvers.quant.factor.ordered_cholesky`.
+    """
+    n = Hp.shape[0]
+    R = np.zeros((n, n))
+    rank = 0
+    for k in range(n):
+        p = Hp[k, k]
+        for i in range(k):
+            p -= R[i, k] * R[i, k]
+        if p <= rtol * Hp[k, k] or p <= 0.0:
+            continue
+        r = np.sqrt(p)
+        R[k, k] = r
+        for j in range(k + 1, n):
+            s = Hp[k, j]
+            for i in range(k):
+                s -= R[i, k] * R[i, j]
+            R[k, j] = s / r
+        rank += 1
+    return R, rank
+
+
+@njit(cache=True)
+def babai_rows(R, c, lo, hi, zref):
+    """Box-clipped nearest plane for ``‖R(z − c)‖²`` (rows with ``R_kk = 0`` take ``zref``)."""
+    n = R.shape[0]
+    z = np.zeros(n, dtype=np.int64)
+    for k in range(n - 1, -1, -1):
+        if R[k, k] == 0.0:
+            z[k] = zref[k]
+            continue
+        s = 0.0
+        for j in range(k + 1, n):
+            s += R[k, j] * (z[j] - c[j])
+        z[k] = _first(c[k] - s / R[k, k], lo, hi)
+    return z
+
+
+@njit(cache=True)
+def one_opt_moves(H, c, z, lo, hi, max_sweeps):
+    """Integer coordinate descent in place: best single-coordinate moves until none helps."""
+    n = H.shape[0]
+    g = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += H[i, j] * (z[j] - c[j])
+        g[i] = s
+    for _ in range(max_sweeps):
+        improved = False
+        for i in range(n):
+            h = H[i, i]
+            if h <= 0.0:
+                continue
+            t = _first(z[i] - g[i] / h, lo, hi) - z[i]
+            if t != 0 and 2.0 * t * g[i] + t * t * h < -1e-15 * h:
+                z[i] += t
+                for j in range(n):
+                    g[j] += t * H[j, i]
+                improved = True
+        if not improved:
+            break
+    return z
+
+
+@njit(cache=True)
+def order_from_inverse(G, H, c, lo, hi, box):
+    """Top-down greedy ordering on the inverse ``G`` (destroyed). See
+    :mod:`solvers.quant.ordering`; ``box`` selects Chang–Han (else V-BLAST)."""
+    n = G.shape[0]
+    alive = np.ones(n, dtype=np.bool_)
+    y = np.zeros(n)
+    order = np.empty(n, dtype=np.int64)
+    tiny = 1e-300
+    for level in range(n - 1, -1, -1):
+        best = -1
+        best_score = -1.0
+        best_prec = -1.0
+        best_z = 0.0
+        for j in range(n):
+            if not alive[j]:
+                continue
+            gjj = G[j, j] if G[j, j] > tiny else tiny
+            prec = 1.0 / gjj
+            score = 0.0
+            zr = 0.0
+            if box:
+                s = 0.0
+                for i in range(n):
+                    if alive[i]:
+                        s += G[j, i] * y[i]
+                ctr = c[j] - s
+                zr = float(_first(ctr, lo, hi))
+                score = prec * (zr - ctr) * (zr - ctr)
+            if score > best_score or (score == best_score and prec > best_prec):
+                best, best_score, best_prec, best_z = j, score, prec, zr
+        order[level] = best
+        alive[best] = False
+        if box:
+            d = best_z - c[best]
+            for i in range(n):
+                y[i] += H[i, best] * d
+        gbb = G[best, best] if G[best, best] > tiny else tiny
+        for i in range(n):
+            if not alive[i]:
+                continue
+            f = G[i, best] / gbb
+            if f == 0.0:
+                continue
+            for j in range(n):
+                if alive[j]:
+                    G[i, j] -= f * G[best, j]
+    return order

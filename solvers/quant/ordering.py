@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import order_from_inverse
+
 ORDERINGS = ("box", "vblast", "natural")
 
 
@@ -54,35 +56,6 @@ def order_variables(
     if method not in ORDERINGS:
         raise ValueError(f"unknown ordering {method!r}; valid: {', '.join(ORDERINGS)}")
     G = _regularised_inverse(H)
-    U = list(range(n))
-    y = np.zeros(n)  # H[:, F] @ (z_F - c_F) for the placed set F
-    order = np.empty(n, dtype=np.int64)
-    for level in range(n - 1, -1, -1):
-        g = np.diag(G).copy()
-        g = np.maximum(g, np.finfo(float).tiny)
-        prec = 1.0 / g
-        if method == "vblast":
-            j = int(np.argmax(prec))
-            zj = None
-        else:
-            ctr = c[U] - G @ y[U]
-            zr = np.clip(np.rint(ctr), lo, hi)
-            resid = prec * (zr - ctr) ** 2
-            top = resid.max()
-            if top > 0.0:
-                j = int(np.argmax(resid))
-            else:
-                j = int(np.argmax(prec))
-            zj = zr[j]
-        var = U[j]
-        order[level] = var
-        if zj is not None:
-            y += H[:, var] * (zj - c[var])
-        # downdate G: remove row/column j
-        gj = G[:, j].copy()
-        G = G - np.outer(gj, gj) / max(G[j, j], np.finfo(float).tiny)
-        keep = np.ones(len(U), dtype=bool)
-        keep[j] = False
-        G = G[np.ix_(keep, keep)]
-        U.pop(j)
-    return order
+    return order_from_inverse(np.ascontiguousarray(G), np.ascontiguousarray(H),
+                              np.ascontiguousarray(c, dtype=np.float64), int(lo), int(hi),
+                              method == "box")

@@ -457,29 +457,350 @@ def node_bound(G, w, e, state, need, M, dvec, out_sal, out_keep):
 
 
 # --------------------------------------------------------------------------------------------
+# Forward (kept-set) side: Schur complement of the decided-kept block
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def fwd_keep(S, r, j, hjj, pivot_rtol):
+    """Add ``j`` to the decided-kept set ``F``: one step of (semidefinite) Gaussian elimination.
+
+    ``S = H / H_FF`` (Schur complement, rows/columns of ``F`` zero), ``r = −H d_F`` with
+    ``d_F = w_F − w0`` for the refit ``w_F`` on ``F``. Returns the error decrease
+    ``r_j² / S_jj`` (0 for a pivot below ``pivot_rtol·H_jj``: ``j`` depends on ``F``).
+    """
+    n = S.shape[0]
+    piv = S[j, j]
+    gain = 0.0
+    if piv > pivot_rtol * hjj and piv > 0.0:
+        rj = r[j]
+        gain = rj * rj / piv
+        col = S[:, j].copy()
+        f = rj / piv
+        for i in range(n):
+            r[i] -= col[i] * f
+        for a in range(n):
+            ca = col[a] / piv
+            if ca == 0.0:
+                continue
+            for b in range(n):
+                S[a, b] -= ca * col[b]
+    for i in range(n):
+        S[i, j] = 0.0
+        S[j, i] = 0.0
+    r[j] = 0.0
+    return gain
+
+
+@njit(cache=True)
+def _top_sum(vals, cnt):
+    """Sum of the ``cnt`` largest values and the ``cnt``-th largest (−inf when all are taken)."""
+    m = vals.shape[0]
+    if cnt >= m:
+        tot = 0.0
+        for i in range(m):
+            tot += vals[i]
+        return tot, -np.inf
+    if cnt <= 0:
+        return 0.0, np.inf
+    srt = np.sort(vals)
+    tot = 0.0
+    for i in range(m - cnt, m):
+        tot += srt[i]
+    return tot, srt[m - cnt]
+
+
+@njit(cache=True)
+def fwd_bound(S, r, cF, st, mkeep, M, dvec, out_kb):
+    """Lower bound from the kept side: ``cF − (upper bound on the gain of the keeps to come)``.
+
+    Every solution of the subtree keeps ``F`` plus some ``T ⊆ U`` with at most ``mkeep[g]``
+    from group ``g``; its error is ``cF − gain(T)``, ``gain(T) = r_Tᵀ (S_TT)^+ r_T``. For any
+    diagonal ``Δ`` with ``S_UU ⪰ Δ ≻ 0``, ``(S_TT)^-1 ⪯ Δ_T^-1`` so ``gain(T) <= Σ_{j∈T}
+    r_j²/Δ_j``. Two such diagonals: the split ``D`` (``S = H/H_FF ⪰ D``, as Schur complements
+    preserve ``H ⪰ D``) and Gershgorin ``Δ_j = S_jj − Σ_{i∈U, i≠j} |S_ij|`` where positive.
+    A zero ``Δ_j`` with ``r_j ≠ 0`` makes that bound infinite (useless), never invalid.
+    ``out_kb[j]`` receives the bound of the subtrees that keep ``j`` (``inf``: cannot keep).
+    """
+    n = S.shape[0]
+    ngroups = n // M
+    tot_d = 0.0
+    tot_g = 0.0
+    a_d = np.zeros(n)
+    a_g = np.zeros(n)
+    t_d = np.zeros(ngroups)
+    t_g = np.zeros(ngroups)
+    for j in range(n):
+        out_kb[j] = np.inf
+    for g in range(ngroups):
+        cnt = 0
+        for j in range(g * M, g * M + M):
+            if st[j] == UNDECIDED:
+                cnt += 1
+        if cnt == 0 or mkeep[g] <= 0:
+            continue
+        vd = np.empty(cnt)
+        vg = np.empty(cnt)
+        c = 0
+        for j in range(g * M, g * M + M):
+            if st[j] != UNDECIDED:
+                continue
+            r2 = r[j] * r[j]
+            off = 0.0
+            for i in range(n):
+                if i != j and st[i] == UNDECIDED:
+                    off += abs(S[i, j])
+            dg = S[j, j] - off
+            if r2 == 0.0:
+                vd[c] = 0.0
+                vg[c] = 0.0
+            else:
+                vd[c] = r2 / dvec[j] if dvec[j] > 0.0 else np.inf
+                vg[c] = r2 / dg if dg > 0.0 else np.inf
+            a_d[j] = vd[c]
+            a_g[j] = vg[c]
+            c += 1
+        sd, td = _top_sum(vd, mkeep[g])
+        sg, tg = _top_sum(vg, mkeep[g])
+        tot_d += sd
+        tot_g += sg
+        t_d[g] = td
+        t_g[g] = tg
+    gain = min(tot_d, tot_g)
+    for g in range(ngroups):
+        if mkeep[g] <= 0:
+            continue
+        for j in range(g * M, g * M + M):
+            if st[j] != UNDECIDED:
+                continue
+            if a_d[j] >= t_d[g] or not np.isfinite(t_d[g]):
+                gd = tot_d
+            else:
+                gd = tot_d - t_d[g] + a_d[j]
+            if a_g[j] >= t_g[g] or not np.isfinite(t_g[g]):
+                gg = tot_g
+            else:
+                gg = tot_g - t_g[g] + a_g[j]
+            out_kb[j] = cF - min(gd, gg)
+    return cF - gain
+
+
+@njit(cache=True)
+def group_counts(st, N, M, need, mkeep, ucount):
+    """Per group: prunes still needed, keeps still allowed, undecided count. False if a group
+    already keeps more than ``N``."""
+    n = st.shape[0]
+    ok = True
+    for g in range(n // M):
+        pr = 0
+        kp = 0
+        u = 0
+        for j in range(g * M, g * M + M):
+            if st[j] == PRUNED:
+                pr += 1
+            elif st[j] == KEPT:
+                kp += 1
+            else:
+                u += 1
+        need[g] = max(0, (M - N) - pr)
+        mkeep[g] = N - kp
+        ucount[g] = u
+        if kp > N:
+            ok = False
+    return ok
+
+
+@njit(cache=True)
+def combined_bound(G, w, e, S, r, cF, st, hasinv, N, M, dvec, margin, abs_margin,
+                   need, mkeep, ucount, sal, kb):
+    """Safe lower bound of a node (both sides, margins applied); ``inf`` if infeasible.
+
+    Fills ``sal[j]`` (safe bound of the subtrees pruning ``j``) and ``kb[j]`` (keeping ``j``).
+    """
+    n = st.shape[0]
+    if not group_counts(st, N, M, need, mkeep, ucount):
+        return np.inf
+    if hasinv:
+        bb = node_bound(G, w, e, st, need, M, dvec, sal, np.zeros(n, dtype=np.bool_))
+    else:
+        bb = e
+        for j in range(n):
+            sal[j] = e
+    bf = fwd_bound(S, r, cF, st, mkeep, M, dvec, kb)
+    for j in range(n):
+        sal[j] = sal[j] * (1.0 - margin)
+        kb[j] = (kb[j] - abs_margin) * (1.0 - margin)
+    b = max(bb, bf - abs_margin) * (1.0 - margin)
+    return max(b, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Exact completion of the last two decisions
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def pair_removal(G, w, i, j):
+    """``Δ({i, j}) = [w_i w_j] (G_{ij,ij})^-1 [w_i w_j]ᵀ``: the exact cost of pruning both."""
+    a = G[i, i]
+    b = G[i, j]
+    c = G[j, j]
+    det = a * c - b * b
+    if det <= 1e-14 * a * c:
+        return np.inf  # numerically dependent pair: no exact value here
+    return (w[i] * w[i] * c - 2.0 * w[i] * w[j] * b + w[j] * w[j] * a) / det
+
+
+@njit(cache=True)
+def pair_gain(S, r, i, j, pivot_rtol, H):
+    """Exact error decrease of keeping both ``i`` and ``j`` after ``F`` (2×2 Schur system)."""
+    a = S[i, i]
+    b = S[i, j]
+    c = S[j, j]
+    gi = r[i] * r[i] / a if a > pivot_rtol * H[i, i] and a > 0.0 else 0.0
+    gj = r[j] * r[j] / c if c > pivot_rtol * H[j, j] and c > 0.0 else 0.0
+    det = a * c - b * b
+    if a <= pivot_rtol * H[i, i] or a <= 0.0:
+        return gj  # i depends on F: for PSD S its whole row vanishes
+    if c <= pivot_rtol * H[j, j] or c <= 0.0:
+        return gi
+    if det <= 1e-12 * a * c:
+        return np.inf  # near-dependent pair: no reliable value (callers give up)
+    return (r[i] * r[i] * c - 2.0 * r[i] * r[j] * b + r[j] * r[j] * a) / det
+
+
+@njit(cache=True)
+def last_prunes(G, w, e, st, need, M, out_prune):
+    """Exact best completion when at most two more prunes are needed (every feasible choice of
+    the pruned-more set ``S``, ``|S| = Σ need <= 2``, respecting each group's need).
+
+    Returns the least error ``e + Δ(S)`` and writes the best ``S`` into ``out_prune``.
+    """
+    n = G.shape[0]
+    ngroups = n // M
+    tot = 0
+    g1 = -1
+    g2 = -1
+    for g in range(ngroups):
+        if need[g] > 0:
+            tot += need[g]
+            if g1 < 0:
+                g1 = g
+            else:
+                g2 = g
+    for j in range(n):
+        out_prune[j] = False
+    best = np.inf
+    bi = -1
+    bj = -1
+    if tot == 1:
+        for i in range(g1 * M, g1 * M + M):
+            if st[i] == UNDECIDED and G[i, i] > 0.0:
+                v = w[i] * w[i] / G[i, i]
+                if v < best:
+                    best = v
+                    bi = i
+    elif tot == 2:
+        lo1 = g1 * M
+        hi1 = g1 * M + M
+        if g2 < 0:
+            lo2 = lo1
+            hi2 = hi1
+        else:
+            lo2 = g2 * M
+            hi2 = g2 * M + M
+        for i in range(lo1, hi1):
+            if st[i] != UNDECIDED:
+                continue
+            for j in range(max(lo2, i + 1) if g2 < 0 else lo2, hi2):
+                if st[j] != UNDECIDED:
+                    continue
+                v = pair_removal(G, w, i, j)
+                if not np.isfinite(v):
+                    return np.inf  # a near-dependent pair: give up, branch instead
+                if v < best:
+                    best = v
+                    bi = i
+                    bj = j
+    if bi >= 0:
+        out_prune[bi] = True
+    if bj >= 0:
+        out_prune[bj] = True
+    return e + best
+
+
+@njit(cache=True)
+def last_keeps(S, r, cF, st, mkeep, M, pivot_rtol, H, out_keep):
+    """Exact best completion when at most two more keeps are allowed (all allowed ``T``)."""
+    n = S.shape[0]
+    ngroups = n // M
+    for j in range(n):
+        out_keep[j] = False
+    best = 0.0
+    bi = -1
+    bj = -1
+    for i in range(n):
+        if st[i] != UNDECIDED or mkeep[i // M] <= 0:
+            continue
+        a = S[i, i]
+        if a > pivot_rtol * H[i, i] and a > 0.0:
+            v = r[i] * r[i] / a
+            if v > best:
+                best = v
+                bi = i
+                bj = -1
+    tot = 0
+    for g in range(ngroups):
+        tot += max(0, mkeep[g])
+    if tot >= 2:
+        for i in range(n):
+            if st[i] != UNDECIDED or mkeep[i // M] <= 0:
+                continue
+            for j in range(i + 1, n):
+                if st[j] != UNDECIDED or mkeep[j // M] <= 0:
+                    continue
+                if j // M == i // M and mkeep[i // M] < 2:
+                    continue
+                v = pair_gain(S, r, i, j, pivot_rtol, H)
+                if not np.isfinite(v):
+                    return -np.inf  # give up, branch instead
+                if v > best:
+                    best = v
+                    bi = i
+                    bj = j
+    if bi >= 0:
+        out_keep[bi] = True
+    if bj >= 0:
+        out_keep[bj] = True
+    return cF - best
+
+
+# --------------------------------------------------------------------------------------------
 # Depth-first branch-and-bound, resumable in chunks
 # --------------------------------------------------------------------------------------------
 
 
 @njit(cache=True)
-def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
-              Gs, ws, es, states, hasinv, sp, budget,
+def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rtol,
+              Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, budget,
               fstate, best_w, best_mask, counters):
     """Process up to ``budget`` nodes of the depth-first search; returns the new stack size.
 
-    Stack slot ``s`` holds ``Gs[s]``, ``ws[s]``, ``es[s]``, ``states[s]``, ``hasinv[s]``.
-    ``fstate = [ub, fathom_min, ub_lower]``: incumbent value, least lower bound of any subtree
-    closed so far, and the lower bound of the incumbent's own leaf (box QP). ``counters =
-    [nodes, leaves, improvements, singular_nodes]``. A node's lower bound is shrunk by the
-    relative ``margin`` before comparing (floating-point safety); it is closed when that safe
-    bound reaches ``ub·(1 − fathom_rtol)``.
+    Stack slot ``s`` holds the backward side ``Gs[s]`` (``(H_KK)^-1``), ``ws[s]``, ``es[s]``,
+    ``hasinv[s]``, the forward side ``Ss[s]`` (``H/H_FF``), ``rs[s]``, ``cfs[s]`` (error of
+    keeping only ``F``) and ``states[s]``. ``fstate = [ub, fathom_min, ub_lower]``: incumbent
+    value, least safe bound of any subtree closed so far, and the safe lower bound of the
+    incumbent's own leaf. ``counters = [nodes, leaves, improvements, singular_nodes]``.
+    Bounds are shrunk by the relative ``margin`` (and forward ones by ``abs_margin`` first);
+    a subtree closes when its safe bound reaches ``ub·(1 − fathom_rtol)``.
     """
     n = H.shape[0]
     ngroups = n // M
     need = np.zeros(ngroups, dtype=np.int64)
+    mkeep = np.zeros(ngroups, dtype=np.int64)
     ucount = np.zeros(ngroups, dtype=np.int64)
     sal = np.zeros(n)
-    must_keep = np.zeros(n, dtype=np.bool_)
+    kb = np.zeros(n)
     keep = np.zeros(n, dtype=np.bool_)
     done = 0
     while sp > 0 and done < budget:
@@ -493,63 +814,108 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
         st = states[s]
         ub = fstate[0]
         thresh = ub * (1.0 - fathom_rtol)
-        for g in range(ngroups):
-            pr = 0
-            u = 0
-            for j in range(g * M, g * M + M):
-                if st[j] == PRUNED:
-                    pr += 1
-                elif st[j] == UNDECIDED:
-                    u += 1
-            need[g] = max(0, (M - N) - pr)
-            ucount[g] = u
-        infeasible = False
-        for g in range(ngroups):
-            if need[g] > ucount[g]:
-                infeasible = True
-        if infeasible:
-            continue
-        if hasinv[s]:
-            bound = node_bound(G, w, e, st, need, M, dvec, sal, must_keep)
-        else:
+        if not hasinv[s]:
             counters[3] += 1
-            bound = e
-            for j in range(n):
-                sal[j] = e
-        safe = bound * (1.0 - margin)
+        safe = combined_bound(G, w, e, Ss[s], rs[s], cfs[s], st, hasinv[s], N, M, dvec,
+                              margin, abs_margin, need, mkeep, ucount, sal, kb)
         if safe >= thresh:
-            if safe < fstate[1]:
+            if np.isfinite(safe) and safe < fstate[1]:
                 fstate[1] = safe
             continue
+        # the decided-kept set alone is feasible: a free incumbent (unboxed only)
+        if box == 0.0 and cfs[s] < ub:
+            fstate[0] = cfs[s]
+            ub = fstate[0]
+            thresh = ub * (1.0 - fathom_rtol)
+            counters[2] += 1
+            for j in range(n):
+                best_mask[j] = st[j] == KEPT
+                best_w[j] = np.nan
+            if safe >= thresh:
+                if safe < fstate[1]:
+                    fstate[1] = safe
+                continue
         total_need = 0
+        total_keep = 0
         for g in range(ngroups):
             total_need += need[g]
-        if total_need == 0:
-            # leaf: keep every undecided input
+            total_keep += min(mkeep[g], ucount[g])
+        # at most two prunes (backward side) or two keeps (forward side) left: solve exactly
+        if hasinv[s] and total_need <= 2 and total_need >= 1:
+            vb = last_prunes(G, w, e, st, need, M, keep)
+            if np.isfinite(vb):
+                lows = vb * (1.0 - margin)
+                if box == 0.0:
+                    counters[1] += 1
+                    if vb < ub:
+                        if fstate[2] < fstate[1]:
+                            fstate[1] = fstate[2]
+                        fstate[0] = vb
+                        fstate[2] = lows
+                        counters[2] += 1
+                        for j in range(n):
+                            best_mask[j] = st[j] != PRUNED and not keep[j]
+                            best_w[j] = np.nan
+                    elif lows < fstate[1]:
+                        fstate[1] = lows
+                    continue
+                if lows >= thresh:  # boxed: the unboxed completion is a bound only
+                    if lows < fstate[1]:
+                        fstate[1] = lows
+                    continue
+        if box == 0.0 and total_keep <= 2 and total_keep >= 1:
+            vf = last_keeps(Ss[s], rs[s], cfs[s], st, mkeep, M, pivot_rtol, H, keep)
+            lows = max(0.0, (vf - abs_margin) * (1.0 - margin)) if np.isfinite(vf) else -1.0
+            if np.isfinite(vf) and vf < ub:
+                fstate[0] = vf
+                ub = vf
+                thresh = ub * (1.0 - fathom_rtol)
+                counters[2] += 1
+                for j in range(n):
+                    best_mask[j] = st[j] == KEPT or keep[j]
+                    best_w[j] = np.nan
+            if lows >= 0.0 and lows >= thresh:
+                counters[1] += 1
+                if lows < fstate[1]:
+                    fstate[1] = lows
+                continue
+        # a leaf with no keep left is closed from the kept side only when its (absolute-margin)
+        # bound clears the threshold; otherwise the prune chain below reaches it through the
+        # backward side, whose values carry no absolute margin
+        fwd_leaf = total_keep == 0 and box == 0.0 and (
+            max(0.0, (cfs[s] - abs_margin) * (1.0 - margin)) >= thresh or cfs[s] < ub)
+        if total_need == 0 or fwd_leaf:
             counters[1] += 1
-            for j in range(n):
-                keep[j] = st[j] != PRUNED
-            if not hasinv[s] and box > 0.0:
-                # singular kept block under a box: minimum-norm least-squares refit, then the
-                # box QP in least-squares mode
-                wl = lstsq_refit(H, w0, keep)
-                val, low, xw = boxed_leaf(H, keep, G, wl, e, box, True)
-                has_w = True
-            elif not hasinv[s]:
-                # singular kept block: e is the exact Schur value; Python refits the weights
-                val = e
-                low = e
+            if total_need == 0:
+                # leaf: keep every undecided input
+                for j in range(n):
+                    keep[j] = st[j] != PRUNED
+                if not hasinv[s] and box > 0.0:
+                    wl = lstsq_refit(H, w0, keep)
+                    val, low, xw = boxed_leaf(H, keep, G, wl, e, box, True)
+                    has_w = True
+                elif not hasinv[s]:
+                    val = e
+                    low = e
+                    xw = np.zeros(n)
+                    has_w = False
+                elif box > 0.0:
+                    val, low, xw = boxed_leaf(H, keep, G, w, e, box)
+                    has_w = True
+                else:
+                    val = e
+                    low = e
+                    xw = w.copy()
+                    has_w = True
+                lows = low * (1.0 - margin)
+            else:
+                # leaf: no keep left, prune every undecided input (value cF)
+                for j in range(n):
+                    keep[j] = st[j] == KEPT
+                val = cfs[s]
+                lows = max(0.0, (cfs[s] - abs_margin) * (1.0 - margin))
                 xw = np.zeros(n)
                 has_w = False
-            elif box > 0.0:
-                val, low, xw = boxed_leaf(H, keep, G, w, e, box)
-                has_w = True
-            else:
-                val = e
-                low = e
-                xw = w.copy()
-                has_w = True
-            lows = low * (1.0 - margin)
             if val < ub:
                 if fstate[2] < fstate[1]:
                     fstate[1] = fstate[2]
@@ -562,23 +928,27 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
             elif lows < fstate[1]:
                 fstate[1] = lows
             continue
-        # screening: undecided j whose pruning already closes its subtree must be kept
-        if hasinv[s]:
-            for j in range(n):
-                if st[j] == UNDECIDED and sal[j] * (1.0 - margin) >= thresh:
-                    g = j // M
-                    if need[g] > 0:
-                        st[j] = KEPT
-                        ucount[g] -= 1
-                        if sal[j] * (1.0 - margin) < fstate[1]:
-                            fstate[1] = sal[j] * (1.0 - margin)
-            for g in range(ngroups):
-                if need[g] > ucount[g]:
-                    infeasible = True
-            if infeasible:
-                if thresh < fstate[1]:
-                    fstate[1] = thresh
+        # screening: prune-j bound closes => keep j; keep-j bound closes => prune j
+        changed = False
+        for j in range(n):
+            if st[j] != UNDECIDED:
                 continue
+            g = j // M
+            if hasinv[s] and need[g] > 0 and sal[j] >= thresh:
+                st[j] = KEPT
+                cfs[s] -= fwd_keep(Ss[s], rs[s], j, H[j, j], pivot_rtol)
+                if sal[j] < fstate[1]:
+                    fstate[1] = sal[j]
+                changed = True
+            elif hasinv[s] and mkeep[g] > 0 and kb[j] >= thresh and G[j, j] > 0.0:
+                st[j] = PRUNED
+                es[s] = es[s] + obs_remove(G, w, j)
+                if kb[j] < fstate[1]:
+                    fstate[1] = kb[j]
+                changed = True
+        if changed:
+            sp = s + 1  # evaluate the node again with the new decisions
+            continue
         # branch variable: least saliency among groups that still need prunes
         bj = -1
         best = np.inf
@@ -590,27 +960,21 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
                 best = v
                 bj = j
         g = bj // M
-        can_keep = ucount[g] - 1 >= need[g]
-        # keep child reuses slot s (same G, w, e); prune child goes on top
-        if can_keep:
-            st[bj] = KEPT
-            sp = s + 1
-            t = sp
-        else:
-            t = s
-            sp = s
+        can_keep = ucount[g] - 1 >= need[g] and mkeep[g] >= 1
+        t = s + 1 if can_keep else s
         Gt = Gs[t]
         wt = ws[t]
         if t != s:
             Gt[:, :] = G
             wt[:] = w
+            Ss[t][:, :] = Ss[s]
+            rs[t][:] = rs[s]
+            cfs[t] = cfs[s]
             states[t][:] = st
-            states[t][bj] = PRUNED
-        else:
-            st[bj] = PRUNED
+            hasinv[t] = hasinv[s]
+        states[t][bj] = PRUNED
         if hasinv[s] and Gt[bj, bj] > 0.0:
-            inc = obs_remove(Gt, wt, bj)
-            es[t] = e + inc
+            es[t] = e + obs_remove(Gt, wt, bj)
             hasinv[t] = True
         else:
             for j in range(n):
@@ -623,6 +987,9 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, fathom_rtol,
                 es[t] = schur_error(H, w0, keep, pivot_rtol)
                 wt[:] = 0.0
                 hasinv[t] = False
+        if can_keep:
+            st[bj] = KEPT
+            cfs[s] -= fwd_keep(Ss[s], rs[s], bj, H[bj, bj], pivot_rtol)
         sp = t + 1
     return sp, done
 

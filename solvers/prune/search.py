@@ -48,22 +48,14 @@ class SearchOutcome:
     info: dict = field(default_factory=dict)
 
 
-def _needs(state: np.ndarray, N: int, M: int) -> np.ndarray:
-    pr = (state == kernels.PRUNED).reshape(-1, M).sum(axis=1)
-    return np.maximum(0, (M - N) - pr).astype(np.int64)
-
-
-def slot_bound(G, w, e, state, hasinv, N, M, d, margin) -> float:
+def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin) -> float:
     """Safe lower bound of one stored node (used for the root and for open nodes)."""
-    need = _needs(state, N, M)
-    u = (state == kernels.UNDECIDED).reshape(-1, M).sum(axis=1)
-    if np.any(need > u):
-        return math.inf
-    if not hasinv:
-        return e * (1.0 - margin)
     n = state.shape[0]
-    b = kernels.node_bound(G, w, e, state, need, M, d, np.zeros(n), np.zeros(n, dtype=bool))
-    return b * (1.0 - margin)
+    g = n // M
+    z = np.zeros(g, dtype=np.int64)
+    return float(kernels.combined_bound(G, w, e, S, r, cF, state, bool(hasinv), N, M, d,
+                                        margin, abs_margin, z, z.copy(), z.copy(),
+                                        np.zeros(n), np.zeros(n)))
 
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
@@ -80,6 +72,13 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     es = np.zeros(cap)
     states = np.zeros((cap, n), dtype=np.int8)
     hasinv = np.zeros(cap, dtype=np.bool_)
+    Ss = np.zeros((cap, n, n))
+    rs = np.zeros((cap, n))
+    cfs = np.zeros(cap)
+    Ss[0] = H
+    rs[0] = H @ w0
+    cfs[0] = max(0.0, float(w0 @ H @ w0))
+    abs_margin = margin * n * cfs[0]
     states[0, ~alive] = kernels.PRUNED
     ok = kernels.chol_inverse(H, alive, PIVOT_RTOL, Gs[0])
     if ok:
@@ -88,7 +87,8 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     else:
         Gs[0] = 0.0
         es[0] = kernels.schur_error(H, w0, alive, PIVOT_RTOL)
-    root_bound = slot_bound(Gs[0], ws[0], es[0], states[0], hasinv[0], N, M, d, margin)
+    root_bound = slot_bound(Gs[0], ws[0], es[0], Ss[0], rs[0], cfs[0], states[0], hasinv[0],
+                            N, M, d, margin, abs_margin)
     fstate = np.array([incumbent_value, math.inf, math.inf])
     best_w = np.full(n, np.nan)
     best_mask = incumbent_mask.copy()
@@ -105,8 +105,8 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
             break
         b = budget if node_limit is None else min(budget, int(node_limit - counters[0]))
         t0 = time.perf_counter()
-        sp, _ = kernels.dfs_chunk(H, w0, d, N, M, box, PIVOT_RTOL, margin, FATHOM_RTOL,
-                                  Gs, ws, es, states, hasinv, sp, b,
+        sp, _ = kernels.dfs_chunk(H, w0, d, N, M, box, PIVOT_RTOL, margin, abs_margin,
+                                  FATHOM_RTOL, Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, b,
                                   fstate, best_w, best_mask, counters)
         dt = time.perf_counter() - t0
         # aim at ~20 ms per chunk so limits are checked often
@@ -116,8 +116,9 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
             budget = max(budget // 2, 8)
     open_bound = math.inf
     for s in range(sp):
-        open_bound = min(open_bound, slot_bound(Gs[s], ws[s], es[s], states[s], hasinv[s],
-                                                N, M, d, margin))
+        open_bound = min(open_bound, slot_bound(Gs[s], ws[s], es[s], Ss[s], rs[s], cfs[s],
+                                                states[s], hasinv[s], N, M, d, margin,
+                                                abs_margin))
     ub = float(fstate[0])
     lower = min(float(fstate[1]), float(fstate[2]), open_bound, ub)
     improved = counters[2] > 0

@@ -117,7 +117,7 @@ def _sweep(args: argparse.Namespace, bits: list[int]) -> int:
         from ..distribution.figures import plot_figure1
 
         out = plot_figure1(Path(args.figures) / "figure1_normal.png", grid=args.grid)
-        print(f"figure written to {out}")
+        print(f"figure written to {out}", file=sys.stderr if args.json else sys.stdout)
     sweep = kurtosis_sweep(bits, QUICK_FAMILIES if args.quick else None, args.grid,
                            progress=progress)
     plot_dir = args.figures if figures else args.plot

@@ -83,10 +83,13 @@ def test_cli_sweep_quick_with_plot(tmp_path, capsys):
     _png(tmp_path / "kurtosis_sweep.png")
 
 
-def test_figure1(tmp_path):
-    from bounds.distribution.figures import plot_figure1
-
-    _png(plot_figure1(tmp_path / "f1.png", snr_bits=(2, 4, 8)))
+def test_cli_figures(tmp_path, capsys):
+    assert main(["distribution", "--figures", str(tmp_path), "--quick", "--bits", "2",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {p["family"] for p in doc["points"]} == {"student-t", "truncated-t3"}
+    _png(tmp_path / "figure1_normal.png")
+    _png(tmp_path / "kurtosis_sweep.png")
 
 
 torch = pytest.importorskip("torch")

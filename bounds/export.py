@@ -282,6 +282,7 @@ def write_manifest(problems: Mapping[str, Sequence[LayerProblem]],
                    out_dir: str | os.PathLike[str], extra: dict | None = None) -> Path:
     """Write ``export.json`` (see :func:`summary`) next to the problem files."""
     doc = summary(problems)
+    doc["versions"] = _versions()
     if extra:
         doc.update(extra)
     path = Path(out_dir) / "export.json"
@@ -290,6 +291,18 @@ def write_manifest(problems: Mapping[str, Sequence[LayerProblem]],
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for dist in ("pqbound", "torch", "numpy", "scikit-image", "transformers"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def _resolve_model(model: Any):

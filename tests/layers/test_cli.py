@@ -33,6 +33,7 @@ def test_export_command(tmp_path, capsys):
     assert (p.meta["input_start"], p.meta["input_stop"], p.meta["rows"]) == (32, 64, 2 * 196)
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["samples"] == 2 and manifest["layers"]["features.8.conv.0.0"]["chunks"] == 2
+    assert manifest["versions"]["torch"].startswith("2.") and manifest["seed"] == 0
     assert np.isfinite(p.meta["scales_mse_tensor"]).all()
 
 

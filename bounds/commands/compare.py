@@ -95,6 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text", metavar="FILE", default=None, help="calibration sentences (MiniLM)")
     p.add_argument("--no-whole-layer", action="store_true",
                    help="skip the whole-channel certified bounds")
+    p.add_argument("--no-direct", action="store_true",
+                   help="skip the time-limited certified solve of each whole channel (its "
+                   "bound joins the block-split bound; its solution the stitched ones)")
     p.add_argument("--split", choices=CONSTRUCTIONS, default="auto",
                    help="block-split construction for whole-channel bounds (default auto)")
     g = p.add_mutually_exclusive_group()
@@ -123,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         samples=args.samples,
         seed=args.seed,
         whole_layer=not args.no_whole_layer,
+        whole_direct=not args.no_direct,
         construction=args.split,
         images=args.images,
         text=args.text,

@@ -17,6 +17,7 @@ memory stays flat on long runs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator
@@ -84,7 +85,8 @@ class PoolExecutor:
     def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         if self._pool is None:
             self._pool = self._start()
-        yield from _windowed(self._pool.submit, tasks, 4 * self.workers,
+        pool = self._pool
+        yield from _windowed(lambda t: pool.submit(run_task, t), tasks, 4 * self.workers,
                              lambda f: f.result(), _cancel_futures)
 
     def close(self) -> None:
@@ -113,16 +115,27 @@ class DaskExecutor:
         self.address = address
 
     def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
-        from distributed import wait as dwait
+        from distributed import as_completed
+
+        it = iter(tasks)
+        window = 4 * self.workers
 
         def submit(t: Task) -> Any:
-            return self.client.submit(run_task, t, pure=False, key=f"pqbound-{t.key[:24]}")
+            return self.client.submit(run_task, t, pure=False, key=f"pqbound-{t.key[:32]}")
 
-        def waiter(futs: set, **_: Any) -> Any:
-            return dwait(futs, return_when="FIRST_COMPLETED")
-
-        yield from _windowed(submit, tasks, 4 * self.workers, lambda f: f.result(),
-                             lambda fs: [f.cancel() for f in fs], waiter=waiter)
+        first = [submit(t) for t in itertools.islice(it, window)]
+        ac = as_completed(first, loop=self.client.loop)
+        try:
+            for fut in ac:
+                row = fut.result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    ac.add(submit(nxt))
+                yield row
+        finally:
+            pending = list(ac.futures)
+            for f in pending:
+                f.cancel()
 
     def close(self) -> None:
         self.client.close()

@@ -74,16 +74,17 @@ class CompareConfig:
     bits: tuple[int, ...] = DEFAULT_BITS
     opt_dim: int | None = 32
     channels: int | None = 2  # per layer; None: all channels
-    max_chunks: int | None = 4  # per layer; None: all chunks
+    max_chunks: int | None = 3  # per layer; None: all chunks
     quant_methods: tuple[str, ...] = DEFAULT_QUANT_METHODS
     prune_methods: tuple[str, ...] = DEFAULT_PRUNE_METHODS
     nm: tuple[tuple[int, int], ...] = ()
-    time_limit: float | None = 2.0
+    time_limit: float | None = 1.0
     protocol: str = "exact"
     accounting: str = "paper"
-    samples: int = 16
+    samples: int = 32
     seed: int = 0
     whole_layer: bool = True
+    whole_direct: bool = True  # also run the certified method on each whole channel
     construction: str = "auto"
     batch_size: int = 16
     images: str | None = None
@@ -301,6 +302,24 @@ def build_tasks(plan: LayerPlan, cfg: CompareConfig, model_name: str, calibratio
         box = None if cfg.box_factor is None or amax == 0 else cfg.box_factor * amax
         kmax = max(sum(plan.chunk_k(bits, i) for i in range(len(plan.chunks)))
                    for bits in cfg.bits)
+        # The certified method on the whole channel directly (time-limited): its bound is
+        # certified too, and its solution is feasible for the whole channel.
+        n = P.n
+        phw = array_hash(Hc, w0)
+        if cfg.whole_direct:
+            for bits in cfg.bits:
+                if qb:
+                    out.append(make("quant", qb, "whole", -1, c, f"{bits}bit", Hc, w0, 0, n,
+                                    phw, bits=bits, scale=float(plan.scales[bits][c])))
+                if pb:
+                    K = sum(plan.chunk_k(bits, i) for i in range(len(plan.chunks)))
+                    out.append(make("prune", pb, "whole", -1, c, f"{bits}bit", Hc, w0, 0, n,
+                                    phw, bits=bits, k=K, density=plan.densities[bits],
+                                    box=box))
+            for N, M in cfg.nm:
+                if pb and all((y - x) % M == 0 for x, y in plan.chunks):
+                    out.append(make("prune", pb, "whole", -1, c, f"nm{N}:{M}", Hc, w0, 0, n,
+                                    phw, nm=(N, M), k=n // M * N, density=N / M, box=box))
         for i, ((a, b), B) in enumerate(zip(plan.chunks, split.blocks, strict=True)):
             w = np.ascontiguousarray(w0[a:b])
             ph = array_hash(B, w)
@@ -367,8 +386,8 @@ def whole_rows(plan: LayerPlan, cfg: CompareConfig, store: ResultStore, run_id: 
                         continue
                     err = stitched_error(H, w0, [p["weights"] for p in parts])
                     best = min(best, err)
-                    out.append(_derived(plan, model_name, calibration, run_id, ph, c, kind, m,
-                                        comp, bits, norm, err, None, "stitched",
+                    out.append(_derived(plan, model_name, calibration, run_id, ph, c, kind,
+                                        f"stitched {m}", comp, bits, norm, err, None, "stitched",
                                         {"from": "chunk solutions evaluated on the full H"},
                                         parts))
                 lb, info = _whole_bound(plan, by, c, kind, comp, bits, split,
@@ -380,7 +399,8 @@ def whole_rows(plan: LayerPlan, cfg: CompareConfig, store: ResultStore, run_id: 
                     # Cannot happen for valid bounds beyond rounding; never store lb > objective.
                     info["clamped_from"] = lb
                     lb = obj
-                out.append(_derived(plan, model_name, calibration, run_id, ph, c, kind, "bound",
+                out.append(_derived(plan, model_name, calibration, run_id, ph, c, kind,
+                                    "block-split bound",
                                     comp, bits, norm, obj, lb, "certified", info, None))
     return out
 
@@ -495,9 +515,10 @@ def versions() -> dict[str, str]:
     return out
 
 
-def export_layers(cfg: CompareConfig, model: Any, progress: bool) -> dict[str, LayerProblem]:
+def export_layers(cfg: CompareConfig, model: Any, progress: bool, inputs: Any = None
+                  ) -> dict[str, LayerProblem]:
     """Full-layer problems (no chunks) from the layer exporter."""
-    from bounds.export import export_model, list_layers
+    from bounds.export import export_model
 
     layers = cfg.layers
     name = model if isinstance(model, str) else None
@@ -506,21 +527,11 @@ def export_layers(cfg: CompareConfig, model: Any, progress: bool) -> dict[str, L
             raise ProblemError(
                 f"no default layer set for model {model!r}: pass layers (--layer NAME)")
         layers = DEFAULT_LAYERS[name]
-    if name is not None:
-        try:
-            known = list_layers(name)
-            known_names = {getattr(x, "name", x if isinstance(x, str) else None) for x in known}
-            bad = [ly for ly in layers if known_names and ly not in known_names]
-            if bad:
-                raise ProblemError(f"unknown layer(s) {bad} of {name}; valid: "
-                                   f"{', '.join(sorted(str(k) for k in known_names))}")
-        except (TypeError, AttributeError):
-            pass
     proto = get_protocol(cfg.protocol)
     probs = export_model(model, layers=list(layers), samples=cfg.samples, opt_dim=None,
                          protocol=cfg.protocol, full_precision=proto.full_precision,
                          images=cfg.images, text=cfg.text, seed=cfg.seed,
-                         batch_size=cfg.batch_size, progress=progress)
+                         batch_size=cfg.batch_size, progress=progress, inputs=inputs)
     out = {}
     for layer in layers:
         plist = probs[layer]
@@ -547,6 +558,7 @@ def run_compare(
     workers: int | None = None,
     scheduler: str | None = None,
     problems: dict[str, LayerProblem] | None = None,
+    inputs: Any = None,
     progress: bool = False,
     **settings: Any,
 ) -> CompareSummary:
@@ -569,6 +581,8 @@ def run_compare(
     problems : dict, optional
         Full-layer :class:`LayerProblem` s by layer name, instead of exporting ``model``
         (hand-made problems, tests).
+    inputs : tensor or iterable of batches, optional
+        Calibration batches for a user ``nn.Module`` (see :func:`bounds.export.export_model`).
     progress : bool
         A tqdm bar on stderr.
 
@@ -591,7 +605,7 @@ def run_compare(
         store = ResultStore(db)
         try:
             if problems is None:
-                problems = export_layers(cfg, model, progress)
+                problems = export_layers(cfg, model, progress, inputs)
             plans = [plan_layer(name, p, cfg) for name, p in problems.items()]
             cal = {pl.layer: calibration_fingerprint(pl.problem) for pl in plans}
             tasks = [t for pl in plans for t in build_tasks(pl, cfg, model_name, cal[pl.layer])]

@@ -185,8 +185,9 @@ def _layer_blocks(e: dict[str, Any], s: dict[str, Any], out: Path) -> list[Block
                     + [f"quant {m}" for m in qm] + ["prune ≤ (proved)"]
                     + [f"prune {m}" for m in pm] + ["verdict"])
         else:
-            head = ["compression", "quant ≤ (proved)", "quant best (stitched)",
-                    "prune ≤ (proved)", "prune best (stitched)", "verdict", "split"]
+            head = ["compression", "quant ≤ (proved)", "quant ≤ split", "quant ≤ direct",
+                    "quant best", "prune ≤ (proved)", "prune ≤ split", "prune ≤ direct",
+                    "prune best", "verdict", "split"]
         body = []
         for ln in lines:
             q, p = ln["quant"] or {}, ln["prune"] or {}
@@ -203,11 +204,12 @@ def _layer_blocks(e: dict[str, Any], s: dict[str, Any], out: Path) -> list[Block
                 row += [_method_cell(p, m) for m in pm]
                 row += [_verdict_cell(ln["verdict"])]
             else:
-                row = [comp, tables.fmt_db(q.get("sqnr_ceiling_db"), True),
-                       tables.fmt_db(q.get("best_sqnr_db")),
-                       tables.fmt_db(p.get("sqnr_ceiling_db"), True),
-                       tables.fmt_db(p.get("best_sqnr_db")), _verdict_cell(ln["verdict"]),
-                       _split_text(s, e)]
+                row = [comp]
+                for f in (q, p):
+                    row += [tables.fmt_db(f.get("sqnr_ceiling_db"), True),
+                            _ceiling_cell(f, "block-split bound"), _direct_cell(f),
+                            tables.fmt_db(f.get("best_sqnr_db"))]
+                row += [_verdict_cell(ln["verdict"]), _split_text(s, e)]
             body.append(row)
         b.append(("table", (head, body)))
     return b
@@ -219,6 +221,21 @@ def _split_text(s: dict[str, Any], e: dict[str, Any]) -> str:
         return "single chunk (B = H)"
     cons = sorted({v["construction"] for v in info.values()})
     return ", ".join(cons)
+
+
+def _ceiling_cell(f: dict[str, Any], m: str) -> str:
+    mf = f.get("methods", {}).get(m) if f else None
+    return tables.fmt_db(mf.get("ceiling_db"), True) if mf else "—"
+
+
+def _direct_cell(f: dict[str, Any]) -> str:
+    if not f:
+        return "—"
+    direct = [(m, mf) for m, mf in f.get("methods", {}).items()
+              if not m.startswith("stitched") and m != "block-split bound"]
+    cells = [tables.fmt_db(mf.get("ceiling_db"), True) + _mark(mf) for _m, mf in direct
+             if mf.get("ceiling_db") is not None]
+    return ", ".join(cells) if cells else "—"
 
 
 def _method_cell(f: dict[str, Any], m: str) -> str:

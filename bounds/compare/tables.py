@@ -49,9 +49,10 @@ def kind_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
             norms[u] = float(r["norm"])
     norm = float(sum(norms.values()))
     meths: dict[str, Any] = {}
-    names = sorted({r["method"] for r in rows if r["method"] != "bound"})
+    names = sorted({r["method"] for r in rows})
     for m in names:
         err = 0.0
+        lb: float | None = 0.0
         complete = True
         status: Counter = Counter()
         secs = 0.0
@@ -60,12 +61,21 @@ def kind_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
             if r is None or r["status"] == "error" or r["objective"] is None:
                 complete = False
                 status["missing" if r is None else "error"] += 1
+                if r is None or r.get("lower_bound") is None:
+                    lb = None
+                elif lb is not None:
+                    lb += float(r["lower_bound"])
                 continue
             err += float(r["objective"])
+            if r.get("lower_bound") is None:
+                lb = None
+            elif lb is not None:
+                lb += float(r["lower_bound"])
             status[r["status"]] += 1
             secs += float(r["seconds"] or 0.0)
         meths[m] = {"error": err if complete else None,
                     "sqnr_db": _db(norm, err) if complete else None,
+                    "lower_bound": lb, "ceiling_db": _db(norm, lb),
                     "status": dict(status), "seconds": secs, "complete": complete}
     lb_total: float | None = 0.0
     best_total: float | None = 0.0

@@ -50,6 +50,8 @@ def check_layer(H: Any, W0: Any, *, validate: bool = True) -> tuple[np.ndarray, 
         W0 = W0[None, :]
     if W0.ndim != 2:
         raise ProblemError(f"W0 must be (channels, n) or (n,), got shape {W0.shape}")
+    if W0.shape[0] == 0 or W0.shape[1] == 0:
+        raise ProblemError(f"W0 is empty (shape {W0.shape})")
     if not np.all(np.isfinite(W0)):
         raise ProblemError("W0 contains NaN or infinite entries")
     H = np.asarray(H, dtype=np.float64)

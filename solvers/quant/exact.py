@@ -199,7 +199,7 @@ def solve_exact(
     codes[idx] = zbest[np.argsort(order)]
     w = problem.weights(codes)
     obj = problem.error(w)
-    lower = min(certified_bound(b, s), obj)
+    lower = float(min(certified_bound(b, s), obj))
     gap = relative_gap(obj, lower)
     if limit_hit is not None:
         status = limit_hit

@@ -73,14 +73,17 @@ def test_matches_discretised_sum(name, df, trunc, bits):
 
 
 def _samples(density, n, rng):
-    if density.name == "normal" and density.truncate is None:
-        return rng.standard_normal(n)
-    if density.name == "laplace":
-        return rng.laplace(size=n)
-    if density.name == "uniform":
-        return rng.uniform(-1, 1, size=n)
-    if density.name == "t" and density.truncate is None:
-        return rng.standard_t(density.df, size=n)
+    draw = {"normal": lambda m: rng.standard_normal(m), "laplace": lambda m: rng.laplace(size=m),
+            "uniform": lambda m: rng.uniform(-1, 1, size=m),
+            "t": lambda m: rng.standard_t(density.df, size=m)}[density.name]
+    if density.truncate is None:
+        return draw(n)
+    if density.mass > 0.5:  # rejection sampling of the truncated law
+        out = np.empty(0)
+        while out.size < n:
+            x = draw(int((n - out.size) / density.mass * 1.05) + 100)
+            out = np.concatenate([out, x[np.abs(x) <= density.truncate]])
+        return out[:n]
     u = rng.uniform(size=n)  # inverse-CDF sampling of a truncated law
     lo, _ = density.support
     base = density.base

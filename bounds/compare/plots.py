@@ -41,7 +41,14 @@ def _series(lines: list[dict], kind: str, key: str) -> tuple[list[int], list[flo
     return xs, ys
 
 
-def _panel(ax: Any, lines: list[dict], title: str, scope: str) -> None:
+_ACCOUNTING_X = {
+    "paper": "bits per weight b (pruning keeps b/16 of the weights)",
+    "bitmask": "bits per weight b (pruning keeps (b − 1)/16: mask charged)",
+    "corrected": "bits per weight b (pruning keeps (1 − zero fraction)·b/16)",
+}
+
+
+def _panel(ax: Any, lines: list[dict], title: str, scope: str, accounting: str = "") -> None:
     lines = [ln for ln in lines if ln["bits"] is not None]
     finite = [v for ln in lines for k in ("quant", "prune") if ln.get(k)
               for v in [ln[k].get("best_sqnr_db"), ln[k].get("sqnr_ceiling_db")]
@@ -84,7 +91,7 @@ def _panel(ax: Any, lines: list[dict], title: str, scope: str) -> None:
         ax.annotate("dotted at top: lower bound 0 (no finite ceiling)", (0.01, 0.99),
                     xycoords="axes fraction", va="top", fontsize=7, color="0.3")
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel("bits per weight b (pruning at equal size: see accounting)")
+    ax.set_xlabel(_ACCOUNTING_X.get(accounting, "bits per weight b"))
     ax.set_ylabel("SQNR (dB), higher is better")
     ax.grid(True, alpha=0.3)
     bits = sorted({ln["bits"] for ln in lines})
@@ -103,8 +110,9 @@ def plot_layer(entry: dict[str, Any], path: str | Path, settings: dict[str, Any]
                      f"{len(entry.get('chunk_ids') or [])} chunk(s) × "
                      f"{len(entry.get('channels') or [])} channel(s))")
         else:
-            title = "whole output channels (certified block-split bound; stitched solutions)"
-        _panel(ax, entry["scopes"][scope], title, scope)
+            title = ("whole output channels (ceiling: best of block-split and direct certified "
+                     "bounds;\nbest: stitched chunk solutions or direct solve, on the full H)")
+        _panel(ax, entry["scopes"][scope], title, scope, settings.get("accounting", ""))
     handles, labels = [], []
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -154,11 +162,18 @@ def plot_gaps(layers: list[dict[str, Any]], path: str | Path) -> Path | None:
         ax.set_xlabel("bits b")
         ax.set_ylabel("dB below certified ceiling")
         ax.grid(True, alpha=0.3)
-        if series:
-            ax.legend(fontsize=6)
-    fig.suptitle("Distance of each method from the proved SQNR ceiling (0 = provably optimal)",
-                 fontsize=10)
-    fig.tight_layout()
+    handles, labels = [], []
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.suptitle("Distance of each method from its kind's proved SQNR ceiling, chunk problems "
+                 "(0 = provably optimal)", fontsize=10)
+    if labels:
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=7,
+                   frameon=False)
+    fig.tight_layout(rect=(0, 0.03 * math.ceil(len(labels) / 6) + 0.02, 1, 0.96))
     path = Path(path)
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -169,10 +184,10 @@ def plot_times(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
     """Distribution of solve times per (scope, kind, method), log scale."""
     groups: dict[str, list[float]] = defaultdict(list)
     for r in rows:
-        if r["scope"] == "whole" or r.get("seconds") is None or r["status"] == "error":
+        if (r.get("seconds") is None or r["status"] in ("error", "stitched", "certified")):
             continue
-        groups[f"{r['kind']} {r['method']}" + (" [block]" if r["scope"] == "block" else "")
-               ].append(max(float(r["seconds"]), 1e-6))
+        tag = {"block": " [block]", "whole": " [whole]"}.get(r["scope"], "")
+        groups[f"{r['kind']} {r['method']}{tag}"].append(max(float(r["seconds"]), 1e-6))
     if not groups:
         return None
     names = sorted(groups)

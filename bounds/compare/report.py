@@ -109,7 +109,7 @@ def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[s
         ["whole-layer split", f"{s.get('construction')} (see docs/compare.md)"
                               if s.get("whole_layer") else "off"],
         ["executor", json.dumps(s.get("executor", {}))],
-        ["run summary", json.dumps(summ) if summ else "unfinished"],
+        ["last invocation", json.dumps(summ) if summ else "unfinished"],
         ["versions", ", ".join(f"{k} {val}" for k, val in v.items())],
     ])))
     b.append(("h2", "How to read this"))

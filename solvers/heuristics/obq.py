@@ -115,7 +115,7 @@ def _obq(
         while m > 0:
             greedy = not time_limited
             if greedy and time_limit is not None and time.perf_counter() - t0 > time_limit:
-                time_limited = greedy = False
+                time_limited, greedy = True, False
             m = obq_steps(w, Hinv, act, m, Z[c], float(scales[c]), float(zmin), float(zmax),
                           bool(outlier), greedy, STEPS_PER_CALL if greedy else m, floor_d)
     Wq = Z * scales[:, None]

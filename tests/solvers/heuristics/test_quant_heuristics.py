@@ -230,3 +230,15 @@ def test_bad_inputs_are_clear_errors():
         gptq_layer(H, np.ones((2, 3)), [1.0, 2.0, 3.0], 4)
     with pytest.raises(ProblemError, match="symmetric"):
         gptq_layer(np.triu(np.ones((3, 3))), np.ones(3), 1.0, 4)
+
+
+def test_obq_out_of_time_finishes_in_natural_order_like_undamped_gptq():
+    # With no time at all every step takes the lowest remaining input: the natural order with
+    # exact OBS updates, which is GPTQ without damping (same codes up to rounding).
+    rng = np.random.default_rng(13)
+    for kind in ("well", "corr"):
+        p = random_quant_problem(rng, 12, 3, kind)
+        r = obq(p, time_limit=0.0)
+        assert r.info["time_limited"] and "time limit" in r.message
+        np.testing.assert_array_equal(r.codes, gptq(p, damp=0.0).codes)
+        assert not obq(p).info["time_limited"]

@@ -58,10 +58,11 @@ QUICK = {
     "full_max": 27,
     "scaling_sizes": ["16", "32", "64"],
     "scaling_count": 2,
-    "scaling_time_limit": 3.0,
+    "scaling_time_limit": 2.0,
     "bits_list": [2, 4, 8],
-    "anytime_limits": [1.0, 4.0],
+    "anytime_limits": [1.0, 3.0],
     "anytime_sizes": ["full"],
+    "anytime_families": ["mbv2-project"],
     "throughput_sample": 0.0005,
     "throughput_time_limit": 1.0,
 }
@@ -78,6 +79,7 @@ FULL = {
     "bits_list": [2, 3, 4, 5, 6, 8],
     "anytime_limits": [10.0, 60.0],
     "anytime_sizes": ["full"],
+    "anytime_families": ["mbv2-project", "mbv2-classifier"],
     "throughput_sample": 0.05,
     "throughput_time_limit": 10.0,
 }
@@ -260,7 +262,7 @@ def _scaling(args, cfg, ours, worker, samples, notes, cache, sink) -> list[dict]
 
 def _anytime(args, cfg, ours, worker, samples, notes, cache, sink) -> list[dict]:
     if fam.mobilenet_available():
-        insts = fam.build_instances(["mbv2-project", "mbv2-classifier"], cfg["anytime_sizes"], 1,
+        insts = fam.build_instances(cfg["anytime_families"], cfg["anytime_sizes"], 1,
                                     args.seed + 2, cache, samples=samples, full_max=1280,
                                     notes=notes)
     else:

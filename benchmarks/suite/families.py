@@ -253,7 +253,9 @@ def _plan_real(
         widths = sorted({t.n for t in layers})
         for size in sizes:
             if size == "full":
-                cands = [t for t in layers if t.n <= full_max]
+                # whole layers up to full_max wide, except widths already run as chunk sizes
+                numeric = {int(s) for s in sizes if s != "full"}
+                cands = [t for t in layers if t.n <= full_max and t.n not in numeric]
                 if not cands:
                     continue
             else:

@@ -22,7 +22,7 @@ def hard_timeout(time_limit: float | None) -> float:
     """How long the parent waits for one solve before killing the worker."""
     if time_limit is None:
         return 3600.0
-    return max(3.0 * time_limit, time_limit + 15.0)
+    return max(3.0 * time_limit, time_limit + 5.0)
 
 
 def _child(conn: Any) -> None:

@@ -229,3 +229,15 @@ def test_gpt2_style_conv1d_counts_as_linear():
 
     m = torch.nn.Sequential(Conv1D(8, 4), torch.nn.Linear(8, 2), torch.nn.LayerNorm(2))
     assert [n for n, _ in load_weights(m)] == ["0", "1"]
+
+
+def test_safetensors_file(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    rng = np.random.default_rng(0)
+    path = tmp_path / "m.safetensors"
+    st.save_file({"enc.fc.weight": rng.standard_normal((6, 5)).astype(np.float32),
+                  "enc.fc.bias": np.zeros(6, np.float32),
+                  "enc.word_embeddings.weight": rng.standard_normal((9, 5)).astype(np.float32),
+                  "enc.conv.weight": rng.standard_normal((4, 2, 3, 3)).astype(np.float32)},
+                 str(path))
+    assert sorted(n for n, _ in load_weights(str(path))) == ["enc.conv", "enc.fc"]

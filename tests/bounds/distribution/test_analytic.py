@@ -291,3 +291,11 @@ def test_json_document():
     assert "kurtosis_note" in doc
     assert list(doc["bits"]) == ["2", "4"]
     assert set(doc["bits"]["4"]) >= {"quant_sqnr_db", "prune_sqnr_db", "scale"}
+
+
+def test_max_1960_three_level_gaussian_quantizer():
+    # J. Max, "Quantizing for minimum distortion" (1960), optimum uniform 3-level quantizer
+    # of N(0, 1): step 1.224, MSE 0.1902 — our narrow 2-bit grid {-s, 0, s}
+    r = analyse_bits(make_density("normal"), 2, "narrow")
+    assert r.scale == pytest.approx(1.224, abs=5e-4)
+    assert r.quant_mse == pytest.approx(0.1902, abs=5e-5)

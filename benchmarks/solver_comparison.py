@@ -40,7 +40,13 @@ import warnings  # noqa: E402
 
 from benchmarks.suite import families as fam  # noqa: E402
 from benchmarks.suite.machine import load_average, machine_info  # noqa: E402
-from benchmarks.suite.methods import DEFAULT_SOLVERS, OURS, known, resolve  # noqa: E402
+from benchmarks.suite.methods import (  # noqa: E402
+    DEFAULT_SOLVERS,
+    FULL_EXTRA,
+    OURS,
+    known,
+    resolve,
+)
 from benchmarks.suite.report import write_report  # noqa: E402
 from benchmarks.suite.runner import run_comparison, warm_up  # noqa: E402
 from benchmarks.suite.scaling import run_anytime, run_scaling  # noqa: E402
@@ -177,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(instances)} instances", file=sys.stderr)
         specs = {}
         for kind in args.kinds:
-            names = list(args.solvers or DEFAULT_SOLVERS[kind])
+            names = list(args.solvers or DEFAULT_SOLVERS[kind]
+                         + (() if args.quick else FULL_EXTRA[kind]))
             names = [OURS] + [n for n in names if n in known(kind) and n != OURS]
             specs[kind] = resolve(kind, names, notes)
             if not specs[kind] or specs[kind][0].name != OURS:

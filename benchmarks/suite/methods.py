@@ -24,6 +24,11 @@ DEFAULT_SOLVERS = {
               "gptq", "rtn"),
     "prune": ("exact", "scip", "highs", "gurobi", "cplex", "xpress", "abess", "obs"),
 }
+#: Added to the defaults outside ``--quick`` (slower or redundant at quick-mode budgets).
+FULL_EXTRA = {
+    "quant": ("scip-cvxpy", "obq"),
+    "prune": ("magnitude-refit", "sparsegpt"),
+}
 #: Our certified solver: every ratio is taken against it and every "optimal" checked against it.
 OURS = "exact"
 

@@ -154,3 +154,26 @@ def test_cplex_adapter_matches_brute_force() -> None:
         ref, _ = brute_force_prune(PruneProblem(q.H, q.w0, k=q.k))
         r = cplex_prune(q, time_limit=20)
         assert r.objective == pytest.approx(ref, rel=1e-5, abs=1e-12)
+
+
+@pytest.mark.mobilenet
+def test_real_chunk_equals_exporter_chunk(tmp_path: Path) -> None:
+    """A suite instance is exactly the exporter's opt_dim = n chunk (block of the full H)."""
+    if not fam.mobilenet_available():
+        pytest.skip("MobileNetV2 checkpoint not installed")
+    from bounds.export import export_model
+
+    table = [t for t in fam.mobilenet_layer_table() if t.name == "features.3.conv.0.0"]
+    assert table and table[0].n == 24 and table[0].family == "mbv2-expand"
+    insts = fam.real_instances("mobilenet_v2", ["mbv2-expand"], [8], 2, 5, tmp_path,
+                               samples=4, table=table)
+    chunked = export_model("mobilenet_v2", layers=["features.3.conv.0.0"], samples=4,
+                           opt_dim=8, seed=5)["features.3.conv.0.0"]
+    for inst in insts:
+        lp = inst.layer_problem()
+        ref = chunked[lp.meta["chunk"]]
+        c = lp.meta["channel"]
+        np.testing.assert_allclose(lp.H, ref.hessian(c), rtol=1e-12, atol=0)
+        np.testing.assert_array_equal(lp.W0[0], ref.W0[c])
+        assert inst.quant(4).scale == pytest.approx(
+            float(ref.meta["scales_mse_tensor"][3]), rel=1e-12)

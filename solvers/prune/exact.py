@@ -41,6 +41,7 @@ def solve_exact(
     node_limit: int | None = None,
     diagonal: str = "jacobi",
     incumbents: bool = True,
+    branching: str = "product",
     **options: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -60,6 +61,10 @@ def solve_exact(
     diagonal : {"jacobi", "eig", "sdp", "none"}
         How the diagonal split ``H ⪰ D`` of the separable node bound is chosen
         (:func:`solvers.prune.bounds.diagonal_split`).
+    branching : {"product", "saliency"}
+        Branching rule: ``product`` picks the input whose prune-child and keep-child bounds
+        (computed at every node anyway) rise most (product of the increases), and explores the
+        weaker child first; ``saliency`` branches on the least OBS saliency, prune child first.
     incumbents : bool
         Seed the search with the heuristics' best solution (magnitude, OBS, SparseGPT, swaps).
 
@@ -84,6 +89,8 @@ def solve_exact(
     """
     if options:
         raise ProblemError(f"unknown options for the exact pruning solver: {sorted(options)}")
+    if branching not in ("product", "saliency"):
+        raise ProblemError(f"branching must be 'product' or 'saliency', got {branching!r}")
     if not isinstance(problem, PruneProblem):
         raise ProblemError(f"expected a PruneProblem, got {type(problem).__name__}")
     if time_limit is not None and not (time_limit > 0):
@@ -112,7 +119,8 @@ def solve_exact(
     d = diagonal_split(H, w0, alive, need_total, diagonal)
     out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
                      incumbent_mask=inc.mask, incumbent_value=inc.value,
-                     time_limit=time_limit, node_limit=node_limit, deadline=deadline)
+                     time_limit=time_limit, node_limit=node_limit, deadline=deadline,
+                     branching=branching)
 
     mask = problem.check_mask(out.mask)
     weights, objective, _ = refit(problem, mask)

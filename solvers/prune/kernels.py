@@ -781,9 +781,27 @@ def last_keeps(S, r, cF, st, mkeep, M, pivot_rtol, H, out_keep):
 
 
 @njit(cache=True)
+def prune_slot(H, w0, Gs, ws, es, states, hasinv, t, bj, pivot_rtol, keep):
+    """Slot ``t`` (state already marks ``bj`` pruned): update its backward side for ``bj``."""
+    n = H.shape[0]
+    if hasinv[t] and Gs[t][bj, bj] > 0.0:
+        es[t] = es[t] + obs_remove(Gs[t], ws[t], bj)
+        return
+    for j in range(n):
+        keep[j] = states[t][j] != PRUNED
+    if chol_inverse(H, keep, pivot_rtol, Gs[t]):
+        es[t] = refit_from_inverse(H, w0, keep, Gs[t], ws[t])
+        hasinv[t] = True
+    else:
+        es[t] = schur_error(H, w0, keep, pivot_rtol)
+        ws[t][:] = 0.0
+        hasinv[t] = False
+
+
+@njit(cache=True)
 def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rtol,
               Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, budget,
-              fstate, best_w, best_mask, counters):
+              fstate, best_w, best_mask, counters, rule):
     """Process up to ``budget`` nodes of the depth-first search; returns the new stack size.
 
     Stack slot ``s`` holds the backward side ``Gs[s]`` (``(H_KK)^-1``), ``ws[s]``, ``es[s]``,
@@ -949,44 +967,60 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
         if changed:
             sp = s + 1  # evaluate the node again with the new decisions
             continue
-        # branch variable: least saliency among groups that still need prunes
+        # branch variable. rule 0: least saliency, prune child first. rule 1 (product rule):
+        # the j whose two children have the largest product of bound increases (the per-variable
+        # bounds sal[j] (prune j) and kb[j] (keep j) come for free), weaker child first
         bj = -1
-        best = np.inf
+        best = np.inf if rule == 0 or not hasinv[s] else -np.inf
+        eps = 1e-9 * max(thresh - safe, 1e-300)
         for j in range(n):
             if st[j] != UNDECIDED or need[j // M] <= 0:
                 continue
-            v = sal[j] if hasinv[s] else abs(w0[j])
-            if v < best:
-                best = v
-                bj = j
+            if not hasinv[s]:
+                v = abs(w0[j])
+                if v < best:
+                    best = v
+                    bj = j
+            elif rule == 0:
+                if sal[j] < best:
+                    best = sal[j]
+                    bj = j
+            else:
+                v = max(sal[j] - safe, eps) * max(kb[j] - safe, eps)
+                if v > best:
+                    best = v
+                    bj = j
         g = bj // M
         can_keep = ucount[g] - 1 >= need[g] and mkeep[g] >= 1
+        prune_first = rule == 0 or not hasinv[s] or sal[bj] <= kb[bj]
+        if can_keep and not prune_first:
+            # keep child on top (slot s + 1), prune child in place (slot s)
+            t = s + 1
+            Gs[t][:, :] = G
+            ws[t][:] = w
+            es[t] = e
+            Ss[t][:, :] = Ss[s]
+            rs[t][:] = rs[s]
+            states[t][:] = st
+            hasinv[t] = hasinv[s]
+            states[t][bj] = KEPT
+            cfs[t] = cfs[s] - fwd_keep(Ss[t], rs[t], bj, H[bj, bj], pivot_rtol)
+            st[bj] = PRUNED
+            prune_slot(H, w0, Gs, ws, es, states, hasinv, s, bj, pivot_rtol, keep)
+            sp = t + 1
+            continue
         t = s + 1 if can_keep else s
-        Gt = Gs[t]
-        wt = ws[t]
         if t != s:
-            Gt[:, :] = G
-            wt[:] = w
+            Gs[t][:, :] = G
+            ws[t][:] = w
+            es[t] = e
             Ss[t][:, :] = Ss[s]
             rs[t][:] = rs[s]
             cfs[t] = cfs[s]
             states[t][:] = st
             hasinv[t] = hasinv[s]
         states[t][bj] = PRUNED
-        if hasinv[s] and Gt[bj, bj] > 0.0:
-            es[t] = e + obs_remove(Gt, wt, bj)
-            hasinv[t] = True
-        else:
-            for j in range(n):
-                keep[j] = states[t][j] != PRUNED
-            ok = chol_inverse(H, keep, pivot_rtol, Gt)
-            if ok:
-                es[t] = refit_from_inverse(H, w0, keep, Gt, wt)
-                hasinv[t] = True
-            else:
-                es[t] = schur_error(H, w0, keep, pivot_rtol)
-                wt[:] = 0.0
-                hasinv[t] = False
+        prune_slot(H, w0, Gs, ws, es, states, hasinv, t, bj, pivot_rtol, keep)
         if can_keep:
             st[bj] = KEPT
             cfs[s] -= fwd_keep(Ss[s], rs[s], bj, H[bj, bj], pivot_rtol)

@@ -59,13 +59,15 @@ def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin) ->
 
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
-               time_limit=None, node_limit=None, deadline=None) -> SearchOutcome:
+               time_limit=None, node_limit=None, deadline=None, branching="product"
+               ) -> SearchOutcome:
     """Depth-first branch-and-bound from the root (dead inputs pre-pruned).
 
     ``incumbent_*`` seed the upper bound (a refit heuristic solution). ``box`` is the absolute
     box (0 for none). ``deadline`` is a ``time.perf_counter()`` value.
     """
     n = H.shape[0]
+    rule = {"saliency": 0, "product": 1}[branching]
     cap = 2 * n + 4
     Gs = np.zeros((cap, n, n))
     ws = np.zeros((cap, n))
@@ -107,7 +109,7 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
         t0 = time.perf_counter()
         sp, _ = kernels.dfs_chunk(H, w0, d, N, M, box, PIVOT_RTOL, margin, abs_margin,
                                   FATHOM_RTOL, Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, b,
-                                  fstate, best_w, best_mask, counters)
+                                  fstate, best_w, best_mask, counters, rule)
         dt = time.perf_counter() - t0
         # aim at ~20 ms per chunk so limits are checked often
         if dt < 0.01:

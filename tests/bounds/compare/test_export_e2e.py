@@ -28,7 +28,7 @@ def test_toy_module_through_the_exporter(tmp_path):
     model = Toy()
     x = torch.randn(24, 2, 8, 8, generator=torch.Generator().manual_seed(1))
     s = run_compare(model, layers=["conv", "fc"], inputs=x, db=tmp_path / "r.sqlite",
-                    workers=1, bits=(2, 4), opt_dim=9, channels=2, time_limit=20.0,
+                    workers=1, bits=(2, 4), opt_dim=9, channels=2, time_limit=1.0,
                     quant_methods=("exact", "rtn", "gptq"),
                     prune_methods=("exact", "magnitude", "sparsegpt"),
                     report=tmp_path / "rep")
@@ -64,3 +64,27 @@ def test_mobilenet_stem_conv(tmp_path):
     for ln in e["scopes"]["chunk"]:
         assert ln["quant"]["lower_bound"] <= ln["quant"]["methods"]["rtn"]["error"]
         assert ln["prune"]["lower_bound"] <= ln["prune"]["methods"]["magnitude"]["error"]
+
+
+@pytest.mark.mobilenet
+def test_cli_compare_json_on_a_depthwise_layer(tmp_path, capsys):
+    import json
+
+    from bounds.cli import main
+
+    db = tmp_path / "c.sqlite"
+    args = ["compare", "--layer", "features.2.conv.1.0", "--samples", "2", "--bits", "2", "4",
+            "--channels", "1", "--workers", "1", "--time-limit", "5", "--db", str(db),
+            "--methods", "exact", "rtn", "magnitude", "--json"]
+    assert main(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (layer,) = doc["layers"]
+    assert layer["layer"] == "features.2.conv.1.0" and layer["n"] == 9
+    assert doc["settings"]["protocol"] == "exact" and doc["solved"] == doc["tasks"] > 0
+    for ln in layer["scopes"]["chunk"]:
+        assert ln["quant"]["lower_bound"] <= ln["quant"]["methods"]["rtn"]["error"]
+    # Same command again: everything comes from the store.
+    assert main(args) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["solved"] == 0 and again["reused"] == doc["tasks"]
+    assert main(["compare", "--layer", "nope", "--db", str(db), "--quiet"]) == 2

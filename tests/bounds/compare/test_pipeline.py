@@ -178,7 +178,8 @@ def test_bad_settings_are_clear_errors():
 def test_report_rebuilds_from_store_alone(tmp_path, toy, fast):
     db = tmp_path / "r.sqlite"
     run_compare("toy", problems={"toy": toy}, db=db, workers=1,
-                **dict(fast, quant_methods=("rtn",), prune_methods=("magnitude",)))
+                **dict(fast, quant_methods=("rtn",), prune_methods=("magnitude",), bits=(4,),
+                       whole_layer=False))
     p = build_report(db, tmp_path / "again")
     assert p.read_text().startswith("# pqbound compare")
     from bounds.cli import main

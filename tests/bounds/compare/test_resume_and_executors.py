@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     X = rng.standard_normal((80, 24)); X[:, 1:] += 0.5 * X[:, :-1]
     P = LayerProblem(X.T @ X, rng.standard_normal((4, 24)) * 0.1, {{"layer": "toy"}})
     run_compare("toy", problems={{"toy": P}}, db={db!r}, workers=1, bits=(2, 4),
-                opt_dim=8, channels=2, max_chunks=None, time_limit=30.0, whole_layer=False,
+                opt_dim=8, channels=1, max_chunks=None, time_limit=30.0, whole_layer=False,
                 quant_methods=("adaround", "rtn"), prune_methods=("magnitude",))
 """)
 
@@ -62,7 +62,7 @@ def test_kill_mid_run_then_resume_recomputes_nothing(tmp_path, sig):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
-        while _count(db) < 4 and time.time() < deadline and proc.poll() is None:
+        while _count(db) < 3 and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         proc.send_signal(sig)
@@ -71,7 +71,7 @@ def test_kill_mid_run_then_resume_recomputes_nothing(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
     before = _snapshot(db)
-    assert 4 <= len(before) < 2 * 3 * 2 * 3  # mid-run: some rows, not all
+    assert 3 <= len(before) < 3 * 2 * 3  # mid-run: some rows, not all
     # Every stored row is complete (no half-written rows).
     for _key, (created, seconds, objective, weights) in before.items():
         assert created and seconds is not None and objective is not None and weights
@@ -85,7 +85,7 @@ def test_kill_mid_run_then_resume_recomputes_nothing(tmp_path, sig):
     X[:, 1:] += 0.5 * X[:, :-1]
     P = LayerProblem(X.T @ X, rng.standard_normal((4, 24)) * 0.1, {"layer": "toy"})
     s = run_compare("toy", problems={"toy": P}, db=db, workers=1, bits=(2, 4), opt_dim=8,
-                    channels=2, max_chunks=None, time_limit=30.0, whole_layer=False,
+                    channels=1, max_chunks=None, time_limit=30.0, whole_layer=False,
                     quant_methods=("adaround", "rtn"), prune_methods=("magnitude",))
     after = _snapshot(db)
     assert s.reused == len(before) and s.solved == s.tasks - len(before) == len(after) - len(
@@ -100,7 +100,7 @@ def _rows(db, run_id):
                 for r in st.rows(run_id, solutions=True)}
 
 
-DETERMINISTIC = dict(bits=(2, 4), opt_dim=4, channels=2, max_chunks=None, time_limit=60.0,
+DETERMINISTIC = dict(bits=(2, 4), opt_dim=4, channels=1, max_chunks=None, time_limit=60.0,
                      quant_methods=("exact", "rtn", "gptq"),
                      prune_methods=("exact", "magnitude", "obs"))
 

@@ -138,9 +138,14 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.pipeline import run_compare
 
     cfg = config_from_args(args)
-    summary = run_compare(args.model, config=cfg, db=args.db, report=args.report,
-                          workers=args.workers, scheduler=args.scheduler,
-                          progress=not (args.quiet or args.json))
+    try:
+        summary = run_compare(args.model, config=cfg, db=args.db, report=args.report,
+                              workers=args.workers, scheduler=args.scheduler,
+                              progress=not (args.quiet or args.json))
+    except KeyboardInterrupt:
+        print(f"pqbound: interrupted; every finished problem is stored in {args.db}: run the "
+              "same command again to resume", file=sys.stderr)
+        return 130
     if args.json:
         json.dump(_jsonable(summary.to_dict()), sys.stdout, indent=1)
         sys.stdout.write("\n")

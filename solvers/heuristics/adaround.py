@@ -44,9 +44,13 @@ from ._layer import (
     layer_errors,
     layer_norms,
 )
+from .kernels import adaround_adam, adaround_residual
 
 ZETA = 1.1
 GAMMA = -0.1
+#: Up to this many weights (C·n) a step runs in the fused compiled kernels
+#: (:mod:`solvers.heuristics.kernels`); above, numpy's vectorised element-wise ops are faster.
+FUSED_MAX_ENTRIES = 16384
 
 
 def rectified_sigmoid(V: np.ndarray) -> np.ndarray:
@@ -118,6 +122,27 @@ def adaround_layer(
                      reg_weight=reg_weight, beta=beta, warmup=warmup, time_limit=time_limit)
 
 
+def _numpy_step(V, F, s, zmin, zmax, W0, H, grad_scale, reg_weight, bt, m, v, lr, b1, b2, eps,
+                t):
+    """The same Adam step as the fused kernels, with numpy's vectorised element-wise ops (faster
+    than the compiled loop once the (C, n) block is large)."""
+    sig = _sigmoid(V)
+    raw = sig * (ZETA - GAMMA) + GAMMA
+    h = np.clip(raw, 0.0, 1.0)
+    x = F + h
+    D = np.clip(x, zmin, zmax) * s - W0
+    g = (D @ H) * grad_scale * ((x >= zmin) & (x <= zmax))
+    if bt is not None and reg_weight > 0:
+        u = 2.0 * h - 1.0
+        g -= reg_weight * 2.0 * bt * np.abs(u) ** (bt - 1.0) * np.sign(u)
+    g *= ((ZETA - GAMMA) * sig * (1.0 - sig)) * ((raw > 0.0) & (raw < 1.0))
+    m *= b1
+    m += (1.0 - b1) * g
+    v *= b2
+    v += (1.0 - b2) * g * g
+    V -= lr * (m / (1.0 - b1**t)) / (np.sqrt(v / (1.0 - b2**t)) + eps)
+
+
 def _check_options(iters, lr, reg_weight, beta, warmup):
     iters = check_positive_int(iters, "iters")
     lr, reg_weight, warmup = float(lr), float(reg_weight), float(warmup)
@@ -149,31 +174,26 @@ def _adaround(H, W0, scales, bits, *, iters, lr, reg_weight, beta, warmup, time_
     m = np.zeros_like(V)
     v = np.zeros_like(V)
     b1, b2, eps = 0.9, 0.999, 1e-8
-    grad_scale = (2.0 / unit)[:, None] * s  # d(rec)/dw · dw/dx
+    grad_scale = np.ascontiguousarray(2.0 / unit * s[:, 0])  # d(rec)/dw · dw/dx per channel
+    sv = np.ascontiguousarray(s[:, 0])
+    D = np.empty_like(V)
+    fused = V.size <= FUSED_MAX_ENTRIES
     done = 0
     stopped = False
     for t in range(iters):
         if time_limit is not None and (t & 15) == 0 and time.perf_counter() - t0 > time_limit:
             stopped = True
             break
-        sig = _sigmoid(V)
-        raw = sig * (ZETA - GAMMA) + GAMMA
-        h = np.clip(raw, 0.0, 1.0)
-        x = F + h
-        inside = (x >= zmin) & (x <= zmax)
-        xc = np.clip(x, zmin, zmax)
-        D = xc * s - W0
-        g_h = (D @ H) * grad_scale * inside
         bt = beta_schedule(t, iters, warmup, beta)
-        if bt is not None and reg_weight > 0:
-            u = 2.0 * h - 1.0
-            g_h -= reg_weight * 2.0 * bt * np.abs(u) ** (bt - 1.0) * np.sign(u)
-        g = g_h * ((ZETA - GAMMA) * sig * (1.0 - sig)) * ((raw > 0.0) & (raw < 1.0))
-        m = b1 * m + (1.0 - b1) * g
-        v = b2 * v + (1.0 - b2) * g * g
-        tt = t + 1
-        V -= lr * (m / (1.0 - b1**tt)) / (np.sqrt(v / (1.0 - b2**tt)) + eps)
-        done = tt
+        if fused:
+            adaround_residual(V, F, sv, float(zmin), float(zmax), W0, ZETA, GAMMA, D)
+            adaround_adam(V, D @ H, F, grad_scale, float(zmin), float(zmax), ZETA, GAMMA,
+                          reg_weight, -1.0 if bt is None else bt, m, v, lr, b1, b2, eps,
+                          float(t + 1))
+        else:
+            _numpy_step(V, F, s, zmin, zmax, W0, H, grad_scale[:, None], reg_weight, bt, m, v,
+                        lr, b1, b2, eps, t + 1)
+        done = t + 1
     Z = np.clip(F + (V >= 0.0), zmin, zmax).astype(np.int64)
     Wq = Z * s
     h_final = rectified_sigmoid(V)

@@ -125,3 +125,53 @@ def obs_steps(w, Hinv, act, m, group, group_left, nsteps, floor_d):
         m = _eliminate(Hinv, act, w, r, m, best_pos, w[j] / d)
         w[j] = 0.0
     return m
+
+
+# --------------------------------------------------------------------------------------------
+# AdaRound: the element-wise part of one Adam step, fused (the matrix product stays in BLAS)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def adaround_residual(V, F, s, zmin, zmax, W0, zeta, gamma, D):
+    """``D = s·clip(F + h(V), zmin, zmax) − W0`` with the rectified sigmoid ``h``."""
+    C, n = V.shape
+    for c in range(C):
+        for i in range(n):
+            sig = 0.5 * (1.0 + np.tanh(0.5 * V[c, i]))
+            h = min(max(sig * (zeta - gamma) + gamma, 0.0), 1.0)
+            x = min(max(F[c, i] + h, zmin), zmax)
+            D[c, i] = x * s[c] - W0[c, i]
+
+
+@njit(cache=True)
+def adaround_adam(V, G, F, grad_scale, zmin, zmax, zeta, gamma, reg_weight, beta, m, v, lr,
+                  b1, b2, eps, t):
+    """One Adam step on ``V`` from ``G = D·H``; ``beta < 0`` means no regulariser (warm-up).
+
+    ``dL/dV = [grad_scale·G·[zmin ≤ x ≤ zmax] + λ·d(1 − |2h − 1|^β)/dh] · dh/dV``, with
+    ``dh/dV = (ζ − γ)σ(1 − σ)`` where the rectified sigmoid is not clipped, else 0.
+    """
+    C, n = V.shape
+    c1 = 1.0 - b1**t
+    c2 = 1.0 - b2**t
+    for c in range(C):
+        gs = grad_scale[c]
+        for i in range(n):
+            sig = 0.5 * (1.0 + np.tanh(0.5 * V[c, i]))
+            raw = sig * (zeta - gamma) + gamma
+            h = min(max(raw, 0.0), 1.0)
+            x = F[c, i] + h
+            g = G[c, i] * gs if (x >= zmin and x <= zmax) else 0.0
+            if beta >= 0.0 and reg_weight > 0.0:
+                u = 2.0 * h - 1.0
+                au = abs(u)
+                if au > 0.0:
+                    g -= reg_weight * 2.0 * beta * au ** (beta - 1.0) * (1.0 if u > 0 else -1.0)
+            if raw > 0.0 and raw < 1.0:
+                g *= (zeta - gamma) * sig * (1.0 - sig)
+            else:
+                g = 0.0
+            m[c, i] = b1 * m[c, i] + (1.0 - b1) * g
+            v[c, i] = b2 * v[c, i] + (1.0 - b2) * g * g
+            V[c, i] -= lr * (m[c, i] / c1) / (np.sqrt(v[c, i] / c2) + eps)

@@ -242,3 +242,18 @@ def test_obq_out_of_time_finishes_in_natural_order_like_undamped_gptq():
         assert r.info["time_limited"] and "time limit" in r.message
         np.testing.assert_array_equal(r.codes, gptq(p, damp=0.0).codes)
         assert not obq(p).info["time_limited"]
+
+
+def test_adaround_fused_kernels_and_numpy_path_agree(monkeypatch):
+    import importlib
+
+    ada = importlib.import_module("solvers.heuristics.adaround")  # the module, not the function
+
+    rng = np.random.default_rng(14)
+    H = random_hessian(rng, 16, "corr")
+    W0 = rng.standard_normal((6, 16))
+    fused = ada.adaround_layer(H, W0, 0.4, 3, iters=400)
+    monkeypatch.setattr(ada, "FUSED_MAX_ENTRIES", 0)
+    plain = ada.adaround_layer(H, W0, 0.4, 3, iters=400)
+    np.testing.assert_array_equal(fused.codes, plain.codes)
+    np.testing.assert_allclose(fused.objectives, plain.objectives, rtol=1e-12)

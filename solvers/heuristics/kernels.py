@@ -1,4 +1,5 @@
-"""Compiled inner loops of the greedy one-weight-at-a-time methods (OBQ, OBS greedy).
+"""Compiled inner loops: the greedy one-weight-at-a-time methods (OBQ, OBS greedy) and the
+element-wise part of AdaRound's Adam step (see the section at the end).
 
 Both keep, per channel, the inverse Hessian ``Hinv`` of the weights still free (the *active*
 set ``F``) and repeat: score every active weight, pick one, apply the OBS update to the others,

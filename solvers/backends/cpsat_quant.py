@@ -16,7 +16,7 @@ That bound is as certified as CP-SAT's integer arithmetic (exact) and float64's 
 ``δ_max`` (safety factor 1.01): ``info["bound_source"]`` says so. A CP-SAT ``OPTIMAL`` is
 kept only if that converted bound closes the real gap to 1e-6 (usually it does not, and the
 result says ``gap_limit``). The OR-Tools and highspy wheels cannot share a process (each carries
-its own HiGHS); when highspy is already loaded the solve runs in a spawned process. ``K`` is
+its own HiGHS); when the import fails for that reason the solve runs in a spawned process. ``K`` is
 chosen so every ``|y_k|`` stays below ``2^26`` (squares below ``2^52``); the returned codes are
 optimal for the scaled model, typically within ~1e-6 relative of the real optimum, so use this
 adapter as a cross-check, not as a reference to 1e-9.
@@ -56,11 +56,14 @@ def solve_cpsat(
     """
     if options:
         raise ProblemError(f"unknown options for cpsat: {sorted(options)}")
-    if needs_isolation("ortools"):
+    try:
+        if needs_isolation("ortools"):
+            raise ImportError("highspy is loaded")
+        from ortools.sat.python import cp_model
+    except ImportError:  # a HiGHS build already in this process (highspy, cvxpy, …)
         return run_isolated("solvers.backends.cpsat_quant:solve_cpsat", problem,
                             time_limit=time_limit, gap=gap, threads=threads,
                             max_y_bits=max_y_bits)
-    from ortools.sat.python import cp_model
 
     sw = Stopwatch()
     qm = QuantModel.build(problem)

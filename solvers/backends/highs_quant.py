@@ -44,10 +44,13 @@ def solve_highs_oa(
     """
     if options:
         raise ProblemError(f"unknown options for highs: {sorted(options)}")
-    if needs_isolation("highspy"):
+    try:
+        if needs_isolation("highspy"):
+            raise ImportError("ortools is loaded")
+        import highspy
+    except ImportError:  # OR-Tools' HiGHS build already in this process
         return run_isolated("solvers.backends.highs_quant:solve_highs_oa", problem,
                             time_limit=time_limit, gap=gap, max_iterations=max_iterations)
-    import highspy
 
     sw = Stopwatch()
     qm = QuantModel.build(problem)

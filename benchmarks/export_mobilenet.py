@@ -8,8 +8,6 @@ peak resident set (``ru_maxrss``, which includes torch itself) and the peak of P
 allocations (``tracemalloc`` with ``--tracemalloc``; it sees numpy but not torch's own
 buffers).
 
-A side-by-side check closes the report: the exporter's compiled MSE scale search against
-:func:`solvers.scales.mse_scale` on the same rows (same grid and refinement), as a time ratio.
 
 Usage::
 
@@ -58,7 +56,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     load_model("mobilenet_v2")
     print(f"model load: {time.perf_counter() - t:.2f} s, peak RSS so far {_rss_mib():.0f} MiB")
-    from bounds.export_scales import scale_tables
+    from solvers.scales import scale_tables
 
     t = time.perf_counter()
     scale_tables(np.ones((2, 3)))  # load (or compile) the numba kernels outside the timing
@@ -104,26 +102,6 @@ def main(argv=None) -> int:
         m = v[0].meta
         print(f"{k:<22} {m['kind']:<10} {m['layer_n']:>5} {len(v):>6} {m['rows']:>8} "
               f"{acc[k]:8.3f} {build[k]:8.3f}")
-
-    # Side by side: compiled scale search vs solvers.scales.mse_scale on the same rows.
-    from bounds.export_scales import mse_scales
-    from solvers.scales import mse_scale
-
-    name = "features.8.conv.0.0" if "features.8.conv.0.0" in probs else next(iter(probs))
-    W = np.concatenate([p.W0 for p in probs[name]], axis=1)[: args.scale_rows]
-    ref_t, fast_t = [], []
-    for bits in (2, 4, 8):
-        for _ in range(3):
-            a = time.perf_counter()
-            mse_scale(W, bits, per_channel=True)
-            ref_t.append(time.perf_counter() - a)
-            a = time.perf_counter()
-            mse_scales(W, bits, per_channel=True)
-            fast_t.append(time.perf_counter() - a)
-    r, f = statistics.median(ref_t), statistics.median(fast_t)
-    print(f"\nscale search on {W.shape[0]} rows of {name} (n = {W.shape[1]}), bits 2/4/8, "
-          f"median of 9: solvers.scales.mse_scale {r * 1e3:.1f} ms, compiled {f * 1e3:.2f} ms, "
-          f"ratio {r / f:.0f}x")
 
     # Side by side: patches from strided views (layers.unfold._im2col) vs torch's F.unfold.
     import torch.nn.functional as F

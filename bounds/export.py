@@ -395,7 +395,7 @@ class _TensorBatches:
 
 
 def _scale_tables(W: np.ndarray, layer: str) -> dict[str, np.ndarray]:
-    from .export_scales import scale_tables
+    from solvers.scales import scale_tables
 
     try:
         return scale_tables(W)

@@ -394,6 +394,7 @@ class LayerProblem:
 
     def _check_channel(self, channel: int) -> None:
         if not isinstance(channel, (int, np.integer)) or not 0 <= channel < self.channels:
+            last = self.channels - 1
             raise ProblemError(
-                f"channel {channel!r} out of range: this problem has channels 0..{self.channels - 1}"
+                f"channel {channel!r} out of range: this problem has channels 0..{last}"
             )

@@ -6,19 +6,34 @@ channel (one scale per row of a (C, n) weight matrix).
 * **min-max**: ``s = max|w| / max(zmax, 1)`` so the largest magnitude lands on the last positive
   level (for 1 bit, where ``zmax = 0``, ``s = max|w|``).
 * **MSE**: ``s* = argmin_s Σ_i (s·clip(rint(w_i/s), zmin, zmax) − w_i)²``, searched on
-  ``candidates`` equally spaced ratios ``s / s_minmax`` in ``(0, max_ratio]`` and, with
-  ``refine=True``, polished by a bounded scalar minimisation between the neighbours of the best
-  candidate (the objective is piecewise quadratic in ``s``, so a fine grid plus local polish is
-  what finds its minimum; the refined value is only accepted when it is no worse).
-  ``candidates=100, refine=False, max_ratio=1`` is the paper's 100-candidate search.
+  ``candidates`` equally spaced ratios ``r = s / s_minmax`` in ``(0, max_ratio]`` and, with
+  ``refine=True``, polished by a bounded Brent minimisation between the neighbours of the best
+  candidate (the objective is piecewise quadratic in ``s`` with many local minima: the fine grid
+  picks the basin, the polish its minimum; the polished value is kept only when no worse).
+  The default range reaches ``2·s_minmax``: for small tensors the optimum can lie above the
+  min-max scale (MobileNetV2 ``features.0.0`` at 8 bits: ``1.029·s_minmax``, 37.29 dB against
+  37.15 dB for the best scale ≤ ``s_minmax``). ``candidates=100, refine=False, max_ratio=1`` is
+  the paper's 100-candidate search.
+
+Every candidate is evaluated exactly on the distinct values with their multiplicities, by a
+compiled pass over the values or from sorted prefix sums (one binary search per grid level),
+whichever is cheaper for the bit width (:mod:`solvers.scale_kernels`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from . import scale_kernels
 from .problem import ProblemError, grid_limits
+
+#: Default number of candidate ratios (400 per unit ratio over the default range).
+CANDIDATES = 800
+#: Default upper end of the searched ratio ``s / s_minmax``.
+MAX_RATIO = 2.0
 
 
 def quantization_mse(w: np.ndarray, scale: float, bits: int) -> float:
@@ -46,9 +61,9 @@ def mse_scale(
     bits: int,
     *,
     per_channel: bool = False,
-    candidates: int = 400,
+    candidates: int = CANDIDATES,
     refine: bool = True,
-    max_ratio: float = 1.0,
+    max_ratio: float = MAX_RATIO,
 ) -> float | np.ndarray:
     """MSE-optimal symmetric scale on the weights (see the module docstring).
 
@@ -64,36 +79,83 @@ def mse_scale(
     True
     """
     w = _finite(w)
+    bits = int(bits)
+    zmin, zmax = grid_limits(bits)
     if candidates < 1:
         raise ProblemError(f"candidates must be >= 1, got {candidates}")
+    if not (math.isfinite(max_ratio) and max_ratio > 0):
+        raise ProblemError(f"max_ratio must be finite and > 0, got {max_ratio}")
     if per_channel:
-        rows = np.atleast_2d(w)
-        return np.array(
-            [
-                mse_scale(r, bits, candidates=candidates, refine=refine, max_ratio=max_ratio)
-                for r in rows
-            ]
-        )
-    base = minmax_scale(w, bits)
-    if not w.size or float(np.max(np.abs(w))) == 0.0:
+        return np.array([_search(r, zmin, zmax, candidates, refine, max_ratio)
+                         for r in np.atleast_2d(w)])
+    return _search(w.ravel(), zmin, zmax, candidates, refine, max_ratio)
+
+
+def scale_tables(W: np.ndarray, bits: range | tuple[int, ...] = tuple(range(1, 17)),
+                 ) -> dict[str, np.ndarray]:
+    """Per-tensor and per-channel min-max and MSE scales of a (C, n) weight matrix.
+
+    Returns ``scales_mse_tensor``, ``scales_minmax_tensor`` (len(bits),) and
+    ``scales_mse_channel``, ``scales_minmax_channel`` (len(bits), C): with the default
+    ``bits = 1..16``, row ``b − 1`` holds bit width ``b`` (the problem-file tables).
+    """
+    W = np.atleast_2d(_finite(W))
+    return {
+        "scales_mse_tensor": np.array([mse_scale(W, b) for b in bits]),
+        "scales_minmax_tensor": np.array([minmax_scale(W, b) for b in bits], dtype=float),
+        "scales_mse_channel": np.stack([mse_scale(W, b, per_channel=True) for b in bits]),
+        "scales_minmax_channel": np.stack(
+            [np.asarray(minmax_scale(W, b, per_channel=True), dtype=float) for b in bits]
+        ),
+    }
+
+
+class _Evaluator:
+    """Exact SSE at any scale for fixed values, by the cheaper of the two compiled kernels."""
+
+    def __init__(self, w: np.ndarray, zmin: int, zmax: int):
+        v, c = np.unique(w, return_counts=True)
+        self.v = np.ascontiguousarray(v)
+        self.c = c.astype(np.float64)
+        self.p0 = np.concatenate([[0.0], np.cumsum(self.c)])
+        self.p1 = np.concatenate([[0.0], np.cumsum(self.c * self.v)])
+        self.p2 = np.concatenate([[0.0], np.cumsum(self.c * self.v * self.v)])
+        self.zmin, self.zmax = float(zmin), float(zmax)
+        levels = zmax - zmin + 1
+        self.use_prefix = levels * max(1.0, math.log2(self.v.size)) < self.v.size
+
+    def many(self, scales: np.ndarray) -> np.ndarray:
+        return scale_kernels.sse_many(self.v, self.c, self.p0, self.p1, self.p2,
+                                      np.ascontiguousarray(scales, dtype=np.float64),
+                                      self.zmin, self.zmax, self.use_prefix)
+
+    def one(self, s: float) -> float:
+        if self.use_prefix:
+            return scale_kernels.sse_prefix(self.v, self.p0, self.p1, self.p2, s,
+                                            self.zmin, self.zmax)
+        return scale_kernels.sse_direct(self.v, self.c, s, self.zmin, self.zmax)
+
+
+def _search(w: np.ndarray, zmin: int, zmax: int, candidates: int, refine: bool,
+            max_ratio: float) -> float:
+    amax = float(np.max(np.abs(w))) if w.size else 0.0
+    if amax == 0.0:
         return 1.0
+    base = amax / max(zmax, 1)
+    ev = _Evaluator(w, zmin, zmax)
     ratios = np.arange(1, candidates + 1) * (max_ratio / candidates)
-    errs = np.array([quantization_mse(w, r * base, bits) for r in ratios])
+    errs = ev.many(ratios * base)
     i = int(np.argmin(errs))
-    best_s, best_e = ratios[i] * base, errs[i]
+    best_s, best_e = float(ratios[i] * base), float(errs[i])
     if refine:
-        lo = ratios[max(i - 1, 0)] * base if i > 0 else 0.5 * ratios[0] * base
-        hi = ratios[min(i + 1, len(ratios) - 1)] * base
+        lo = ratios[i - 1] * base if i > 0 else 0.5 * ratios[0] * base
+        hi = ratios[min(i + 1, candidates - 1)] * base
         if hi > lo:
-            res = minimize_scalar(
-                lambda s: quantization_mse(w, s, bits),
-                bounds=(lo, hi),
-                method="bounded",
-                options={"xatol": 1e-10 * base},
-            )
+            res = minimize_scalar(ev.one, bounds=(lo, hi), method="bounded",
+                                  options={"xatol": 1e-10 * base})
             if res.success and res.fun <= best_e:
                 best_s, best_e = float(res.x), float(res.fun)
-    return float(best_s)
+    return best_s
 
 
 def _finite(w: np.ndarray) -> np.ndarray:

@@ -9,8 +9,8 @@ dtype; the math then runs in float64 on the FP16 values):
   (``zmin = −2^(b−1)``, ``zmax = 2^(b−1) − 1``), ``q = s·clip(rint(w/s), zmin, zmax)``, with the
   MSE-optimal scale ``s* = argmin_s Σ(q − w)²`` (:func:`mse_optimal_scale`: 8000 candidates
   ``s = r·s_minmax``, ``s_minmax = max|w|/zmax``, ``r`` equally spaced in ``(0, 2]``, each
-  evaluated exactly from sorted prefix sums, then a bounded Brent polish between the best
-  candidate's neighbours on the direct objective; the optimum of a small tensor can lie above
+  evaluated exactly by :func:`solvers.scales.mse_scale`, then a bounded Brent polish between
+  the best candidate's neighbours; the optimum of a small tensor can lie above
   ``s_minmax``, where nothing is clipped but the rounding pattern is better).
   ``quant_sqnr_db = 10·log10(Σw² / Σ(q − w)²)``; ``quant_zero_fraction`` = fraction of zero
   codes.
@@ -42,10 +42,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 from solvers.grid import round_to_grid
-from solvers.problem import ProblemError, density_to_k, grid_limits, validate_bits
+from solvers.problem import ProblemError, density_to_k, validate_bits
+from solvers.scales import mse_scale
 
 log = logging.getLogger(__name__)
 
@@ -89,67 +90,16 @@ def quant_sse(w: np.ndarray, scale: float, bits: int) -> tuple[float, float]:
     return err, float(np.mean(codes == 0))
 
 
-class _SortedSums:
-    """Exact ``Σ(q − w)²`` for any scale in ``O(2^b log n)`` from sorted prefix sums."""
-
-    def __init__(self, w: np.ndarray):
-        v = np.sort(w)
-        self.v = v
-        self.c1 = np.concatenate([[0.0], np.cumsum(v)])
-        self.c2 = np.concatenate([[0.0], np.cumsum(v * v)])
-
-    def sse(self, s: float, zmin: int, zmax: int) -> float:
-        return float(self.sse_many(np.array([s]), zmin, zmax)[0])
-
-    def sse_many(self, scales: np.ndarray, zmin: int, zmax: int) -> np.ndarray:
-        """``Σ(q − w)²`` for every scale in ``scales`` (vectorised in chunks)."""
-        k = np.arange(zmin, zmax + 1, dtype=np.float64)
-        out = np.empty(len(scales))
-        step = max(1, 2_000_000 // k.size)
-        n = self.v.size
-        for a in range(0, len(scales), step):
-            sc = np.asarray(scales[a:a + step], dtype=np.float64)[:, None]
-            thr = (k[:-1] + 0.5) * sc
-            idx = np.searchsorted(self.v, thr.ravel(), side="left").reshape(thr.shape)
-            idx = np.concatenate([np.zeros((len(sc), 1), np.int64), idx,
-                                  np.full((len(sc), 1), n, np.int64)], axis=1)
-            n0 = np.diff(idx, axis=1).astype(np.float64)
-            s1 = np.diff(self.c1[idx], axis=1)
-            s2 = np.diff(self.c2[idx], axis=1)
-            q = k[None, :] * sc
-            out[a:a + step] = np.maximum(np.sum(s2 - 2.0 * q * s1 + q * q * n0, axis=1), 0.0)
-        return out
-
-
 def mse_optimal_scale(w: np.ndarray, bits: int, *, candidates: int = SCALE_CANDIDATES,
-                      max_ratio: float = MAX_RATIO, _sums: _SortedSums | None = None) -> float:
+                      max_ratio: float = MAX_RATIO) -> float:
     """Per-tensor MSE-optimal scale on the signed grid (see the module docstring).
 
-    The objective of :func:`solvers.scales.mse_scale`, searched wider and finer: ratios of the
-    min-max scale ``max|w|/zmax`` in ``(0, MAX_RATIO]`` (``mse_scale`` stops at 1), 4000
-    candidates per unit ratio, each evaluated exactly from sorted prefix sums (one sort per
-    tensor), then a Brent polish on the direct objective. An all-zero tensor gets 1.0.
+    :func:`solvers.scales.mse_scale` at the study's resolution: ratios of the min-max scale
+    ``max|w|/zmax`` in ``(0, MAX_RATIO]``, 4000 candidates per unit ratio, each evaluated
+    exactly, then a Brent polish. An all-zero tensor gets 1.0.
     """
-    w = np.asarray(w, dtype=np.float64).ravel()
-    zmin, zmax = grid_limits(bits)
-    amax = float(np.max(np.abs(w))) if w.size else 0.0
-    if amax == 0.0:
-        return 1.0
-    base = amax / max(zmax, 1)
-    sums = _sums or _SortedSums(w)
-    ratios = np.arange(1, candidates + 1) * (max_ratio / candidates)
-    errs = sums.sse_many(ratios * base, zmin, zmax)
-    i = int(np.argmin(errs))
-    best_s = float(ratios[i] * base)
-    best_e = quant_sse(w, best_s, bits)[0]
-    lo = ratios[i - 1] * base if i > 0 else 0.5 * ratios[0] * base
-    hi = ratios[min(i + 1, candidates - 1)] * base
-    if hi > lo:
-        res = optimize.minimize_scalar(lambda s: quant_sse(w, s, bits)[0], bounds=(lo, hi),
-                                       method="bounded", options={"xatol": 1e-9 * base})
-        if res.success and res.fun < best_e:
-            best_s, best_e = float(res.x), float(res.fun)
-    return best_s
+    return float(mse_scale(np.asarray(w, dtype=np.float64).ravel(), bits,
+                           candidates=candidates, max_ratio=max_ratio))
 
 
 def prune_sse(w_sq_sorted: np.ndarray, keep: float) -> float:
@@ -249,11 +199,10 @@ def analyse_tensor(w: Any, bits: Iterable[int] = DEFAULT_BITS, *, name: str = "t
                            "variance, so the kurtosis is undefined (and quantization is exact)")
     bits = sorted({validate_bits(b) for b in bits})
     kurt = sample_kurtosis(v)
-    sums = _SortedSums(v)
     sq_sorted = np.sort(v * v)
     out: dict[int, TensorBits] = {}
     for b in bits:
-        s = mse_optimal_scale(v, b, _sums=sums)
+        s = mse_optimal_scale(v, b)
         err_q, zf = quant_sse(v, s, b)
         keep = b / 16.0
         out[b] = TensorBits(

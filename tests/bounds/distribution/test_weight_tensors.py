@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bounds.distribution.weight_tensors import (
-    _SortedSums,
     analyse_model,
     analyse_tensor,
     load_weights,
@@ -74,17 +73,6 @@ def test_scale_search_is_optimal_on_a_fine_grid(bits):
     assert err <= brute * (1 + 1e-9)
     # never worse than the shared solvers.scales.mse_scale (400 candidates + polish)
     assert err <= quantization_mse(w, mse_scale(w, bits), bits) * (1 + 1e-12)
-
-
-def test_sorted_sums_are_exact():
-    rng = np.random.default_rng(5)
-    w = to_fp16(rng.standard_normal(5000))
-    sums = _SortedSums(w)
-    for bits in (2, 4, 8):
-        zmin, zmax = grid_limits(bits)
-        for s in rng.uniform(0.001, 1.0, 20):
-            assert sums.sse(s, zmin, zmax) == pytest.approx(quant_sse(w, s, bits)[0],
-                                                            rel=1e-9, abs=1e-12)
 
 
 @settings(max_examples=30, deadline=None)

@@ -50,7 +50,7 @@ from benchmarks.suite.methods import (  # noqa: E402
 from benchmarks.suite.report import write_report  # noqa: E402
 from benchmarks.suite.runner import run_comparison, warm_up  # noqa: E402
 from benchmarks.suite.scaling import run_anytime, run_scaling  # noqa: E402
-from benchmarks.suite.worker import SolveWorker  # noqa: E402
+from benchmarks.suite.worker import WorkerPool  # noqa: E402
 
 log = logging.getLogger("solver_comparison")
 
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of each layer's problems solved for the throughput "
                    "(quick 0.0005, full 0.05; 1 = every problem)")
     p.add_argument("--workers", type=int, default=2, help="processes for the throughput (2)")
+    p.add_argument("--report-only", action="store_true",
+                   help="rebuild OUT's report from its rows.csv and summary.json, solving nothing")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     return p
 
@@ -144,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     warnings.simplefilter("ignore")
+    if args.report_only:
+        from benchmarks.suite.report import rerender
+
+        print(f"report: {rerender(args.out)}", file=sys.stderr)
+        return 0
     cfg = dict(QUICK if args.quick else FULL)
     families = args.families or cfg["families"]
     sizes = args.sizes or cfg["sizes"]
@@ -175,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows: list[dict] = []
     throughput = None
-    worker = SolveWorker()
+    worker = WorkerPool()
     try:
         print(f"building instances in {cache} …", file=sys.stderr)
         instances = fam.build_instances(families, sizes, count, args.seed, cache,
@@ -189,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             specs[kind] = resolve(kind, names, notes)
             if not specs[kind] or specs[kind][0].name != OURS:
                 notes.append(f"{kind}: our exact solver is not available, so no ratios")
+        if any(s.name == "cpsat" for v in specs.values() for s in v):
+            notes.append("CP-SAT runs in its own worker process: ortools and highspy (which "
+                         "cvxpy loads too) bundle different HiGHS builds that cannot be loaded "
+                         "into one process. Solves still run one at a time.")
         worker.start()
         warm = {}
         for kind in args.kinds:

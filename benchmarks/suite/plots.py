@@ -102,7 +102,8 @@ def scaling_plot(rows: Sequence[dict], x: str, path: Path, title: str,
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     by: dict[str, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
-        by[f"{r['kind']} {r['family']}"][float(r[x])].append(r)
+        extra = "" if r["method"] == OURS else f" ({r['method']})"
+        by[f"{r['kind']} {r['family']}{extra}"][float(r[x])].append(r)
     for label, per in sorted(by.items()):
         xs = sorted(per)
         t = [float(np.median([float(r["seconds"]) for r in per[v]])) for v in xs]

@@ -30,7 +30,7 @@ from solvers.result import SolveResult, Status
 
 from .families import Instance
 from .methods import OURS, MethodSpec
-from .worker import SolveWorker
+from .worker import SolveWorker, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def run_comparison(
     bits: int = 4,
     density: float = 0.25,
     box_factor: float | None = None,
-    worker: SolveWorker,
+    worker: SolveWorker | WorkerPool,
     seed: int = 0,
     study: str = "comparison",
     on_row: Callable[[dict], None] | None = None,
@@ -203,7 +203,7 @@ def run_comparison(
     return out
 
 
-def warm_up(worker: SolveWorker, specs: Sequence[MethodSpec]) -> dict[str, float]:
+def warm_up(worker: SolveWorker | WorkerPool, specs: Sequence[MethodSpec]) -> dict[str, float]:
     """One tiny solve per method (numba compilation / cache load, imports, licence checks)."""
     import time
 

@@ -16,14 +16,14 @@ from typing import Any
 from .families import Instance
 from .methods import MethodSpec
 from .runner import run_comparison
-from .worker import SolveWorker
+from .worker import SolveWorker, WorkerPool
 
 
 def run_scaling(
     by_size: dict[str, Sequence[Instance]],
     ours: dict[str, MethodSpec],
     *,
-    worker: SolveWorker,
+    worker: SolveWorker | WorkerPool,
     time_limit: float,
     bits_list: Sequence[int] = (2, 3, 4, 6, 8),
     density_list: Sequence[float] = (0.125, 0.25, 0.5),
@@ -67,7 +67,7 @@ def run_anytime(
     instances: Sequence[Instance],
     ours: dict[str, MethodSpec],
     *,
-    worker: SolveWorker,
+    worker: SolveWorker | WorkerPool,
     limits: Sequence[float] = (10.0, 60.0),
     box_factor: float | None = None,
     seed: int = 0,

@@ -130,17 +130,44 @@ def _sort_key(gkey: tuple, keys: Sequence[str]) -> tuple:
     return tuple(out)
 
 
-def headline(summaries: Sequence[dict], kind: str) -> dict[str, Any]:
-    """Per method: the median over groups of the group-median ratio to ours, and coverage."""
-    per: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for s in summaries:
-        if s["kind"] != kind or s["method"] == OURS or s.get("ratio") is None:
-            continue
-        per[s["method"]].append((s["ratio"], s["ratio_flag"]))
+def headline(rows: Sequence[dict], kind: str) -> dict[str, Any]:
+    """Per method, pooled over every comparison instance of ``kind``.
+
+    * ``median_ratio``: median of per-instance ``t_method / t_ours`` over the instances *our*
+      solver proved optimal (``flag`` ``≥`` when the other method stopped at its limit on any of
+      them, so the true ratio is larger);
+    * ``ours_solved``: how many instances that is; ``both_solved``: of those, how many the other
+      method also proved optimal; ``only_other``: instances the other method proved optimal and
+      ours did not (shown, never dropped).
+    """
+    by_inst: dict[str, dict[str, dict]] = defaultdict(dict)
+    for r in rows:
+        if r["kind"] == kind and r.get("study", "comparison") == "comparison":
+            by_inst[r["instance"]][r["method"]] = r
+    methods = list(dict.fromkeys(r["method"] for rs in by_inst.values() for r in rs.values()))
     out = {}
-    for m, vals in per.items():
-        flags = {f for _, f in vals if f}
-        flag = "~" if len(flags) > 1 or "~" in flags else (flags.pop() if flags else "")
-        out[m] = {"median_ratio": float(np.median([v for v, _ in vals])), "flag": flag,
-                  "groups": len(vals)}
+    for m in methods:
+        if m == OURS:
+            continue
+        ratios, lower, ours_solved, both, only_other = [], False, 0, 0, 0
+        for rs in by_inst.values():
+            a, o = rs.get(m), rs.get(OURS)
+            if a is None or o is None or a.get("status") in NOT_RUN:
+                continue
+            if solved(a) and not solved(o):
+                only_other += 1
+            if not solved(o):
+                continue
+            ours_solved += 1
+            both += solved(a)
+            ta, to = _num(a.get("seconds")), _num(o.get("seconds"))
+            if ta is None or to is None or to <= 0:
+                continue
+            ratios.append(ta / to)
+            lower |= censored(a)
+        out[m] = {
+            "median_ratio": float(np.median(ratios)) if ratios else None,
+            "flag": "≥" if lower else "",
+            "ours_solved": ours_solved, "both_solved": both, "only_other": only_other,
+        }
     return out

@@ -182,3 +182,52 @@ class SolveWorker:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+#: Methods that must not share a process with the others: ortools and highspy (also loaded by
+#: cvxpy) bundle different HiGHS builds, and whichever loads second fails with undefined symbols.
+ISOLATED = {"cpsat": "ortools"}
+
+
+class WorkerPool:
+    """One :class:`SolveWorker` per isolation group, used one at a time (same interface).
+
+    Solves still run strictly one after another, so timings stay side by side; a method listed
+    in :data:`ISOLATED` just runs in its own child process.
+    """
+
+    def __init__(self) -> None:
+        self._workers: dict[str, SolveWorker] = {}
+
+    def _for(self, spec: Any) -> SolveWorker:
+        group = ISOLATED.get(spec.name, "main")
+        if group not in self._workers:
+            w = SolveWorker()
+            w.start()
+            self._workers[group] = w
+        return self._workers[group]
+
+    @property
+    def restarts(self) -> int:
+        return sum(w.restarts for w in self._workers.values())
+
+    def start(self) -> None:
+        self._for(type("Main", (), {"name": "", "kind": ""})())
+
+    def warm(self, spec: Any) -> dict[str, Any]:
+        return self._for(spec).warm(spec)
+
+    def solve(self, spec: Any, problem: Any, time_limit: float | None,
+              options: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._for(spec).solve(spec, problem, time_limit, options)
+
+    def close(self) -> None:
+        for w in self._workers.values():
+            w.close()
+        self._workers.clear()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,9 +1,9 @@
 """Compiled inner loops: the greedy one-weight-at-a-time methods (OBQ, OBS greedy) and the
 element-wise part of AdaRound's Adam step (see the section at the end).
 
-Both keep, per channel, the inverse Hessian ``Hinv`` of the weights still free (the *active*
-set ``F``) and repeat: score every active weight, pick one, apply the OBS update to the others,
-and remove the picked row and column from ``Hinv``::
+The greedy methods keep, per channel, the inverse Hessian ``Hinv`` of the weights still free
+(the *active* set ``F``) and repeat: score every active weight, pick one, apply the OBS update
+to the others, and remove the picked row and column from ``Hinv``::
 
     w_F   −= (w_q − target_q) / Hinv_qq · Hinv_{F,q}
     Hinv  ← Hinv − Hinv_{:,q} Hinv_{q,:} / Hinv_qq        (on F × F only)

@@ -42,6 +42,7 @@ def solve_exact(
     diagonal: str = "jacobi",
     incumbents: bool = True,
     branching: str = "product",
+    compare_unstructured: bool = False,
     **options: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -65,6 +66,10 @@ def solve_exact(
         Branching rule: ``product`` picks the input whose prune-child and keep-child bounds
         (computed at every node anyway) rise most (product of the increases), and explores the
         weaker child first; ``saliency`` branches on the least OBS saliency, prune child first.
+    compare_unstructured : bool
+        For an N:M problem, also solve unstructured pruning at the same ``k`` (same limits) and
+        report it in ``info["unstructured"]`` (objective, lower bound, status, SQNRs): N:M is a
+        restriction of it, so the pair shows what the pattern costs.
     incumbents : bool
         Seed the search with the heuristics' best solution (magnitude, OBS, SparseGPT, swaps).
 
@@ -163,6 +168,15 @@ def solve_exact(
         "box": box,
         "formulation": "boxed" if box is not None else "unboxed",
     }
+    if compare_unstructured and problem.nm is not None:
+        free = solve_exact(
+            PruneProblem.unchecked(problem.H, problem.w0, k=problem.k,
+                                   box_factor=problem.box_factor),
+            time_limit=time_limit, node_limit=node_limit, diagonal=diagonal,
+            incumbents=incumbents, branching=branching)
+        info["unstructured"] = {"objective": free.objective, "lower_bound": free.lower_bound,
+                                "status": free.status.value, "sqnr_db": free.sqnr_db,
+                                "sqnr_upper_db": free.sqnr_upper_db, "seconds": free.seconds}
     if status is Status.TIME_LIMIT:
         message = (message + "; " if message else "") + f"time limit {time_limit:g} s reached"
     elif status is Status.NODE_LIMIT:

@@ -130,3 +130,13 @@ def test_bad_input():
         solve_exact(PruneProblem(H, np.ones(4), k=2), time_limit=-1)
     with pytest.raises(ProblemError):
         solve_exact(PruneProblem(H, np.ones(4), k=2), bogus=1)
+
+
+def test_nm_reports_unstructured_beside():
+    rng = np.random.default_rng(8)
+    p = PruneProblem(random_hessian(rng, 12, "corr"), rng.standard_normal(12), nm=(2, 4))
+    r = solve_exact(p, compare_unstructured=True)
+    u = r.info["unstructured"]
+    assert u["status"] == "optimal"
+    assert u["objective"] <= r.objective * (1 + 1e-9)
+    assert u["lower_bound"] <= r.objective

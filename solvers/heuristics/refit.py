@@ -31,7 +31,10 @@ def refit_weights(H: np.ndarray, w0: np.ndarray, keep: np.ndarray) -> np.ndarray
     [1.25, 0.0]
     """
     keep = np.asarray(keep, dtype=bool)
-    w = np.zeros_like(np.asarray(w0, dtype=np.float64))
+    w0 = np.asarray(w0, dtype=np.float64)
+    if keep.all():
+        return w0.copy()  # nothing pruned: w0 itself is optimal (error 0)
+    w = np.zeros_like(w0)
     idx = np.flatnonzero(keep)
     if idx.size == 0:
         return w

@@ -37,6 +37,9 @@ DEFAULT_LAYERS = ["features.2.conv.2", "features.6.conv.2", "features.9.conv.0.0
                   "features.17.conv.0.0", "features.16.conv.2"]
 
 
+_EXPORTS: dict = {}
+
+
 def load_instances(n, count, bits, seed, samples, layers, synthetic):
     """``count`` (name, QuantProblem) pairs with ``n`` inputs and ``bits``, drawn with ``seed``."""
     from solvers.scales import mse_scale
@@ -48,7 +51,11 @@ def load_instances(n, count, bits, seed, samples, layers, synthetic):
         try:
             from bounds.export import export_model
 
-            probs = export_model("mobilenet_v2", layers=layers, opt_dim=n, samples=samples)
+            key = (n, samples, tuple(layers))
+            if key not in _EXPORTS:  # one export per chunk size per run
+                _EXPORTS[key] = export_model("mobilenet_v2", layers=layers, opt_dim=n,
+                                             samples=samples)
+            probs = _EXPORTS[key]
             pool = [(f"{name}[{i}]", lp) for name, lps in probs.items()
                     for i, lp in enumerate(lps) if lp.n == n]
             source = f"MobileNetV2 ({samples} calibration photos)"

@@ -219,7 +219,10 @@ def plan_layer(layer: str, problem: LayerProblem, cfg: CompareConfig) -> LayerPl
 
     chunks = chunk_bounds(problem.n, cfg.opt_dim)
     rng = np.random.default_rng([cfg.seed, zlib.crc32(layer.encode())])
-    norms = problem.norms()
+    if problem.shared_hessian:  # w0ᵀHw0 per channel through one BLAS product
+        norms = np.einsum("ci,ci->c", problem.W0 @ problem.H, problem.W0)
+    else:
+        norms = np.einsum("ci,cij,cj->c", problem.W0, problem.H, problem.W0)
     live = [c for c in range(problem.channels) if norms[c] > 0]
     if cfg.channels is None or cfg.channels >= len(live):
         chans = live

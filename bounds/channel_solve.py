@@ -119,10 +119,23 @@ def solve_quant_channels(
     options: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> list[tuple[int, SolveResult]]:
-    """Quantize the selected channels of ``problem`` with ``method``."""
-    fn = get_method("quant", method).load()
+    """Quantize the selected channels of ``problem`` with ``method``.
+
+    Heuristics with a whole-layer version run vectorised over the channels when ``H`` is shared
+    (one factorisation for all); every other method runs channel by channel.
+    """
+    entry = get_method("quant", method)
+    entry.check_options(options or {})
+    fn = entry.load()
     scales = choose_scales(problem, bits, scale=scale, method=scale_method, per_channel=per_channel)
     chans = list(range(problem.channels)) if channels is None else list(channels)
+    if not entry.certified and problem.shared_hessian:
+        from solvers.heuristics.layer import QUANT_LAYER, quant_layer_results
+
+        if method in QUANT_LAYER:
+            res = quant_layer_results(problem.select(chans), method, scale=scales[chans],
+                                      bits=bits, time_limit=time_limit, **(options or {}))
+            return list(zip(chans, res, strict=True))
     out = []
     for c in _progress(chans, progress, f"quant {method}"):
         p = problem.quant(c, scale=float(scales[c]), bits=bits)
@@ -140,9 +153,19 @@ def solve_prune_channels(
     options: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> list[tuple[int, SolveResult]]:
-    """Prune the selected channels of ``problem`` with ``method``."""
-    fn = get_method("prune", method).load()
+    """Prune the selected channels of ``problem`` with ``method`` (heuristics vectorised as in
+    :func:`solve_quant_channels`)."""
+    entry = get_method("prune", method)
+    entry.check_options(options or {})
+    fn = entry.load()
     chans = list(range(problem.channels)) if channels is None else list(channels)
+    if not entry.certified and problem.shared_hessian:
+        from solvers.heuristics.layer import PRUNE_LAYER, prune_layer_results
+
+        if method in PRUNE_LAYER:
+            res = prune_layer_results(problem.select(chans), method, time_limit=time_limit,
+                                      **spec.keywords(problem.n), **(options or {}))
+            return list(zip(chans, res, strict=True))
     out = []
     for c in _progress(chans, progress, f"prune {method}"):
         p = problem.prune(c, **spec.keywords(problem.n))

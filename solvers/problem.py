@@ -381,6 +381,17 @@ class LayerProblem:
             return np.maximum(0.0, np.einsum("ci,ij,cj->c", self.W0, self.H, self.W0))
         return np.maximum(0.0, np.einsum("ci,cij,cj->c", self.W0, self.H, self.W0))
 
+    def select(self, channels: list[int]) -> LayerProblem:
+        """The same chunk restricted to ``channels`` (``H`` not validated again)."""
+        for c in channels:
+            self._check_channel(c)
+        idx = np.asarray(channels, dtype=int)
+        obj = object.__new__(LayerProblem)
+        object.__setattr__(obj, "H", self.H if self.H.ndim == 2 else self.H[idx])
+        object.__setattr__(obj, "W0", self.W0[idx])
+        object.__setattr__(obj, "meta", dict(self.meta))
+        return obj
+
     def quant(self, channel: int, *, scale: float, bits: int) -> QuantProblem:
         """Channel ``channel`` as a quantization problem."""
         return QuantProblem.unchecked(self.hessian(channel), self.W0[channel], scale, bits)

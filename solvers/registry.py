@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,26 @@ class Method:
             )
         module, attr = self.target.split(":")
         return getattr(importlib.import_module(module), attr)
+
+    def options(self) -> list[str] | None:
+        """Names of the keyword options the method takes (``None``: it takes any)."""
+        params = inspect.signature(self.load()).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return None
+        return [p.name for p in params
+                if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "time_limit"]
+
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Refuse options the method does not take, naming the valid ones."""
+        valid = self.options()
+        if valid is None:
+            return
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ProblemError(
+                f"{self.kind} method {self.name!r} has no option {', '.join(unknown)}; "
+                f"valid: {', '.join(valid) or '(none)'}"
+            )
 
 
 _Q, _P = "quant", "prune"
@@ -130,5 +151,6 @@ def solve(
         kind = _P
     else:
         raise ProblemError(f"expected a QuantProblem or PruneProblem, got {type(problem)!r}")
-    fn = get_method(kind, method).load()
-    return fn(problem, time_limit=time_limit, **options)
+    entry = get_method(kind, method)
+    entry.check_options(options)
+    return entry.load()(problem, time_limit=time_limit, **options)

@@ -87,3 +87,38 @@ def test_prune_spec_errors(toy, capsys):
     assert code == 2 and "divide" in err
     code, _, err = _run(capsys, "solve", "prune", toy[0], "--density", 1.5)
     assert code == 2 and "density" in err
+
+
+def test_unknown_option_is_a_clean_error(toy, capsys):
+    code, _, err = _run(capsys, "solve", "quant", toy[0], "--method", "gptq",
+                        "--option", "dampp=0.1")
+    assert code == 2 and "no option dampp" in err and "damp" in err
+
+
+@pytest.mark.parametrize(
+    "kind, method, extra",
+    [("quant", "gptq", ["--bits", "3"]), ("quant", "rtn", ["--bits", "4"]),
+     ("prune", "sparsegpt", ["--density", "0.5"]), ("prune", "obs", ["--nm", "2:4"])],
+)
+def test_vectorised_layer_runs_equal_per_channel_solves(toy, kind, method, extra):
+    """The CLI's whole-layer heuristic path gives what the registry gives channel by channel."""
+    from bounds.channel_solve import PruneSpec, solve_prune_channels, solve_quant_channels
+    from bounds.problem_file import load_problem
+    from bounds.scale_choice import choose_scales
+    from solvers.registry import solve
+
+    lp = load_problem(toy[0])
+    if kind == "quant":
+        bits = int(extra[1])
+        layer = solve_quant_channels(lp, bits=bits, method=method, channels=[2, 0])
+        scales = choose_scales(lp, bits)
+        single = [solve(lp.quant(c, scale=scales[c], bits=bits), method) for c in (2, 0)]
+    else:
+        spec = PruneSpec.from_options(density=0.5) if extra[0] == "--density" else \
+            PruneSpec.from_options(nm="2:4")
+        layer = solve_prune_channels(lp, spec, method=method, channels=[2, 0])
+        single = [solve(lp.prune(c, **spec.keywords(lp.n)), method) for c in (2, 0)]
+    assert [c for c, _ in layer] == [2, 0]
+    for (_, a), b in zip(layer, single, strict=True):
+        np.testing.assert_allclose(a.weights, b.weights, rtol=1e-9, atol=1e-12)
+        assert a.objective == pytest.approx(b.objective, rel=1e-9, abs=1e-12)

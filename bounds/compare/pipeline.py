@@ -260,6 +260,8 @@ def build_tasks(plan: LayerPlan, cfg: CompareConfig, model_name: str, calibratio
     P = plan.problem
     out: list[Task] = []
     version = pqbound_version()
+    settings_hash = task_key(settings={k: v for k, v in cfg.settings().items()
+                                       if k not in ("layers", "images", "text")})[:16]
 
     def make(kind: str, method: str, scope: str, chunk: int, c: int, comp: str,
              H: np.ndarray, w0: np.ndarray, a: int, b: int, ph: str, **kw: Any) -> Task:
@@ -269,7 +271,8 @@ def build_tasks(plan: LayerPlan, cfg: CompareConfig, model_name: str, calibratio
         return Task(key=key, kind=kind, method=method, scope=scope, model=model_name,
                     layer=plan.layer, chunk=chunk, channel=c, compression=comp, H=H, w0=w0,
                     input_start=a, input_stop=b, time_limit=cfg.time_limit,
-                    problem_hash=ph, calibration=calibration, **kw)
+                    problem_hash=ph, calibration=calibration, settings_hash=settings_hash,
+                    **kw)
 
     for c in plan.channels:
         Hc = P.hessian(c)

@@ -35,7 +35,8 @@ def test_end_to_end_rows_invariants_and_report(tmp_path, toy, fast):
     # Every row carries its solution, the problem hash and a method version.
     for r in chunk:
         assert len(r["weights"]) == r["n"] == 4
-        assert r["problem_hash"] and r["method_version"].startswith("pqbound")
+        assert r["problem_hash"] and r["settings_hash"]
+        assert r["method_version"].startswith("pqbound")
         assert r["calibration"] == "toy-seed0"
     # Pruning budget at b bits is round(b/16·n) (paper accounting), N:M keeps n·N/M.
     for r in chunk:

@@ -24,7 +24,7 @@ from ..backends.base import Stopwatch
 from ..problem import ProblemError, PruneProblem
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from .bounds import diagonal_split, margin_for
-from .incumbents import find_incumbents, groups, magnitude_mask
+from .incumbents import Incumbent, find_incumbents, groups, magnitude_mask
 from .refit import refit
 from .search import FATHOM_RTOL, run_search
 
@@ -114,8 +114,6 @@ def solve_exact(
     if not cands:
         m = magnitude_mask(problem, alive)
         w, v, lo = refit(problem, m)
-        from .incumbents import Incumbent
-
         cands = [Incumbent(m, w, v, lo, "magnitude")]
     inc = cands[0]
 

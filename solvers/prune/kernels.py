@@ -380,9 +380,8 @@ def node_bound(G, w, e, state, need, M, dvec, out_sal, out_keep):
     3. Gershgorin on ``G``: ``G_SS ⪯ diag(ρ_j)``, ``ρ_j = Σ_{i in U} |G_ij|``, so
        ``Δ(S) >= Σ_{j in S} w_j² / ρ_j``.
 
-    Also screens: ``out_keep[j] = True`` when pruning ``j`` (with the rest of the group's need)
-    already costs at least every bound above allows, reported via the returned per-variable
-    bounds ``out_sal`` (the best bound of a subtree that prunes ``j``).
+    ``out_sal[j]`` receives the bound of the subtrees that prune ``j`` (the same three bounds
+    with ``j`` forced into ``S``), used for screening and branching; ``out_keep`` is cleared.
     Returns the bound.
     """
     n = G.shape[0]

@@ -1,11 +1,12 @@
 """The search tree: a depth-first branch-and-bound over keep / prune decisions, run in chunks.
 
-Each node fixes some inputs kept (``F_in``), some pruned (``F_out``) and leaves the rest ``U``
-undecided; it stores ``G = (H_KK)^-1`` for ``K = F_in ∪ U``, the refit ``w`` on ``K`` and the
-error ``e`` of pruning exactly ``F_out``. Branching on ``j ∈ U``:
+Each node fixes some inputs kept (``F``), some pruned (``P``) and leaves the rest ``U``
+undecided. It stores both sides of the problem, each updated by rank-one steps:
 
-* *prune j*: ``G``, ``w``, ``e`` by the OBS rank-one update (no refactorisation);
-* *keep j*: nothing changes but ``j``'s state (the child reuses the parent's stack slot).
+* backward: ``G = (H_KK)^-1`` for ``K = F ∪ U``, the refit ``w`` on ``K`` and the error ``e`` of
+  pruning exactly ``P``; *prune j* is the OBS update (no refactorisation);
+* forward: the Schur complement ``S = H/H_FF``, residual correlations ``r`` and the error
+  ``c_F`` of keeping only ``F``; *keep j* is one elimination step.
 
 The compiled kernel (:func:`solvers.prune.kernels.dfs_chunk`) processes a chunk of nodes and
 returns; between chunks this module checks the time and node limits, so a stopped search still

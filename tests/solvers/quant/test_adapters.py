@@ -10,14 +10,16 @@ from solvers import Status, solve
 from solvers.quant.exact import solve_exact
 from solvers.registry import get_method
 
-FAST = ["scip", "scip-cvxpy", "gurobi", "cpsat"]
+FAST = ["scip", "scip-cvxpy", "gurobi", "highs"]
 
 
 def _available(name):
     return get_method("quant", name).available()
 
 
-@pytest.mark.parametrize("name", FAST + ["highs"])
+@pytest.mark.parametrize(
+    "name", FAST + [pytest.param("cpsat", marks=pytest.mark.slow)]  # cpsat may need a spawn
+)
 def test_adapter_matches_brute_force(name):
     if not _available(name):
         pytest.skip(f"{name} not installed")
@@ -38,7 +40,7 @@ def test_adapter_matches_brute_force(name):
             assert r.lower_bound <= opt * (1 + 1e-6) + 1e-12 * p.norm
 
 
-@pytest.mark.parametrize("name", ["gurobi", "scip"])
+@pytest.mark.parametrize("name", ["gurobi", pytest.param("scip", marks=pytest.mark.slow)])
 def test_cross_solver_agreement(name):
     if not _available(name):
         pytest.skip(f"{name} not installed")

@@ -151,8 +151,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(summary.text())
-        for note in summary.notes:
-            print(f"note: {note}")
         print(f"\n{summary.tasks} problems ({summary.reused} from the store, {summary.solved} "
               f"solved, {summary.errors} errors) in {summary.seconds:.1f} s; store {summary.db}"
               f" (run {summary.run_id})")

@@ -102,7 +102,8 @@ def _panel(ax: Any, lines: list[dict], title: str, scope: str, accounting: str =
 def plot_layer(entry: dict[str, Any], path: str | Path, settings: dict[str, Any]) -> Path:
     """The per-layer figure for one layer table entry (see :mod:`bounds.compare.tables`)."""
     scopes = [s for s in ("chunk", "whole") if entry["scopes"].get(s)]
-    fig, axes = plt.subplots(1, max(1, len(scopes)), figsize=(6.4 * max(1, len(scopes)), 4.8),
+    npan = max(1, len(scopes))
+    fig, axes = plt.subplots(1, npan, figsize=(6.4 * npan, 4.8 if npan > 1 else 6.4),
                              squeeze=False)
     for ax, scope in zip(axes[0], scopes, strict=False):
         if scope == "chunk":
@@ -122,9 +123,10 @@ def plot_layer(entry: dict[str, Any], path: str | Path, settings: dict[str, Any]
     fig.suptitle(f"{settings.get('model')} · {entry['layer']} (n = {entry['n']}) — protocol "
                  f"{settings.get('protocol')}, accounting {settings.get('accounting')}",
                  fontsize=11)
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
-    rows = math.ceil(len(labels) / 3)
-    fig.tight_layout(rect=(0, 0.035 * rows + 0.02, 1, 0.96))
+    ncol = 3 if npan > 1 else 2
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    rows = math.ceil(len(labels) / ncol)
+    fig.tight_layout(rect=(0, (0.035 if npan > 1 else 0.028) * rows + 0.02, 1, 0.95))
     path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -60,7 +60,7 @@ QUICK = {
     "sizes": ["16", "32", "full"],
     "count": 2,
     "time_limit": 1.0,
-    "samples": 16,
+    "samples": 8,
     "full_max": 27,
     "scaling_sizes": ["16", "32", "64"],
     "scaling_count": 2,

@@ -38,9 +38,17 @@ Two choices of ``B`` (both satisfy (1) and (2); ``construction="auto"`` picks on
   for any ``α ≥ 0``, and ``H − α·Bd ⪰ 0`` by the choice of ``α`` (the null space of ``Bd`` lies in
   that of ``H`` when ``H = XᵀX``; the residual is checked numerically either way).
 
-``auto`` keeps the shift when it is valid and retains at least as much of the trace as the scale
-(``tr Bd − t·n ≥ α·tr Bd``, i.e. it loses less on an error spread evenly over the coordinates, as
-quantization noise is), else the scale. Safety margins: ``δ = rtol·λ_max(H)`` and
+* **schur**: ``B_i = S_i / m`` with ``S_i = H_ii − H_{i,r} H_{r,r}^+ H_{r,i}`` the Schur complement
+  of the other blocks ``r`` (for PD ``H``, ``S_i = ((H⁻¹)_ii)⁻¹``). Valid: ``xᵀHx ≥ x_iᵀ S_i x_i``
+  for every ``x`` (minimise over the other coordinates), so each ``E_i S_i E_iᵀ ⪯ H`` and their
+  average ``B`` is too; each ``S_i ⪰ 0``. It keeps what block ``i`` cannot borrow from the
+  others, which is far more than the scale keeps when inputs correlate *across* chunks (on
+  MobileNetV2's ``features.2.conv.2``: 4 % of the trace against 0.2 %, and a 4-bit block bound
+  80× larger).
+
+``auto`` builds every valid candidate and keeps the one that retains the most trace (``tr B``; for
+an error spread evenly over the coordinates, as quantization noise is, the bound is about
+proportional to it). Safety margins: ``δ = rtol·λ_max(H)`` and
 ``δ' = rtol``, ``rtol = 1e-9`` (eigenvalue routines are backward stable to ~n·ε·‖H‖), and the
 residual ``λ_min(H − B) ≥ −rtol·λ_max(H)`` is verified before the split is used. If ``H`` is
 block-diagonal already (``O = 0``), ``B = Bd`` (construction ``"exact"``).
@@ -68,7 +76,9 @@ log = logging.getLogger(__name__)
 
 #: Relative safety margin of the split (see the module docstring).
 SPLIT_RTOL = 1e-9
-CONSTRUCTIONS = ("auto", "shift", "scale")
+CONSTRUCTIONS = ("auto", "shift", "scale", "schur")
+#: Largest n for the pseudo-inverse path of the Schur construction (singular H).
+SCHUR_PINV_MAX_N = 768
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,7 @@ class BlockSplit:
     ----------
     blocks : list of (n_i, n_i) arrays, the ``B_i``.
     bounds : list of (start, stop), the chunks' input ranges.
-    construction : ``"shift"``, ``"scale"`` or ``"exact"``.
+    construction : ``"shift"``, ``"scale"``, ``"schur"`` or ``"exact"``.
     shift : float, ``t`` (0 unless ``shift``).
     alpha : float, ``α`` (1 unless ``scale``).
     residual_min_eig : float, computed ``λ_min(H − B)`` (≥ ``−rtol·λ_max(H)``).
@@ -139,27 +149,63 @@ def block_split(
         return _finish(H, Hd, bounds, "exact", 0.0, 1.0, delta)
 
     block_eigs = [np.linalg.eigh(blk) for blk in Hd]
-    shift_ok = False
+    candidates: list[BlockSplit] = []
     t = max(0.0, -float(np.linalg.eigvalsh(O)[0])) + delta
     if construction in ("auto", "shift"):
-        shift_ok = all(float(ev[0]) >= t for ev, _ in block_eigs)
-        if construction == "shift" and not shift_ok:
+        if all(float(ev[0]) >= t for ev, _ in block_eigs):
+            blocks = [blk - t * np.eye(blk.shape[0]) for blk in Hd]
+            candidates.append(_finish(H, blocks, bounds, "shift", t, 1.0, delta))
+        elif construction == "shift":
             raise ProblemError(
                 f"shift construction invalid: t = {t:.3g} exceeds the least block eigenvalue "
                 f"{min(float(ev[0]) for ev, _ in block_eigs):.3g} (use 'scale' or 'auto')"
             )
-    alpha = None
+    if construction in ("auto", "schur"):
+        blocks = _schur_blocks(H, bounds)
+        if blocks is not None:
+            try:
+                candidates.append(_finish(H, blocks, bounds, "schur", 0.0, 1.0, delta))
+            except ProblemError as exc:
+                if construction == "schur":
+                    raise
+                log.debug("schur split rejected: %s", exc)
+        elif construction == "schur":
+            raise ProblemError(f"schur construction needs a PD H or n <= {SCHUR_PINV_MAX_N}")
     if construction in ("auto", "scale"):
         alpha = _scale_alpha(H, bounds, block_eigs, rtol)
-    if shift_ok and alpha is not None:
-        trace = float(np.trace(H))
-        shift_ok = trace - t * n >= alpha * trace
-    if shift_ok:
-        blocks = [blk - t * np.eye(blk.shape[0]) for blk in Hd]
-        return _finish(H, blocks, bounds, "shift", t, 1.0, delta)
-    assert alpha is not None
-    blocks = [alpha * blk for blk in Hd]
-    return _finish(H, blocks, bounds, "scale", 0.0, alpha, delta)
+        candidates.append(_finish(H, [alpha * blk for blk in Hd], bounds, "scale", 0.0, alpha,
+                                  delta))
+    return max(candidates, key=lambda sp: sum(float(np.trace(b)) for b in sp.blocks))
+
+
+def _schur_blocks(H: np.ndarray, bounds: list[tuple[int, int]]) -> list[np.ndarray] | None:
+    """``S_i / m``: each block's Schur complement of the rest, averaged over the ``m`` blocks."""
+    n = H.shape[0]
+    m = len(bounds)
+    S = None
+    try:
+        L = np.linalg.cholesky(H)
+        Linv = np.linalg.solve(L, np.eye(n))
+        Hinv = Linv.T @ Linv
+        if np.all(np.isfinite(Hinv)):
+            S = [np.linalg.inv(0.5 * (Hinv[a:b, a:b] + Hinv[a:b, a:b].T)) for a, b in bounds]
+    except np.linalg.LinAlgError:
+        S = None
+    if S is None:
+        if n > SCHUR_PINV_MAX_N:
+            return None
+        S = []
+        idx = np.arange(n)
+        for a, b in bounds:
+            r = np.concatenate([idx[:a], idx[b:]])
+            Hri = H[np.ix_(r, idx[a:b])]
+            P = np.linalg.pinv(H[np.ix_(r, r)], rcond=1e-12, hermitian=True)
+            S.append(H[a:b, a:b] - Hri.T @ P @ Hri)
+    out = []
+    for s in S:
+        ev, V = np.linalg.eigh(0.5 * (s + s.T))
+        out.append((V * np.maximum(ev, 0.0)) @ V.T / m)
+    return out
 
 
 def _scale_alpha(H: np.ndarray, bounds: list[tuple[int, int]], block_eigs: list, rtol: float

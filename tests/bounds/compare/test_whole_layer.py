@@ -42,7 +42,7 @@ def _check_split(H, split):
 
 
 @pytest.mark.parametrize("kind", ["well", "ill", "rankdef", "corr", "diag"])
-@pytest.mark.parametrize("construction", ["auto", "scale"])
+@pytest.mark.parametrize("construction", ["auto", "scale", "schur"])
 def test_split_is_valid(kind, construction):
     rng = np.random.default_rng(1)
     H = random_hessian(rng, 12, kind)
@@ -78,8 +78,31 @@ def test_shift_refused_when_a_block_would_be_indefinite_and_auto_falls_back():
     with pytest.raises(ProblemError, match="shift construction invalid"):
         block_split(H, chunk_bounds(8, 4), construction="shift")
     split = block_split(H, chunk_bounds(8, 4))
-    assert split.construction == "scale"
+    assert split.construction in ("scale", "schur")
     assert 0 <= split.alpha <= 1
+    _check_split(H, split)
+
+
+def test_schur_construction_formula_and_auto_keeps_the_largest_trace():
+    rng = np.random.default_rng(7)
+    H = random_hessian(rng, 9, "corr")
+    bounds = chunk_bounds(9, 3)
+    split = block_split(H, bounds, construction="schur")
+    Hinv = np.linalg.inv(H)
+    for (a, b), blk in zip(bounds, split.blocks, strict=True):
+        np.testing.assert_allclose(blk, np.linalg.inv(Hinv[a:b, a:b]) / 3, rtol=1e-8,
+                                   atol=1e-10 * np.abs(H).max())
+    _check_split(H, split)
+    auto = block_split(H, bounds)
+    traces = {c: sum(np.trace(b) for b in block_split(H, bounds, construction=c).blocks)
+              for c in ("scale", "schur")}
+    assert sum(np.trace(b) for b in auto.blocks) == pytest.approx(max(traces.values()))
+
+
+def test_schur_on_a_singular_h_uses_the_generalised_complement():
+    rng = np.random.default_rng(8)
+    H = random_hessian(rng, 8, "rankdef")  # rank 4
+    split = block_split(H, chunk_bounds(8, 4), construction="schur")
     _check_split(H, split)
 
 

@@ -99,8 +99,17 @@ def run(argv=None) -> int:
     # warm the compiled kernels (numba cache) outside the timings
     from solvers.problem import PruneProblem
 
-    solve_exact(PruneProblem(np.eye(4) + 0.5, np.arange(1.0, 5.0), k=2, box_factor=2.0))
-    solve_exact(PruneProblem(np.eye(4) + 0.5, np.arange(1.0, 5.0), k=2))
+    # (every code path: unboxed, boxed with a binding box, N:M), so that no first-use compile
+    # lands inside a timed solve
+    from solvers.prune.refit import refit
+
+    Hw = np.array([[2.0, 1.9, 0.0, 0.0], [1.9, 2.0, 0.1, 0.0], [0.0, 0.1, 1.0, 0.3],
+                   [0.0, 0.0, 0.3, 1.0]])
+    for kw in ({"k": 2}, {"k": 2, "box_factor": 0.3}, {"nm": (1, 2)},
+               {"nm": (1, 2), "box_factor": 0.3}):
+        pw = PruneProblem(Hw, np.array([1.0, -1.0, 0.5, 0.2]), **kw)
+        solve_exact(pw)
+        refit(pw, np.array([True, True, False, False]))
 
     rows = []
     print(f"# prune_solvers: numpy {np.__version__}; backends: {', '.join(backends) or 'none'}")

@@ -93,6 +93,7 @@ def export_model(
     progress: bool = False,
     inputs: Any = None,
     state_dict: Any = None,
+    scale_bits: Sequence[int] | None = None,
 ) -> dict[str, list[LayerProblem]]:
     """Export ``layers`` of ``model`` as per-chunk problems, in memory.
 
@@ -130,6 +131,10 @@ def export_model(
     state_dict : mapping or path, optional
         Weights to load into the user module first (``load_state_dict(..., strict=True)``, in
         place); a path is read with ``torch.load(weights_only=True)``.
+    scale_bits : sequence of int, optional
+        Bit widths whose whole-tensor scale tables are computed (default: all of 1..16; the rows
+        of other widths are NaN). The per-channel MSE search is most of an export's time on wide
+        layers, so a run that knows its bit widths should pass them.
 
     Returns
     -------
@@ -172,7 +177,7 @@ def export_model(
     bar = _bar(progress, len(result.layers), "problems", "layer")
     for lname, ex in result.layers.items():
         t0 = time.perf_counter()
-        tables = _scale_tables(ex.W0, lname)
+        tables = _scale_tables(ex.W0, lname, scale_bits)
         base = {
             "layer": lname,
             "rows": int(ex.rows),
@@ -394,11 +399,12 @@ class _TensorBatches:
             yield self.t[i : i + self.batch_size]
 
 
-def _scale_tables(W: np.ndarray, layer: str) -> dict[str, np.ndarray]:
+def _scale_tables(W: np.ndarray, layer: str, bits: Sequence[int] | None,
+                  ) -> dict[str, np.ndarray]:
     from solvers.scales import scale_tables
 
     try:
-        return scale_tables(W)
+        return scale_tables(W, bits)
     except ProblemError as exc:
         raise ProblemError(f"layer {layer!r}: {exc}") from None
 

@@ -40,8 +40,13 @@ def choose_scales(
     key = f"scales_{method}_{'channel' if per_channel else 'tensor'}"
     if key in meta:
         table = np.asarray(meta[key], dtype=float)
-        row = table[bits - 1]
-        return np.broadcast_to(row, (C,)).astype(float).copy()
+        row = np.broadcast_to(table[bits - 1], (C,)).astype(float).copy()
+        if np.any(np.isnan(row)):
+            raise ProblemError(
+                f"this problem's {key} table has no entry for {bits} bits (the export computed "
+                "other bit widths): pass --scale, or export again with these bits"
+            )
+        return row
     if per_channel:
         fn = mse_scale if method == "mse" else minmax_scale
         return np.asarray(fn(problem.W0, bits, per_channel=True), dtype=float)

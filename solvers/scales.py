@@ -23,6 +23,7 @@ whichever is cheaper for the bit width (:mod:`solvers.scale_kernels`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -91,23 +92,32 @@ def mse_scale(
     return _search(w.ravel(), zmin, zmax, candidates, refine, max_ratio)
 
 
-def scale_tables(W: np.ndarray, bits: range | tuple[int, ...] = tuple(range(1, 17)),
-                 ) -> dict[str, np.ndarray]:
+def scale_tables(W: np.ndarray, bits: Iterable[int] | None = None) -> dict[str, np.ndarray]:
     """Per-tensor and per-channel min-max and MSE scales of a (C, n) weight matrix.
 
-    Returns ``scales_mse_tensor``, ``scales_minmax_tensor`` (len(bits),) and
-    ``scales_mse_channel``, ``scales_minmax_channel`` (len(bits), C): with the default
-    ``bits = 1..16``, row ``b − 1`` holds bit width ``b`` (the problem-file tables).
+    Returns the problem-file tables ``scales_mse_tensor``, ``scales_minmax_tensor`` (16,) and
+    ``scales_mse_channel``, ``scales_minmax_channel`` (16, C): row ``b − 1`` holds bit width
+    ``b``. Only the rows of ``bits`` (default: all of 1..16) are computed; the others are NaN,
+    which readers treat as "not computed" (the per-channel MSE search over all 16 widths is the
+    expensive part of an export).
     """
     W = np.atleast_2d(_finite(W))
-    return {
-        "scales_mse_tensor": np.array([mse_scale(W, b) for b in bits]),
-        "scales_minmax_tensor": np.array([minmax_scale(W, b) for b in bits], dtype=float),
-        "scales_mse_channel": np.stack([mse_scale(W, b, per_channel=True) for b in bits]),
-        "scales_minmax_channel": np.stack(
-            [np.asarray(minmax_scale(W, b, per_channel=True), dtype=float) for b in bits]
-        ),
+    wanted = sorted({int(b) for b in (range(1, 17) if bits is None else bits)})
+    for b in wanted:
+        grid_limits(b)
+    C = W.shape[0]
+    out = {
+        "scales_mse_tensor": np.full(16, np.nan),
+        "scales_minmax_tensor": np.full(16, np.nan),
+        "scales_mse_channel": np.full((16, C), np.nan),
+        "scales_minmax_channel": np.full((16, C), np.nan),
     }
+    for b in wanted:
+        out["scales_mse_tensor"][b - 1] = mse_scale(W, b)
+        out["scales_minmax_tensor"][b - 1] = minmax_scale(W, b)
+        out["scales_mse_channel"][b - 1] = mse_scale(W, b, per_channel=True)
+        out["scales_minmax_channel"][b - 1] = minmax_scale(W, b, per_channel=True)
+    return out
 
 
 class _Evaluator:
@@ -141,6 +151,11 @@ def _search(w: np.ndarray, zmin: int, zmax: int, candidates: int, refine: bool,
     amax = float(np.max(np.abs(w))) if w.size else 0.0
     if amax == 0.0:
         return 1.0
+    if not 1e-250 < amax < 1e250:
+        # The search is scale-equivariant: run it on w / max|w| where tiny candidate scales
+        # would underflow (subnormal weights) or huge ones overflow.
+        s = amax * _search(w / amax, zmin, zmax, candidates, refine, max_ratio)
+        return s if 0.0 < s < math.inf else amax  # amax: every step underflows (subnormals)
     base = amax / max(zmax, 1)
     ev = _Evaluator(w, zmin, zmax)
     ratios = np.arange(1, candidates + 1) * (max_ratio / candidates)

@@ -537,7 +537,8 @@ def export_layers(cfg: CompareConfig, model: Any, progress: bool, inputs: Any = 
     probs = export_model(model, layers=list(layers), samples=cfg.samples, opt_dim=None,
                          protocol=cfg.protocol, full_precision=proto.full_precision,
                          images=cfg.images, text=cfg.text, seed=cfg.seed,
-                         batch_size=cfg.batch_size, progress=progress, inputs=inputs)
+                         batch_size=cfg.batch_size, progress=progress, inputs=inputs,
+                         scale_bits=cfg.bits)
     out = {}
     for layer in layers:
         plist = probs[layer]

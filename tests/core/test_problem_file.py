@@ -55,3 +55,12 @@ def test_scale_choice_precedence():
     assert np.allclose(choose_scales(lp, 4, scale=0.1), 0.1)
     bare = LayerProblem(np.eye(5), W0)
     assert np.allclose(choose_scales(bare, 4, method="minmax"), np.abs(W0).max() / 7)
+
+
+def test_scale_table_rows_not_computed_are_a_clear_error():
+    table = np.full(16, np.nan)
+    table[3] = 0.5
+    lp = LayerProblem(np.eye(2), np.ones((1, 2)), {"scales_mse_tensor": table})
+    assert choose_scales(lp, 4)[0] == 0.5
+    with pytest.raises(ProblemError, match="no entry for 5 bits"):
+        choose_scales(lp, 5)

@@ -83,3 +83,6 @@ def test_scale_tables_shapes():
     for b in (1, 4, 16):
         assert T["scales_minmax_tensor"][b - 1] == minmax_scale(W, b)
         assert np.isclose(T["scales_mse_channel"][b - 1][2], mse_scale(W[2], b))
+    part = scale_tables(W, bits=[3])
+    assert np.isnan(part["scales_mse_tensor"][[0, 1, 3]]).all()
+    assert part["scales_mse_tensor"][2] == T["scales_mse_tensor"][2]

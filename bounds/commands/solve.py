@@ -152,8 +152,14 @@ def _emit(args: argparse.Namespace, head: dict[str, Any], results: list) -> int:
         print(
             f"total: error {total['objective']:.6g}"
             + ("" if lb is None else f", lower bound {lb:.6g}")
-            + f", SQNR {total['sqnr_db']} dB"
-            + ("" if lb is None else f" (≤ {total['sqnr_upper_db']} dB)")
-            + f", {total['seconds']:.2f} s"
+            + f", SQNR {_db(total['sqnr_db'])}"
+            + ("" if lb is None else f" (≤ {_db(total['sqnr_upper_db'])})")
+            + f", {total['seconds']:.2f} s, status {total['status']}"
         )
     return 0
+
+
+def _db(value: float | str | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value} dB" if isinstance(value, str) else f"{value:.3f} dB"

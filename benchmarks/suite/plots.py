@@ -23,8 +23,19 @@ def _plt():
     return plt
 
 
+#: Fixed colours and markers per method, so every plot and report agrees (ours in black).
+_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896")
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "*", "p")
+_ORDER = ("cplex", "gurobi", "xpress", "scip", "scip-cvxpy", "highs", "cpsat", "sdp",
+          "fpylll-cvp", "abess", "rtn", "gptq", "obq", "obs", "magnitude-refit", "sparsegpt")
+
+
 def _style(method: str) -> dict:
-    return {"linewidth": 2.6, "color": "black", "zorder": 5} if method == OURS else {}
+    if method == OURS:
+        return {"linewidth": 2.6, "color": "black", "zorder": 5, "marker": "o"}
+    i = _ORDER.index(method) if method in _ORDER else len(_ORDER) + hash(method) % 7
+    return {"color": _PALETTE[i % len(_PALETTE)], "marker": _MARKERS[i % len(_MARKERS)]}
 
 
 def time_vs_n(rows: Sequence[dict], kind: str, path: Path, title: str) -> Path | None:
@@ -41,10 +52,10 @@ def time_vs_n(rows: Sequence[dict], kind: str, path: Path, title: str) -> Path |
     for m, per_n in sorted(by.items(), key=lambda kv: kv[0] != OURS):
         ns = sorted(per_n)
         med = [float(np.median([float(r["seconds"]) for r in per_n[n]])) for n in ns]
-        line, = ax.plot(ns, med, marker="o", label=m, **_style(m))
+        line, = ax.plot(ns, med, label=m, **_style(m))
         cens = [n for n in ns if any(censored(r) for r in per_n[n])]
         if cens:
-            ax.plot(cens, [med[ns.index(n)] for n in cens], "o", mfc="white",
+            ax.plot(cens, [med[ns.index(n)] for n in cens], line.get_marker(), mfc="white",
                     mec=line.get_color(), ms=9, zorder=6)
     tl = [_num(r.get("time_limit")) for r in rows]
     tl = [t for t in tl if t]
@@ -77,8 +88,9 @@ def gap_vs_time(rows: Sequence[dict], kind: str, path: Path, title: str) -> Path
     for m, rs in sorted(by.items(), key=lambda kv: kv[0] != OURS):
         t = [float(r["seconds"]) for r in rs]
         g = [max(float(r["gap"]), 1e-12) for r in rs]
-        ax.scatter(t, g, s=18 if m != OURS else 26, alpha=0.7, label=m,
-                   color="black" if m == OURS else None, zorder=5 if m == OURS else 3)
+        st = _style(m)
+        ax.scatter(t, g, s=18 if m != OURS else 26, alpha=0.7, label=m, color=st["color"],
+                   marker=st["marker"], zorder=5 if m == OURS else 3)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("wall time [s]")

@@ -8,7 +8,7 @@ rows as CSV, a JSON summary) to ``--out``. See docs/benchmarks.md.
 
 Examples
 --------
-The quick report (under 10 minutes on 2 cores)::
+The quick report (about 10 minutes on 2 busy cores)::
 
     python benchmarks/solver_comparison.py --quick --out benchmarks/reports/latest
 
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--quick", action="store_true",
-                   help="small instance set and short limits (under 10 min on 2 cores); "
+                   help="small instance set and short limits (about 10 min on 2 busy cores); "
                    "the report says so")
     p.add_argument("--families", nargs="+", metavar="FAMILY", choices=fam.ALL_FAMILIES,
                    help="instance families (default: quick or full set): "

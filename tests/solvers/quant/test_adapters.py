@@ -63,11 +63,11 @@ def test_cross_solver_agreement_gurobi_larger(n):
     if not _available("gurobi"):
         pytest.skip("gurobi not installed")
     rng = np.random.default_rng(n)
-    for kind in ("well", "corr", "ill"):
+    for kind in ("well", "corr"):
         for bits in (3, 4, 8):
             p = random_quant_problem(rng, n, bits, kind)
-            e = solve_exact(p, time_limit=120)
-            r = solve(p, "gurobi", time_limit=120)
+            e = solve_exact(p, time_limit=60)
+            r = solve(p, "gurobi", time_limit=60)
             if e.status is Status.OPTIMAL and r.status is Status.OPTIMAL:
                 assert e.objective <= r.objective * (1 + 1e-9)
             assert e.lower_bound <= r.objective

@@ -12,7 +12,6 @@ from bounds.distribution.weight_tensors import (
     analyse_tensor,
     load_weights,
     mse_optimal_scale,
-    quant_sse,
     sample_kurtosis,
     to_fp16,
 )

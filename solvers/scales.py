@@ -7,7 +7,8 @@ channel (one scale per row of a (C, n) weight matrix).
   level (for 1 bit, where ``zmax = 0``, ``s = max|w|``).
 * **MSE**: ``s* = argmin_s Σ_i (s·clip(rint(w_i/s), zmin, zmax) − w_i)²``, searched on
   ``candidates`` equally spaced ratios ``r = s / s_minmax`` in ``(0, max_ratio]`` and, with
-  ``refine=True``, polished by a bounded Brent minimisation between the neighbours of the best
+  ``refine=True``, polished by a bounded Brent minimisation (compiled, the method of scipy's
+  ``minimize_scalar(method="bounded")``) between the neighbours of the best
   candidate (the objective is piecewise quadratic in ``s`` with many local minima: the fine grid
   picks the basin, the polish its minimum; the polished value is kept only when no worse).
   The default range reaches ``2·s_minmax``: for small tensors the optimum can lie above the
@@ -26,7 +27,6 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from . import scale_kernels
 from .problem import ProblemError, grid_limits
@@ -87,8 +87,13 @@ def mse_scale(
     if not (math.isfinite(max_ratio) and max_ratio > 0):
         raise ProblemError(f"max_ratio must be finite and > 0, got {max_ratio}")
     if per_channel:
-        return np.array([_search(r, zmin, zmax, candidates, refine, max_ratio)
-                         for r in np.atleast_2d(w)])
+        W = np.ascontiguousarray(np.atleast_2d(w))
+        out = scale_kernels.search_rows(W, float(zmin), float(zmax), int(candidates),
+                                        float(max_ratio), bool(refine), float(zmax - zmin + 1))
+        amax = np.max(np.abs(W), axis=1) if W.shape[1] else np.zeros(W.shape[0])
+        for r in np.flatnonzero((amax > 0) & ~((amax > 1e-250) & (amax < 1e250))):
+            out[r] = _search(W[r], zmin, zmax, candidates, refine, max_ratio)
+        return out
     return _search(w.ravel(), zmin, zmax, candidates, refine, max_ratio)
 
 
@@ -121,7 +126,7 @@ def scale_tables(W: np.ndarray, bits: Iterable[int] | None = None) -> dict[str, 
 
 
 class _Evaluator:
-    """Exact SSE at any scale for fixed values, by the cheaper of the two compiled kernels."""
+    """Distinct sorted values, multiplicities and prefix sums; the cheaper kernel's flag."""
 
     def __init__(self, w: np.ndarray, zmin: int, zmax: int):
         v, c = np.unique(w, return_counts=True)
@@ -134,16 +139,9 @@ class _Evaluator:
         levels = zmax - zmin + 1
         self.use_prefix = levels * max(1.0, math.log2(self.v.size)) < self.v.size
 
-    def many(self, scales: np.ndarray) -> np.ndarray:
-        return scale_kernels.sse_many(self.v, self.c, self.p0, self.p1, self.p2,
-                                      np.ascontiguousarray(scales, dtype=np.float64),
-                                      self.zmin, self.zmax, self.use_prefix)
-
     def one(self, s: float) -> float:
-        if self.use_prefix:
-            return scale_kernels.sse_prefix(self.v, self.p0, self.p1, self.p2, s,
-                                            self.zmin, self.zmax)
-        return scale_kernels.sse_direct(self.v, self.c, s, self.zmin, self.zmax)
+        return scale_kernels.sse(self.v, self.c, self.p0, self.p1, self.p2, s, self.zmin,
+                                 self.zmax, self.use_prefix)
 
 
 def _search(w: np.ndarray, zmin: int, zmax: int, candidates: int, refine: bool,
@@ -156,21 +154,10 @@ def _search(w: np.ndarray, zmin: int, zmax: int, candidates: int, refine: bool,
         # would underflow (subnormal weights) or huge ones overflow.
         s = amax * _search(w / amax, zmin, zmax, candidates, refine, max_ratio)
         return s if 0.0 < s < math.inf else amax  # amax: every step underflows (subnormals)
-    base = amax / max(zmax, 1)
     ev = _Evaluator(w, zmin, zmax)
-    ratios = np.arange(1, candidates + 1) * (max_ratio / candidates)
-    errs = ev.many(ratios * base)
-    i = int(np.argmin(errs))
-    best_s, best_e = float(ratios[i] * base), float(errs[i])
-    if refine:
-        lo = ratios[i - 1] * base if i > 0 else 0.5 * ratios[0] * base
-        hi = ratios[min(i + 1, candidates - 1)] * base
-        if hi > lo:
-            res = minimize_scalar(ev.one, bounds=(lo, hi), method="bounded",
-                                  options={"xatol": 1e-10 * base})
-            if res.success and res.fun <= best_e:
-                best_s, best_e = float(res.x), float(res.fun)
-    return best_s
+    return float(scale_kernels.search(ev.v, ev.c, ev.p0, ev.p1, ev.p2, ev.zmin, ev.zmax,
+                                      int(candidates), float(max_ratio), bool(refine),
+                                      ev.use_prefix))
 
 
 def _finite(w: np.ndarray) -> np.ndarray:

@@ -185,25 +185,37 @@ def schur_error(H, w0, keep, pivot_rtol):
 @njit(cache=True)
 def obs_remove(G, w, j):
     """Remove ``j`` from the kept set in place (OBS exact update); returns the error increase."""
-    n = G.shape[0]
     gjj = G[j, j]
-    wj = w[j]
-    inc = wj * wj / gjj
-    col = G[:, j].copy()
-    f = wj / gjj
+    inc = w[j] * w[j] / gjj
+    eliminate(G, w, j, gjj)
+    clear(G, w, j)
+    return inc
+
+
+@njit(cache=True)
+def eliminate(M, v, j, piv):
+    """Rank-one elimination of index ``j`` with pivot ``piv``, in place:
+    ``v −= M[:, j]·v_j/piv`` and ``M −= M[:, j] M[j, :]/piv`` (``M`` symmetric)."""
+    n = M.shape[0]
+    col = M[:, j].copy()
+    f = v[j] / piv
     for i in range(n):
-        w[i] -= col[i] * f
+        v[i] -= col[i] * f
     for a in range(n):
-        ca = col[a] / gjj
+        ca = col[a] / piv
         if ca == 0.0:
             continue
         for b in range(n):
-            G[a, b] -= ca * col[b]
-    for i in range(n):
-        G[i, j] = 0.0
-        G[j, i] = 0.0
-    w[j] = 0.0
-    return inc
+            M[a, b] -= ca * col[b]
+
+
+@njit(cache=True)
+def clear(M, v, j):
+    """Zero row and column ``j`` of ``M`` and entry ``j`` of ``v``."""
+    for i in range(M.shape[0]):
+        M[i, j] = 0.0
+        M[j, i] = 0.0
+    v[j] = 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,26 +480,12 @@ def fwd_keep(S, r, j, hjj, pivot_rtol):
     ``d_F = w_F − w0`` for the refit ``w_F`` on ``F``. Returns the error decrease
     ``r_j² / S_jj`` (0 for a pivot below ``pivot_rtol·H_jj``: ``j`` depends on ``F``).
     """
-    n = S.shape[0]
     piv = S[j, j]
     gain = 0.0
     if piv > pivot_rtol * hjj and piv > 0.0:
-        rj = r[j]
-        gain = rj * rj / piv
-        col = S[:, j].copy()
-        f = rj / piv
-        for i in range(n):
-            r[i] -= col[i] * f
-        for a in range(n):
-            ca = col[a] / piv
-            if ca == 0.0:
-                continue
-            for b in range(n):
-                S[a, b] -= ca * col[b]
-    for i in range(n):
-        S[i, j] = 0.0
-        S[j, i] = 0.0
-    r[j] = 0.0
+        gain = r[j] * r[j] / piv
+        eliminate(S, r, j, piv)
+    clear(S, r, j)
     return gain
 
 

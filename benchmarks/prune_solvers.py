@@ -23,37 +23,20 @@ import logging
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-DEFAULT_LAYERS = ["features.2.conv.2", "features.6.conv.2", "features.9.conv.0.0",
-                  "features.11.conv.0.0", "features.13.conv.0.0", "features.15.conv.0.0",
-                  "features.17.conv.0.0", "features.16.conv.2"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chunk_pool import DEFAULT_LAYERS, chunk_pool  # noqa: E402
 
 
 def load_instances(n: int, count: int, densities, seed: int, samples: int, layers,
                    synthetic: bool):
     """``count`` (layer problem, channel) pairs with ``n`` inputs, sampled with ``seed``."""
     rng = np.random.default_rng(seed)
-    source = "synthetic"
-    pool = []
-    if not synthetic:
-        try:
-            from bounds.export import export_model
-
-            probs = export_model("mobilenet_v2", layers=layers, opt_dim=n, samples=samples)
-            pool = [(f"{name}[{i}]", lp) for name, lps in probs.items()
-                    for i, lp in enumerate(lps) if lp.n == n]
-            source = f"MobileNetV2 ({samples} calibration photos)"
-        except Exception as exc:  # noqa: BLE001 - fall back to synthetic problems, say so
-            print(f"export failed ({exc}); using synthetic problems", file=sys.stderr)
-    if not pool:
-        from solvers.problem import LayerProblem
-
-        for i in range(max(4, count)):
-            base = rng.standard_normal((4 * n, 1))
-            X = 0.8 * base + 0.4 * rng.standard_normal((4 * n, n))
-            pool.append((f"synthetic{i}", LayerProblem(X.T @ X, rng.standard_normal((8, n)))))
+    pool, source = chunk_pool(n, count, rng, samples=samples, layers=layers,
+                              synthetic=synthetic)
     picks = []
     for _ in range(count):
         name, lp = pool[int(rng.integers(len(pool)))]

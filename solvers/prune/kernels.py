@@ -36,13 +36,8 @@ def chol_inverse(H, keep, pivot_rtol, G):
     Cholesky with a relative pivot test: returns False (and leaves ``G`` undefined) when some
     pivot is below ``pivot_rtol·H_ii``, i.e. ``H_KK`` is singular to working precision.
     """
-    n = H.shape[0]
-    idx = np.empty(n, dtype=np.int64)
-    m = 0
-    for i in range(n):
-        if keep[i]:
-            idx[m] = i
-            m += 1
+    idx = kept_index(keep)
+    m = idx.shape[0]
     G[:, :] = 0.0
     if m == 0:
         return True
@@ -102,20 +97,28 @@ def refit_from_inverse(H, w0, keep, G, w):
 
 
 @njit(cache=True)
-def lstsq_refit(H, w0, keep):
-    """Minimum-norm least-squares refit on ``K`` (singular ``H_KK``): ``w_K = w0_K + δ``,
-    ``δ = pinv(H_KK) H_KR w0_R``."""
-    n = H.shape[0]
+def kept_index(keep):
+    """Indices ``i`` with ``keep[i]``, in increasing order."""
     m = 0
-    for i in range(n):
+    for i in range(keep.shape[0]):
         if keep[i]:
             m += 1
     idx = np.empty(m, dtype=np.int64)
     a = 0
-    for i in range(n):
+    for i in range(keep.shape[0]):
         if keep[i]:
             idx[a] = i
             a += 1
+    return idx
+
+
+@njit(cache=True)
+def lstsq_refit(H, w0, keep):
+    """Minimum-norm least-squares refit on ``K`` (singular ``H_KK``): ``w_K = w0_K + δ``,
+    ``δ = pinv(H_KK) H_KR w0_R``."""
+    n = H.shape[0]
+    idx = kept_index(keep)
+    m = idx.shape[0]
     A = np.empty((m, m))
     r = np.zeros(m)
     for p in range(m):
@@ -339,16 +342,8 @@ def boxed_leaf(H, keep, G, w, e, B, singular=False):
             break
     if fits:
         return e, e, w.copy()
-    m = 0
-    for i in range(n):
-        if keep[i]:
-            m += 1
-    idx = np.empty(m, dtype=np.int64)
-    a = 0
-    for i in range(n):
-        if keep[i]:
-            idx[a] = i
-            a += 1
+    idx = kept_index(keep)
+    m = idx.shape[0]
     Q = np.empty((m, m))
     c = np.empty(m)
     for p in range(m):

@@ -69,6 +69,7 @@ def solve_exact(
     log_every: float = 10.0,
     sdp_reserve: float = 0.0,
     lagrangian: bool | str = "auto",
+    neighbourhood: bool | str = "auto",
 ) -> SolveResult:
     """Solve a :class:`~solvers.problem.QuantProblem` exactly (anytime).
 
@@ -103,6 +104,11 @@ def solve_exact(
         bound (:mod:`solvers.quant.lagrangian`, no cvxpy; ~0.1 s at ``n = 32``, ~0.7 s at
         ``n = 128``) and report the larger bound. ``"auto"``: for ``n >= 48`` live inputs, with
         ``min(3 s, 10 %)`` of ``time_limit`` kept back for it. ``True``: for any ``n``.
+    neighbourhood : {"auto", True, False}
+        With a ``time_limit``: if the search has not finished after 20 % of it, improve the
+        incumbent by large-neighbourhood search (:mod:`solvers.quant.neighbourhood`, windows
+        of 24–48 variables re-solved exactly) for up to 30 % of it, then resume the search
+        with the better incumbent (prunes more). ``"auto"``: for ``n >= 48`` live inputs.
 
     Returns
     -------
@@ -185,6 +191,10 @@ def solve_exact(
     info["ellipsoid"] = used_ell
     info["residual_norm"] = certifier.residual_norm
     tail = np.zeros(idx.size + 1)
+    lns_at = None
+    if time_limit is not None and (neighbourhood is True or (
+            neighbourhood == "auto" and idx.size >= LAGRANGIAN_MIN_N)):
+        lns_at = t0 + 0.2 * float(time_limit)
     st = new_state(idx.size)
     nodes = 0
     budget = max(1000, int(slice_nodes))
@@ -210,6 +220,12 @@ def solve_exact(
         dt = max(now - ts, 1e-6)
         target = 0.02 if deadline is None else min(0.02, max(1e-3, (deadline - now) / 2))
         budget = int(min(max(1000, budget * target / dt), 50_000_000))
+        if lns_at is not None and now >= lns_at:
+            lns_at = None
+            span = min(0.3 * float(time_limit), deadline - now - 0.05)
+            if span > 0.05 and _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest,
+                                          certifier.cert, span, info):
+                info["incumbent"] = "lns"
         if now >= next_log:
             lb = open_bound(R, lo, hi, tail, ubest, st["z"], st["P"], st["ctr"], st["up"],
                             st["dn"], st["st"])
@@ -264,3 +280,22 @@ def solve_exact(
         raise FloatingPointError("non-finite objective")
     return SolveResult(status, w, obj, lower, problem.norm, "exact", nodes, seconds, codes,
                        None, msg, info)
+
+
+def _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest, cert, span, info) -> bool:
+    """Large-neighbourhood search from the incumbent for ``span`` s; a better point found
+    becomes the search's incumbent in place (``zbest``, ``ubest`` with its leaf certificate)."""
+    from .neighbourhood import improve
+
+    z = np.empty_like(zbest)
+    z[order] = zbest
+    znew, stats = improve(Hl, cl, lo, hi, z, time_limit=span)
+    info["lns"] = {k: (float(v) if isinstance(v, float) else v) for k, v in stats.items()}
+    zb = np.ascontiguousarray(znew[order])
+    u = r_distance(R, cp, zb)
+    if not u < ubest[0]:
+        return False
+    zbest[:] = zb
+    ubest[0] = u
+    ubest[1] = min(ubest[1], u - leaf_margin(R, cp, zb, u, cert))
+    return True

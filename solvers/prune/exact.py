@@ -43,6 +43,7 @@ def solve_exact(
     incumbents: bool = True,
     branching: str = "product",
     compare_unstructured: bool = False,
+    perspective: int = 1,
     **options: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -66,6 +67,10 @@ def solve_exact(
         Branching rule: ``product`` picks the input whose prune-child and keep-child bounds
         (computed at every node anyway) rise most (product of the increases), and explores the
         weaker child first; ``saliency`` branches on the least OBS saliency, prune child first.
+    perspective : int
+        Alternating steps of the perspective node bound per node
+        (:mod:`solvers.prune.perspective`; warm-started from the parent, the root gets more);
+        0 switches it off and leaves the separable, Gershgorin and kept-side bounds.
     compare_unstructured : bool
         For an N:M problem, also solve unstructured pruning at the same ``k`` (same limits) and
         report it in ``info["unstructured"]`` (objective, lower bound, status, SQNRs): N:M is a
@@ -94,6 +99,9 @@ def solve_exact(
     """
     if options:
         raise ProblemError(f"unknown options for the exact pruning solver: {sorted(options)}")
+    if isinstance(perspective, bool) or not isinstance(perspective, (int, np.integer)) \
+            or perspective < 0:
+        raise ProblemError(f"perspective must be an integer >= 0, got {perspective!r}")
     if branching not in ("product", "saliency"):
         raise ProblemError(f"branching must be 'product' or 'saliency', got {branching!r}")
     if not isinstance(problem, PruneProblem):
@@ -123,7 +131,7 @@ def solve_exact(
     out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
                      incumbent_mask=inc.mask, incumbent_value=inc.value,
                      time_limit=time_limit, node_limit=node_limit, deadline=deadline,
-                     branching=branching)
+                     branching=branching, perspective=perspective)
 
     mask = problem.check_mask(out.mask)
     weights, objective, _ = refit(problem, mask)
@@ -159,6 +167,7 @@ def solve_exact(
         "fathom_rtol": FATHOM_RTOL,
         "kappa_scaled": kappa,
         "diagonal": diagonal,
+        "perspective": perspective,
         "diagonal_sum": float(np.sum(d)),
         "dead_inputs": int(n - alive.sum()),
         "nm": problem.nm,
@@ -171,7 +180,7 @@ def solve_exact(
             PruneProblem.unchecked(problem.H, problem.w0, k=problem.k,
                                    box_factor=problem.box_factor),
             time_limit=time_limit, node_limit=node_limit, diagonal=diagonal,
-            incumbents=incumbents, branching=branching)
+            incumbents=incumbents, branching=branching, perspective=perspective)
         info["unstructured"] = {"objective": free.objective, "lower_bound": free.lower_bound,
                                 "status": free.status.value, "sqnr_db": free.sqnr_db,
                                 "sqnr_upper_db": free.sqnr_upper_db, "seconds": free.seconds}

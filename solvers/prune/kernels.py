@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .perspective import perspective_bound
+
 UNDECIDED = 0
 KEPT = 1
 PRUNED = 2
@@ -604,10 +606,16 @@ def group_counts(st, N, M, need, mkeep, ucount):
 
 @njit(cache=True)
 def combined_bound(G, w, e, S, r, cF, st, hasinv, N, M, dvec, margin, abs_margin,
-                   need, mkeep, ucount, sal, kb):
+                   need, mkeep, ucount, sal, kb, warm, piters, target, brs):
     """Safe lower bound of a node (both sides, margins applied); ``inf`` if infeasible.
 
     Fills ``sal[j]`` (safe bound of the subtrees pruning ``j``) and ``kb[j]`` (keeping ``j``).
+    With ``piters > 0`` the perspective bound (:mod:`solvers.prune.perspective`, up to
+    ``piters`` alternating steps warm-started from ``warm``, stopping once the bound reaches
+    the safe ``target``) is added to the max. ``brs`` (length ``2n + 1``) receives the
+    branching scores: the safe per-variable bounds *without* the perspective bound (prune
+    children, keep children) and the node bound they refine (the perspective bound's own
+    per-variable values move one side only, so they make poor branching scores).
     """
     n = st.shape[0]
     if not group_counts(st, N, M, need, mkeep, ucount):
@@ -619,6 +627,15 @@ def combined_bound(G, w, e, S, r, cF, st, hasinv, N, M, dvec, margin, abs_margin
         for j in range(n):
             sal[j] = e
     bf = fwd_bound(S, r, cF, st, mkeep, M, dvec, kb)
+    for j in range(n):
+        brs[j] = sal[j] * (1.0 - margin)
+        brs[n + j] = (kb[j] - abs_margin) * (1.0 - margin)
+    brs[2 * n] = max(max(bb, bf - abs_margin) * (1.0 - margin), 0.0)
+    if hasinv and piters > 0:
+        tgt = target / (1.0 - margin) if np.isfinite(target) else np.inf
+        pb = perspective_bound(S, w, e, st, mkeep, M, dvec, warm, piters, tgt, sal, kb)
+        if pb > bb:
+            bb = pb
     for j in range(n):
         sal[j] = sal[j] * (1.0 - margin)
         kb[j] = (kb[j] - abs_margin) * (1.0 - margin)
@@ -793,12 +810,13 @@ def prune_slot(H, w0, Gs, ws, es, states, hasinv, t, bj, pivot_rtol, keep):
 @njit(cache=True)
 def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rtol,
               Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, budget,
-              fstate, best_w, best_mask, counters, rule):
+              fstate, best_w, best_mask, counters, rule, As, piters):
     """Process up to ``budget`` nodes of the depth-first search; returns the new stack size.
 
     Stack slot ``s`` holds the backward side ``Gs[s]`` (``(H_KK)^-1``), ``ws[s]``, ``es[s]``,
     ``hasinv[s]``, the forward side ``Ss[s]`` (``H/H_FF``), ``rs[s]``, ``cfs[s]`` (error of
-    keeping only ``F``) and ``states[s]``. ``fstate = [ub, fathom_min, ub_lower]``: incumbent
+    keeping only ``F``), ``states[s]`` and ``As[s]``, the perspective bound's warm start
+    (``piters`` alternating steps per node; 0 switches that bound off). ``fstate = [ub, fathom_min, ub_lower]``: incumbent
     value, least safe bound of any subtree closed so far, and the safe lower bound of the
     incumbent's own leaf. ``counters = [nodes, leaves, improvements, singular_nodes]``.
     Bounds are shrunk by the relative ``margin`` (and forward ones by ``abs_margin`` first);
@@ -811,6 +829,7 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
     ucount = np.zeros(ngroups, dtype=np.int64)
     sal = np.zeros(n)
     kb = np.zeros(n)
+    brs = np.zeros(2 * n + 1)
     keep = np.zeros(n, dtype=np.bool_)
     done = 0
     while sp > 0 and done < budget:
@@ -827,7 +846,8 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
         if not hasinv[s]:
             counters[3] += 1
         safe = combined_bound(G, w, e, Ss[s], rs[s], cfs[s], st, hasinv[s], N, M, dvec,
-                              margin, abs_margin, need, mkeep, ucount, sal, kb)
+                              margin, abs_margin, need, mkeep, ucount, sal, kb, As[s], piters,
+                              thresh, brs)
         if safe >= thresh:
             if np.isfinite(safe) and safe < fstate[1]:
                 fstate[1] = safe
@@ -964,7 +984,8 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
         # bounds sal[j] (prune j) and kb[j] (keep j) come for free), weaker child first
         bj = -1
         best = np.inf if rule == 0 or not hasinv[s] else -np.inf
-        eps = 1e-9 * max(thresh - safe, 1e-300)
+        ref = brs[2 * n]
+        eps = 1e-9 * max(thresh - ref, 1e-300)
         for j in range(n):
             if st[j] != UNDECIDED or need[j // M] <= 0:
                 continue
@@ -978,13 +999,13 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
                     best = sal[j]
                     bj = j
             else:
-                v = max(sal[j] - safe, eps) * max(kb[j] - safe, eps)
+                v = max(brs[j] - ref, eps) * max(brs[n + j] - ref, eps)
                 if v > best:
                     best = v
                     bj = j
         g = bj // M
         can_keep = ucount[g] - 1 >= need[g] and mkeep[g] >= 1
-        prune_first = rule == 0 or not hasinv[s] or sal[bj] <= kb[bj]
+        prune_first = rule == 0 or not hasinv[s] or brs[bj] <= brs[n + bj]
         if can_keep and not prune_first:
             # keep child on top (slot s + 1), prune child in place (slot s)
             t = s + 1
@@ -995,6 +1016,7 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
             rs[t][:] = rs[s]
             states[t][:] = st
             hasinv[t] = hasinv[s]
+            As[t][:] = As[s]
             states[t][bj] = KEPT
             cfs[t] = cfs[s] - fwd_keep(Ss[t], rs[t], bj, H[bj, bj], pivot_rtol)
             st[bj] = PRUNED
@@ -1011,6 +1033,7 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
             cfs[t] = cfs[s]
             states[t][:] = st
             hasinv[t] = hasinv[s]
+            As[t][:] = As[s]
         states[t][bj] = PRUNED
         prune_slot(H, w0, Gs, ws, es, states, hasinv, t, bj, pivot_rtol, keep)
         if can_keep:

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 #: Subtrees are closed when their safe bound reaches ``ub·(1 − FATHOM_RTOL)``.
 FATHOM_RTOL = OPTIMALITY_RTOL / 4
+#: Perspective-bound steps at the root and at the open nodes of a stopped search.
+ROOT_STEPS = 40
+OPEN_STEPS = 20
 
 
 @dataclass
@@ -49,23 +52,30 @@ class SearchOutcome:
     info: dict = field(default_factory=dict)
 
 
-def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin) -> float:
-    """Safe lower bound of one stored node (used for the root and for open nodes)."""
+def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin, warm=None,
+               piters=0) -> float:
+    """Safe lower bound of one stored node (used for the root and for open nodes).
+
+    ``warm`` (updated in place) and ``piters``: the perspective bound's warm start and steps.
+    """
     n = state.shape[0]
     g = n // M
     z = np.zeros(g, dtype=np.int64)
+    warm = np.zeros(n) if warm is None else warm
     return float(kernels.combined_bound(G, w, e, S, r, cF, state, bool(hasinv), N, M, d,
                                         margin, abs_margin, z, z.copy(), z.copy(),
-                                        np.zeros(n), np.zeros(n)))
+                                        np.zeros(n), np.zeros(n), warm, int(piters), math.inf,
+                                        np.zeros(2 * n + 1)))
 
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
-               time_limit=None, node_limit=None, deadline=None, branching="product"
-               ) -> SearchOutcome:
+               time_limit=None, node_limit=None, deadline=None, branching="product",
+               perspective=1) -> SearchOutcome:
     """Depth-first branch-and-bound from the root (dead inputs pre-pruned).
 
     ``incumbent_*`` seed the upper bound (a refit heuristic solution). ``box`` is the absolute
-    box (0 for none). ``deadline`` is a ``time.perf_counter()`` value.
+    box (0 for none). ``deadline`` is a ``time.perf_counter()`` value. ``perspective``: steps
+    of the perspective bound per node (0: off; the root and the open nodes get more).
     """
     n = H.shape[0]
     rule = {"saliency": 0, "product": 1}[branching]
@@ -78,6 +88,8 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     Ss = np.zeros((cap, n, n))
     rs = np.zeros((cap, n))
     cfs = np.zeros(cap)
+    As = np.zeros((cap, n))
+    piters = max(0, int(perspective))
     Ss[0] = H
     rs[0] = H @ w0
     cfs[0] = max(0.0, float(w0 @ H @ w0))
@@ -91,7 +103,7 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
         Gs[0] = 0.0
         es[0] = kernels.schur_error(H, w0, alive, PIVOT_RTOL)
     root_bound = slot_bound(Gs[0], ws[0], es[0], Ss[0], rs[0], cfs[0], states[0], hasinv[0],
-                            N, M, d, margin, abs_margin)
+                            N, M, d, margin, abs_margin, As[0], ROOT_STEPS if piters else 0)
     fstate = np.array([incumbent_value, math.inf, math.inf])
     best_w = np.full(n, np.nan)
     best_mask = incumbent_mask.copy()
@@ -110,7 +122,7 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
         t0 = time.perf_counter()
         sp, _ = kernels.dfs_chunk(H, w0, d, N, M, box, PIVOT_RTOL, margin, abs_margin,
                                   FATHOM_RTOL, Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, b,
-                                  fstate, best_w, best_mask, counters, rule)
+                                  fstate, best_w, best_mask, counters, rule, As, piters)
         dt = time.perf_counter() - t0
         # aim at ~20 ms per chunk so limits are checked often
         if dt < 0.01:
@@ -121,7 +133,8 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     for s in range(sp):
         open_bound = min(open_bound, slot_bound(Gs[s], ws[s], es[s], Ss[s], rs[s], cfs[s],
                                                 states[s], hasinv[s], N, M, d, margin,
-                                                abs_margin))
+                                                abs_margin, As[s].copy(),
+                                                OPEN_STEPS if piters else 0))
     ub = float(fstate[0])
     lower = min(float(fstate[1]), float(fstate[2]), open_bound, ub)
     improved = counters[2] > 0

@@ -53,8 +53,14 @@ from .ordering import order_variables
 
 log = logging.getLogger(__name__)
 
-#: live inputs from which ``lagrangian="auto"`` computes the Lagrangian bound on a limit
+#: live inputs from which ``lagrangian="auto"`` computes the Lagrangian bound on a limit (and
+#: ``neighbourhood="auto"`` runs large-neighbourhood search)
 LAGRANGIAN_MIN_N = 48
+#: seconds of search before the neighbourhood search starts (at most 20 % of the time limit),
+#: and its length (at most 30 %) below ``LNS_LONG_N`` live inputs
+LNS_START, LNS_SPAN = 2.0, 5.0
+#: from this many live inputs the neighbourhood search runs until 5 % of the time is left
+LNS_LONG_N = 96
 
 
 def solve_exact(
@@ -105,10 +111,12 @@ def solve_exact(
         ``n = 128``) and report the larger bound. ``"auto"``: for ``n >= 48`` live inputs, with
         ``min(3 s, 10 %)`` of ``time_limit`` kept back for it. ``True``: for any ``n``.
     neighbourhood : {"auto", True, False}
-        With a ``time_limit``: if the search has not finished after 20 % of it, improve the
-        incumbent by large-neighbourhood search (:mod:`solvers.quant.neighbourhood`, windows
-        of 24–48 variables re-solved exactly) for up to 30 % of it, then resume the search
-        with the better incumbent (prunes more). ``"auto"``: for ``n >= 48`` live inputs.
+        With a ``time_limit``: if the search has not finished after ``min(2 s, 20 %)`` of it,
+        improve the incumbent by large-neighbourhood search (:mod:`solvers.quant.neighbourhood`,
+        windows of 24–48 variables re-solved exactly) for ``min(5 s, 30 %)`` (from ``n >= 96``
+        live inputs: until 5 % of the time is left, iterated with random kicks), then resume
+        the search with the better incumbent (prunes more). ``"auto"``: for ``n >= 48`` live
+        inputs.
 
     Returns
     -------
@@ -194,7 +202,7 @@ def solve_exact(
     lns_at = None
     if time_limit is not None and (neighbourhood is True or (
             neighbourhood == "auto" and idx.size >= LAGRANGIAN_MIN_N)):
-        lns_at = t0 + 0.2 * float(time_limit)
+        lns_at = t0 + min(0.2 * float(time_limit), LNS_START)
     st = new_state(idx.size)
     nodes = 0
     budget = max(1000, int(slice_nodes))
@@ -222,9 +230,13 @@ def solve_exact(
         budget = int(min(max(1000, budget * target / dt), 50_000_000))
         if lns_at is not None and now >= lns_at:
             lns_at = None
-            span = min(0.3 * float(time_limit), deadline - now - 0.05)
+            if idx.size >= LNS_LONG_N:  # the search will not finish: improve the incumbent
+                span = deadline - now - 0.05 * float(time_limit)
+            else:
+                span = min(0.3 * float(time_limit), LNS_SPAN, deadline - now - 0.05)
             if span > 0.05 and _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest,
-                                          certifier.cert, span, info):
+                                          certifier.cert, span, info,
+                                          restarts=idx.size >= LNS_LONG_N):
                 info["incumbent"] = "lns"
         if now >= next_log:
             lb = open_bound(R, lo, hi, tail, ubest, st["z"], st["P"], st["ctr"], st["up"],
@@ -282,14 +294,17 @@ def solve_exact(
                        None, msg, info)
 
 
-def _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest, cert, span, info) -> bool:
-    """Large-neighbourhood search from the incumbent for ``span`` s; a better point found
-    becomes the search's incumbent in place (``zbest``, ``ubest`` with its leaf certificate)."""
+def _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest, cert, span, info,
+               restarts=False) -> bool:
+    """Large-neighbourhood search from the incumbent for ``span`` s (with restarts: iterated,
+    patience ``n``); a better point found becomes the search's incumbent in place (``zbest``,
+    ``ubest`` with its leaf certificate)."""
     from .neighbourhood import improve
 
     z = np.empty_like(zbest)
     z[order] = zbest
-    znew, stats = improve(Hl, cl, lo, hi, z, time_limit=span)
+    znew, stats = improve(Hl, cl, lo, hi, z, time_limit=span, restarts=restarts,
+                          patience=zbest.size if restarts else None)
     info["lns"] = {k: (float(v) if isinstance(v, float) else v) for k, v in stats.items()}
     zb = np.ascontiguousarray(znew[order])
     u = r_distance(R, cp, zb)

@@ -54,6 +54,7 @@ class DualResult:
     x : the minimiser ``x* = −½Q⁻¹b`` of the Lagrangian (in shifted units).
     iterations : Newton steps taken.
     seconds : wall time.
+    t : the final barrier weight (normalised units, for warm starts).
     """
 
     bound: float
@@ -65,6 +66,7 @@ class DualResult:
     x: np.ndarray
     iterations: int
     seconds: float
+    t: float = 0.0
 
 
 def _parts(H, chat, l, u, lam, mu):
@@ -94,6 +96,75 @@ def _eval(H, chat, l, u, lam, mu, t):
     return phi, g, x, Qinv
 
 
+def _newton(H, chat, l, u, lam, mu, t, *, t_min=0.0, max_iter=200, deadline=None, tol=1e-7):
+    """Barrier Newton path on ``g + t(log det Q + Σ log θ)`` (data already normalised).
+
+    Starts at ``t`` and shrinks it by 5 whenever a Newton step is small, down to ``t_min`` (or
+    until ``3nt <= tol(1 + |g|)``). Returns ``(lam, mu, t, g, x, iterations)`` of the last
+    iterate (``g`` uncertified; ``None`` values if the start is outside the domain).
+    """
+    n = H.shape[0]
+    iters = 0
+    cur = _eval(H, chat, l, u, lam, mu, t)
+    if cur is None:
+        return lam, mu, t, None, None, 0
+    while iters < max_iter:
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        phi, g, x, Qinv = cur
+        # gradient and Hessian of φ in θ = (λ, μ)
+        dQ = np.diag(Qinv)
+        gl = x - x * x + t * (-dQ + 1.0 / lam)
+        gm = (x - l) * (x - u) + t * (dQ + 1.0 / mu)
+        vl = 0.5 - x
+        vm = x - 0.5 * (l + u)
+        Q2 = Qinv * Qinv
+        Hll = -2.0 * np.outer(vl, vl) * Qinv - t * Q2 - t * np.diag(1.0 / lam**2)
+        Hmm = -2.0 * np.outer(vm, vm) * Qinv - t * Q2 - t * np.diag(1.0 / mu**2)
+        Hlm = -2.0 * np.outer(vl, vm) * Qinv + t * Q2
+        A = -np.block([[Hll, Hlm], [Hlm.T, Hmm]])
+        grad = np.concatenate([gl, gm])
+        ridge = 0.0
+        scale_a = float(np.max(np.abs(np.diag(A))))
+        for _ in range(8):
+            try:
+                C = np.linalg.cholesky(A + ridge * np.eye(2 * n))
+                break
+            except np.linalg.LinAlgError:
+                ridge = max(1e-12 * scale_a, 10.0 * ridge)
+        else:
+            break
+        step = np.linalg.solve(C.T, np.linalg.solve(C, grad))
+        dec = float(grad @ step)  # Newton decrement²
+        iters += 1
+        # backtracking line search on φ, staying inside the domain
+        s = 1.0
+        dl, dm = step[:n], step[n:]
+        for _ in range(30):
+            nl, nm = lam + s * dl, mu + s * dm
+            nxt = _eval(H, chat, l, u, nl, nm, t)
+            if nxt is not None and nxt[0] >= phi + 0.25 * s * dec:
+                break
+            s *= 0.5
+        else:
+            nxt = None
+        done = t * 3 * n < tol * (1.0 + abs(g)) or t <= t_min
+        if nxt is None:
+            # no progress at this t (rounding level): move on to a smaller one, or stop
+            if dec < 1e-12 or done:
+                break
+            t *= 0.2
+            cur = _eval(H, chat, l, u, lam, mu, t)
+            continue
+        lam, mu, cur = nl, nm, nxt
+        if dec < 1e-3 * max(1e-8, t):
+            if done:
+                break
+            t = max(t * 0.2, t_min)
+            cur = _eval(H, chat, l, u, lam, mu, t)
+    return lam, mu, t, cur[1], cur[2], iters
+
+
 def maximize_dual(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *,
                   time_limit: float | None = None, max_iter: int = 200,
                   tol: float = 1e-7) -> DualResult:
@@ -105,7 +176,7 @@ def maximize_dual(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *,
         positive definite, and the box multipliers ``μ`` make it so).
     c : (n,) target in grid units (``w0 / s``).
     lo, hi : the integer box.
-    time_limit : seconds; the best multipliers so far are certified when it expires.
+    time_limit : seconds; the multipliers reached when it expires are certified.
     max_iter : Newton steps in all.
     tol : stop when the barrier weight times the number of barrier terms is below
         ``tol·(1 + |g|)``.
@@ -138,78 +209,23 @@ def maximize_dual(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *,
     lmin = max(float(np.linalg.eigvalsh(Hn)[0]), 0.0)
     lam = np.full(n, max(0.5 * lmin, eps))
     mu = lam - 0.5 * lmin + eps
-    t = 1e-2
-    iters = 0
-    cur = _eval(Hn, chat, l, u, lam, mu, t)
-    best = (-np.inf,)
-    while cur is not None and iters < max_iter:
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
-            break
-        phi, g, x, Qinv = cur
-        # gradient and Hessian of φ in θ = (λ, μ)
-        gl = x - x * x + t * (-np.diag(Qinv) + 1.0 / lam)
-        gm = (x - l) * (x - u) + t * (np.diag(Qinv) + 1.0 / mu)
-        vl = 0.5 - x
-        vm = x - 0.5 * (l + u)
-        Q2 = Qinv * Qinv
-        Hll = -2.0 * np.outer(vl, vl) * Qinv - t * Q2 - t * np.diag(1.0 / lam**2)
-        Hmm = -2.0 * np.outer(vm, vm) * Qinv - t * Q2 - t * np.diag(1.0 / mu**2)
-        Hlm = -2.0 * np.outer(vl, vm) * Qinv + t * Q2
-        Hess = np.block([[Hll, Hlm], [Hlm.T, Hmm]])
-        grad = np.concatenate([gl, gm])
-        A = -Hess
-        ridge = 0.0
-        scale_a = float(np.max(np.abs(np.diag(A))))
-        for _ in range(8):
-            try:
-                C = np.linalg.cholesky(A + ridge * np.eye(2 * n))
-                break
-            except np.linalg.LinAlgError:
-                ridge = max(1e-12 * scale_a, 10.0 * ridge)
-        else:
-            break
-        step = np.linalg.solve(C.T, np.linalg.solve(C, grad))
-        dec = float(grad @ step)  # Newton decrement²
-        iters += 1
-        # backtracking line search on φ, staying inside the domain
-        s = 1.0
-        dl, dm = step[:n], step[n:]
-        for _ in range(30):
-            nl, nm = lam + s * dl, mu + s * dm
-            nxt = _eval(Hn, chat, l, u, nl, nm, t)
-            if nxt is not None and nxt[0] >= phi + 0.25 * s * dec:
-                break
-            s *= 0.5
-        else:
-            nxt = None
-        if nxt is None:
-            # no progress at this t (rounding level): move on to a smaller one, or stop
-            if dec < 1e-12 or t * 3 * n < tol * (1.0 + abs(g)):
-                break
-            t *= 0.2
-            cur = _eval(Hn, chat, l, u, lam, mu, t)
-            continue
-        lam, mu, cur = nl, nm, nxt
-        if dec < 1e-3 * max(1e-8, t):
-            if t * 3 * n < tol * (1.0 + abs(nxt[1])):
-                break
-            t *= 0.2
-            cur = _eval(Hn, chat, l, u, lam, mu, t)
+    deadline = None if time_limit is None else t0 + time_limit
+    lam, mu, t, g, x, iters = _newton(Hn, chat, l, u, lam, mu, 1e-2, max_iter=max_iter,
+                                     deadline=deadline, tol=tol)
     # certify the last iterate (the barrier path's g increases; a 'best g so far' could come
     # from a badly conditioned Q whose computed g is inaccurate)
-    g = cur[1] if cur is not None else best[0]
-    lam_b, mu_b = lam, mu
-    bound, shift = dual_bound(H, chat, l, u, lam_b * tau, mu_b * tau)
-    Q, b, _ = _parts(H, chat, l, u, lam_b * tau, (mu_b + shift / tau) * tau)
+    bound, shift = dual_bound(H, chat, l, u, lam * tau, mu * tau)
+    Q, b, _ = _parts(H, chat, l, u, lam * tau, mu * tau + shift)
     try:
         x = -0.5 * np.linalg.solve(Q, b)
     except np.linalg.LinAlgError:  # pragma: no cover - Q is positive definite after the shift
         x = chat.copy()
     secs = time.perf_counter() - t0
+    g = -np.inf if g is None else g * tau
     log.debug("dual n=%d: %d Newton steps, %.3f s, g=%.6g, certified %.6g", n, iters, secs,
-              g * tau, bound)
-    return DualResult(float(bound), float(g * tau), lam_b * tau, mu_b * tau, float(shift), a,
-                      x, iters, secs)
+              g, bound)
+    return DualResult(float(bound), float(g), lam * tau, mu * tau, float(shift), a, x, iters,
+                      secs, t)
 
 
 def certified_root_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *,

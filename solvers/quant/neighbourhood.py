@@ -51,7 +51,7 @@ def _window_solve(Hw: np.ndarray, t: np.ndarray, lo: int, hi: int, z0: np.ndarra
 
 def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
             time_limit: float = 1.0, window: int = 24, max_window: int = 48,
-            max_nodes: int = 200_000, patience: int | None = None,
+            max_nodes: int = 200_000, patience: int | None = None, restarts: bool = False,
             seed: int = 0) -> tuple[np.ndarray, dict]:
     """Improve the codes ``z`` of ``min (z − c)ᵀH(z − c)`` on the box by window re-solves.
 
@@ -66,12 +66,16 @@ def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
     max_nodes : node budget of one window's search.
     patience : stop after this many windows in a row without improvement at the largest
         window (default ``3n``).
+    restarts : instead of stopping then, perturb the best point (a coupled group of
+        ``window`` variables moved by ±1) and search on from there until ``time_limit``
+        (iterated local search; the best point over all restarts is returned).
     seed : randomness of the window choice.
 
     Returns
     -------
     z : the best codes found (never worse than the input).
-    stats : ``{"windows", "improvements", "seconds", "start", "end"}`` (objective values).
+    stats : ``{"windows", "improvements", "restarts", "window", "seconds", "start", "end"}``
+        (``start``, ``end``: objective values).
 
     Examples
     --------
@@ -94,11 +98,23 @@ def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
     d = np.sqrt(np.maximum(np.diag(H), np.finfo(float).tiny))
     corr = np.abs(H) / np.outer(d, d)
     patience = 3 * n if patience is None else int(patience)
-    windows = improvements = fails = 0
+    windows = improvements = fails = nrestart = 0
     wmax = int(min(max(w, max_window), n))
-    while time.perf_counter() - t0 < time_limit and (w < wmax or fails < patience):
+    w0 = w
+    zbest, vbest = z, best
+    while time.perf_counter() - t0 < time_limit:
         if w < wmax and fails >= n:
             w, fails = min(w + 8, wmax), 0
+        if w >= wmax and fails >= patience:
+            if not restarts:
+                break
+            # iterated local search: kick a coupled group of the best point by ±1
+            grp = np.argsort(-(corr[int(rng.integers(n))] + 1e-3 * rng.random(n)))[:w0]
+            z = zbest.copy()
+            z[grp] = np.clip(z[grp] + rng.choice(np.array([-1, 1]), size=grp.size), lo, hi)
+            best = objective(H, c, z)
+            w, fails = w0, 0
+            nrestart += 1
         seed_var = int(rng.integers(n))
         if rng.random() < 0.75:
             score = corr[seed_var] + 1e-3 * rng.random(n)
@@ -124,12 +140,15 @@ def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
         v = objective(H, c, cand)
         if v < best:
             z, best = cand, v
-            improvements += 1
             fails = 0
+            if v < vbest:
+                zbest, vbest = z, v
+                improvements += 1
         else:
             fails += 1
-    stats = {"windows": windows, "improvements": improvements, "window": w,
-             "seconds": time.perf_counter() - t0, "start": start, "end": best}
+    z, best = zbest, vbest
+    stats = {"windows": windows, "improvements": improvements, "restarts": nrestart,
+             "window": w, "seconds": time.perf_counter() - t0, "start": start, "end": best}
     log.debug("LNS n=%d: %d windows, %d improvements, %.6g -> %.6g", n, windows, improvements,
               start, best)
     return z, stats

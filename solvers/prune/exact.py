@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Absolute gap (relative to ``n·norm``) treated as closed: the float64 noise floor.
 NOISE_FLOOR = 4 * float(np.finfo(float).eps)
+#: ``diagonal="auto"``: nodes of the cheap first phase before the perspective restart.
+AUTO_SWITCH_NODES = 4000
 
 
 def solve_exact(
@@ -39,11 +41,11 @@ def solve_exact(
     *,
     time_limit: float | None = None,
     node_limit: int | None = None,
-    diagonal: str = "jacobi",
+    diagonal: str = "auto",
     incumbents: bool = True,
     branching: str = "product",
     compare_unstructured: bool = False,
-    perspective: int = 1,
+    perspective: int = 10,
     **options: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -60,9 +62,13 @@ def solve_exact(
         open nodes and the closed subtrees) are returned with status ``TIME_LIMIT``.
     node_limit : int, optional
         Same, counting branch-and-bound nodes (status ``NODE_LIMIT``).
-    diagonal : {"jacobi", "eig", "sdp", "none"}
-        How the diagonal split ``H ⪰ D`` of the separable node bound is chosen
-        (:func:`solvers.prune.bounds.diagonal_split`).
+    diagonal : {"auto", "jacobi", "logdet", "eig", "sdp", "none"}
+        How the diagonal split ``H ⪰ D`` of the separable and perspective node bounds is chosen
+        (:func:`solvers.prune.bounds.diagonal_split`). ``auto`` (default) runs the cheap
+        configuration first (``jacobi`` split, no perspective bound) for
+        :data:`AUTO_SWITCH_NODES` nodes, which finishes most problems up to ``n ≈ 32``; a search
+        still open then restarts from its incumbent with the ``logdet`` split and the
+        perspective bound (``perspective`` steps per node), which is what proves ``n = 64``.
     branching : {"product", "saliency"}
         Branching rule: ``product`` picks the input whose prune-child and keep-child bounds
         (computed at every node anyway) rise most (product of the increases), and explores the
@@ -127,11 +133,37 @@ def solve_exact(
 
     margin, kappa, capped = margin_for(H, alive)
     need_total = n - problem.k
-    d = diagonal_split(H, w0, alive, need_total, diagonal)
-    out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
-                     incumbent_mask=inc.mask, incumbent_value=inc.value,
-                     time_limit=time_limit, node_limit=node_limit, deadline=deadline,
-                     branching=branching, perspective=perspective)
+    phases = []
+    if diagonal == "auto":
+        d = diagonal_split(H, w0, alive, need_total, "jacobi")
+        first = AUTO_SWITCH_NODES if node_limit is None else min(node_limit, AUTO_SWITCH_NODES)
+        out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
+                         incumbent_mask=inc.mask, incumbent_value=inc.value,
+                         time_limit=time_limit, node_limit=first, deadline=deadline,
+                         branching=branching, perspective=0)
+        phases.append({"diagonal": "jacobi", "perspective": 0, "nodes": out.nodes,
+                       "status": out.status.value})
+        more = None if node_limit is None else node_limit - out.nodes
+        if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
+            d = diagonal_split(H, w0, alive, need_total, "logdet")
+            first_out = out
+            out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
+                             incumbent_mask=first_out.mask, incumbent_value=first_out.upper,
+                             time_limit=time_limit, node_limit=more, deadline=deadline,
+                             branching=branching, perspective=perspective)
+            phases.append({"diagonal": "logdet", "perspective": perspective,
+                           "nodes": out.nodes, "status": out.status.value})
+            out.nodes += first_out.nodes
+            out.leaves += first_out.leaves
+            out.singular_nodes += first_out.singular_nodes
+            out.improvements += first_out.improvements
+            out.root_bound = max(out.root_bound, first_out.root_bound)
+    else:
+        d = diagonal_split(H, w0, alive, need_total, diagonal)
+        out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
+                         incumbent_mask=inc.mask, incumbent_value=inc.value,
+                         time_limit=time_limit, node_limit=node_limit, deadline=deadline,
+                         branching=branching, perspective=perspective)
 
     mask = problem.check_mask(out.mask)
     weights, objective, _ = refit(problem, mask)
@@ -167,6 +199,7 @@ def solve_exact(
         "fathom_rtol": FATHOM_RTOL,
         "kappa_scaled": kappa,
         "diagonal": diagonal,
+        "phases": phases,
         "perspective": perspective,
         "diagonal_sum": float(np.sum(d)),
         "dead_inputs": int(n - alive.sum()),

@@ -816,9 +816,10 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
     Stack slot ``s`` holds the backward side ``Gs[s]`` (``(H_KK)^-1``), ``ws[s]``, ``es[s]``,
     ``hasinv[s]``, the forward side ``Ss[s]`` (``H/H_FF``), ``rs[s]``, ``cfs[s]`` (error of
     keeping only ``F``), ``states[s]`` and ``As[s]``, the perspective bound's warm start
-    (``piters`` alternating steps per node; 0 switches that bound off). ``fstate = [ub, fathom_min, ub_lower]``: incumbent
-    value, least safe bound of any subtree closed so far, and the safe lower bound of the
-    incumbent's own leaf. ``counters = [nodes, leaves, improvements, singular_nodes]``.
+    (``piters`` alternating steps per node; 0 switches that bound off).
+    ``fstate = [ub, fathom_min, ub_lower]``: incumbent value, least safe bound of any subtree
+    closed so far, and the safe lower bound of the incumbent's own leaf.
+    ``counters = [nodes, leaves, improvements, singular_nodes]``.
     Bounds are shrunk by the relative ``margin`` (and forward ones by ``abs_margin`` first);
     a subtree closes when its safe bound reaches ``ub·(1 − fathom_rtol)``.
     """

@@ -137,6 +137,8 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
                                                 OPEN_STEPS if piters else 0))
     ub = float(fstate[0])
     lower = min(float(fstate[1]), float(fstate[2]), open_bound, ub)
+    # the root's bound holds for the whole tree (the frontier's may be computed less tightly)
+    lower = max(lower, min(root_bound, ub))
     improved = counters[2] > 0
     return SearchOutcome(
         mask=best_mask.astype(bool),

@@ -23,7 +23,7 @@ from solvers.prune.perspective import perspective_bound, waterfill
 from solvers.prune.refit import PIVOT_RTOL
 from solvers.result import Status
 
-from .prune_reference import check_contract
+from .prune_reference import brute_force_boxed, check_contract
 
 
 def _node(H, w0, F, P):
@@ -176,3 +176,32 @@ def test_logdet_diagonal_is_certified(n, kind, seed):
     if raw is not None:  # the certified split is the raw one, shrunk at most slightly
         jac = diagonal_split(H, np.ones(n), alive, n // 2, "jacobi")
         assert np.sum(np.log(d[alive] + 1e-300)) >= np.sum(np.log(jac[alive] + 1e-300)) - 2e-4 * n
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_auto_restart_matches_enumeration(kind, monkeypatch):
+    """``diagonal="auto"`` switching to the perspective phase after one node (unboxed, boxed,
+    N:M), and the node limit counted over both phases."""
+    from solvers.prune import exact
+
+    monkeypatch.setattr(exact, "AUTO_SWITCH_NODES", 1)
+    rng = np.random.default_rng(31 + KINDS.index(kind))
+    for t in range(15):
+        n = int(rng.integers(4, 11))
+        H = random_hessian(rng, n, kind)
+        w0 = rng.standard_normal(n)
+        if t % 3 == 2 and n % 2 == 0:
+            p = PruneProblem(H, w0, nm=(1, 2))
+        else:
+            p = PruneProblem(H, w0, k=int(rng.integers(1, n)))
+        opt, _ = brute_force_prune(p)
+        r = solve_exact(p, incumbents=False)
+        check_contract(p, r, opt)
+        assert r.objective <= opt + 1e-7 * max(p.norm, 1e-300)
+        if len(r.info["phases"]) == 2:
+            assert r.info["phases"][1]["diagonal"] == "logdet"
+        boxed = PruneProblem(H, w0, k=max(1, n // 3), box_factor=1.0)
+        check_contract(boxed, solve_exact(boxed, incumbents=False), brute_force_boxed(boxed)[0])
+        lim = solve_exact(p, incumbents=False, node_limit=3)
+        check_contract(p, lim, opt)
+        assert lim.nodes <= 3

@@ -75,7 +75,8 @@ def solve_exact(
         weaker child first; ``saliency`` branches on the least OBS saliency, prune child first.
     perspective : int
         Alternating steps of the perspective node bound per node
-        (:mod:`solvers.prune.perspective`; warm-started from the parent, the root gets more);
+        (:func:`solvers.prune.kernels.perspective_bound`; warm-started from the parent, the
+        root gets more);
         0 switches it off and leaves the separable, Gershgorin and kept-side bounds.
     compare_unstructured : bool
         For an N:M problem, also solve unstructured pruning at the same ``k`` (same limits) and

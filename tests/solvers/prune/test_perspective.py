@@ -19,7 +19,7 @@ from solvers.problem import PruneProblem
 from solvers.prune import kernels
 from solvers.prune.bounds import diagonal_split, logdet_diagonal
 from solvers.prune.exact import solve_exact
-from solvers.prune.perspective import perspective_bound, waterfill
+from solvers.prune.kernels import perspective_bound, waterfill
 from solvers.prune.refit import PIVOT_RTOL
 from solvers.result import Status
 

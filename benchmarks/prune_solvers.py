@@ -58,7 +58,10 @@ def run(argv=None) -> int:
     ap.add_argument("--box-factor", type=float, default=2.0)
     ap.add_argument("--no-scip", action="store_true")
     ap.add_argument("--no-gurobi", action="store_true")
-    ap.add_argument("--skip-64", action="store_true")
+    ap.add_argument("--skip-32", action="store_true", help="only the n = 64 part")
+    ap.add_argument("--skip-64", action="store_true", help="only the n = 32 part")
+    ap.add_argument("--method-options", metavar="JSON", default="{}",
+                    help="options for our exact solver, e.g. '{\"perspective\": 0}'")
     ap.add_argument("--samples", type=int, default=16, help="calibration photos for export")
     ap.add_argument("--synthetic", action="store_true", help="skip the export")
     ap.add_argument("--seed", type=int, default=0)
@@ -95,12 +98,16 @@ def run(argv=None) -> int:
         refit(pw, np.array([True, True, False, False]))
 
     rows = []
-    print(f"# prune_solvers: numpy {np.__version__}; backends: {', '.join(backends) or 'none'}")
-    inst32, src32 = load_instances(32, args.count_32, args.densities, args.seed, args.samples,
-                                   DEFAULT_LAYERS, args.synthetic)
-    print(f"# n = 32: {len(inst32)} instances from {src32}; box c = {args.box_factor}; "
-          f"limit {args.limit_32:g} s; gap 1e-6 for the backends, 1e-9 for ours")
-    for d in args.densities:
+    opts = json.loads(args.method_options)
+    print(f"# prune_solvers: numpy {np.__version__}; backends: {', '.join(backends) or 'none'}; "
+          f"ours with {opts or 'default options'}")
+    inst32, src32 = ([], "") if args.skip_32 else load_instances(
+        32, args.count_32, args.densities, args.seed, args.samples, DEFAULT_LAYERS,
+        args.synthetic)
+    if inst32:
+        print(f"# n = 32: {len(inst32)} instances from {src32}; box c = {args.box_factor}; "
+              f"limit {args.limit_32:g} s; gap 1e-6 for the backends, 1e-9 for ours")
+    for d in args.densities if inst32 else []:
         times = {"ours_boxed": [], "ours_unboxed": [], **{b: [] for b in backends}}
         agree = {b: 0 for b in backends}
         solved = {k: 0 for k in times}
@@ -108,10 +115,10 @@ def run(argv=None) -> int:
             boxed = lp.prune(c, density=d, box_factor=args.box_factor)
             plain = lp.prune(c, density=d)
             res = {}
-            res["ours_boxed"] = solve_exact(boxed, time_limit=args.limit_32)
+            res["ours_boxed"] = solve_exact(boxed, time_limit=args.limit_32, **opts)
             for b, fn in backends.items():
                 res[b] = fn(boxed, time_limit=args.limit_32)
-            res["ours_unboxed"] = solve_exact(plain, time_limit=args.limit_32)
+            res["ours_unboxed"] = solve_exact(plain, time_limit=args.limit_32, **opts)
             ref = res["ours_boxed"].objective
             for key, r in res.items():
                 times[key].append(r.seconds)
@@ -139,18 +146,24 @@ def run(argv=None) -> int:
         print(f"# n = 64: {len(inst64)} instances from {src64}; unboxed; "
               f"limit {args.limit_64:g} s")
         for d in args.densities:
-            secs, opt = [], 0
+            secs, opt, nodes, gaps = [], 0, [], []
             for label, lp, c in inst64:
-                r = solve_exact(lp.prune(c, density=d), time_limit=args.limit_64)
+                r = solve_exact(lp.prune(c, density=d), time_limit=args.limit_64, **opts)
                 secs.append(r.seconds)
+                nodes.append(r.nodes)
                 opt += r.status.value == "optimal"
+                if r.status.value != "optimal":
+                    gaps.append(r.gap)
                 rows.append({"n": 64, "density": d, "instance": label, "solver": "ours_unboxed",
                              "seconds": r.seconds, "objective": r.objective,
                              "lower_bound": r.lower_bound, "status": r.status.value,
                              "nodes": r.nodes, "gap": r.gap})
             print(f"n=64 density {d:>5.3f}: proven optimal {opt}/{len(inst64)} "
                   f"({100.0 * opt / max(1, len(inst64)):.0f} %) within {args.limit_64:g} s; "
-                  f"median {statistics.median(secs):.3f} s, max {max(secs):.2f} s", flush=True)
+                  f"median {statistics.median(secs):.3f} s, max {max(secs):.2f} s, "
+                  f"median nodes {statistics.median(nodes):.0f}"
+                  + (f"; gaps left {', '.join(f'{g:.2g}' for g in gaps)}" if gaps else ""),
+                  flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"argv": sys.argv, "time": time.strftime("%Y-%m-%d %H:%M:%S"),

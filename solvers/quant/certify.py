@@ -5,8 +5,8 @@ The search compares ``f_R(z) = ‖R(z − c)‖²`` evaluated in float64; the pr
 ``d = z − c``:
 
 1. the factorisation residual ``E = H[π, π] − RᵀR`` (rounding, plus rows dropped as null
-   directions), measured after the fact in extended precision (``long double``, unit roundoff
-   ``u_E = 2⁻⁶⁴`` on x86; float64 where that is all there is):
+   directions), measured after the fact with compensated dot products (Ogita, Rump & Oishi's
+   ``Dot2``: as accurate as twice the working precision; charged as ``u_E = 2⁻⁶⁴``):
    ``|dᵀ E d| <= ‖E‖_F ‖d‖² + γ_E G`` with ``γ_E = (n + 4)u_E/(1 − (n + 4)u_E)`` covering the
    rounding of that computation;
 2. rounding in each row value ``(R d)_k`` as the search computes it (partial sums, the centre
@@ -38,9 +38,15 @@ stopped early the open nodes add ``min_open(bound) − M``. The reported bound i
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import solve_triangular
+
+from .setup_kernels import residual_frobenius, upper_inverse_row_norms
 
 U_ROUND = np.finfo(np.float64).eps / 2
+#: Unit roundoff charged to the residual's entries: they come from compensated dot products
+#: (Ogita, Rump & Oishi 2005), error ``u|e| + γ_{n+1}²Σ|terms|``; ``γ_{n+1}² <= (n + 4)·2⁻⁶⁴``
+#: for every ``n < 2⁴²``, so ``γ_E`` below (with ``2⁻⁶⁴``) covers the second term and the
+#: inflation of ``‖E‖_F`` the first.
+U_E = 2.0 ** -64
 
 
 def gamma(n: int) -> float:
@@ -59,8 +65,7 @@ def ellipsoid_deviation(R: np.ndarray, U: float) -> np.ndarray | None:
     d = np.diag(R)
     if d.size == 0 or d.min() <= 0.0 or d.max() / d.min() > 1e4:
         return None
-    Rinv = solve_triangular(R, np.eye(R.shape[0]), lower=False)
-    hinv = np.einsum("ij,ij->i", Rinv, Rinv)
+    hinv = upper_inverse_row_norms(np.ascontiguousarray(R, dtype=np.float64))
     if not np.all(np.isfinite(hinv)):
         return None
     return np.sqrt(max(U, 0.0) * hinv) * (1.0 + 1e-6) + 1e-300
@@ -78,15 +83,13 @@ class Certifier:
     def __init__(self, H_perm: np.ndarray, R: np.ndarray, c_perm: np.ndarray, lo: int, hi: int):
         n = R.shape[0]
         self.R, self.c, self.lo, self.hi = R, c_perm, lo, hi
-        ld = np.longdouble
-        u_e = float(np.finfo(ld).eps) / 2
-        Rl = R.astype(ld)
-        E = H_perm.astype(ld) - Rl.T @ Rl
-        fro = float(np.sqrt(np.sum(E * E)))
-        # the Frobenius norm itself, rounded in long double, is inflated by a relative 1e-12
-        self.residual_norm = fro * (1.0 + 1e-12)
+        fro = residual_frobenius(np.ascontiguousarray(H_perm, dtype=np.float64),
+                                 np.ascontiguousarray(R, dtype=np.float64))
+        # the Frobenius norm of the computed entries, summed in float64, is inflated by its own
+        # rounding, (n² + 2)u relative (and by at least 1e-12)
+        self.residual_norm = float(fro) * (1.0 + max(1e-12, 2.0 * (n * n + 2) * U_ROUND))
         self.gamma = gamma(n)
-        self.gamma_e = (n + 4) * u_e / (1.0 - (n + 4) * u_e)
+        self.gamma_e = (n + 4) * U_E / (1.0 - (n + 4) * U_E)
         Gc = float(np.sum((np.abs(R) @ np.abs(c_perm)) ** 2))
         self.cert = np.array([2.0 * self.residual_norm, self.gamma,
                               4.0 * U_ROUND * np.sqrt(Gc), self.gamma_e])

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels import order_from_inverse
+from .setup_kernels import shifted_inverse
 
 ORDERINGS = ("box", "vblast", "natural")
 
@@ -30,12 +31,10 @@ ORDERINGS = ("box", "vblast", "natural")
 def _regularised_inverse(H: np.ndarray) -> np.ndarray:
     n = H.shape[0]
     d = max(float(np.trace(H)) / n, np.finfo(float).tiny)
-    try:
-        L = np.linalg.cholesky(H + 1e-10 * d * np.eye(n))
-        Li = np.linalg.solve(L, np.eye(n))
-        return Li.T @ Li
-    except np.linalg.LinAlgError:
-        return np.linalg.pinv(H + 1e-8 * d * np.eye(n), hermitian=True)
+    G, ok = shifted_inverse(np.ascontiguousarray(H, dtype=np.float64), 1e-10 * d)
+    if ok and np.all(np.isfinite(G)):
+        return G
+    return np.linalg.pinv(H + 1e-8 * d * np.eye(n), hermitian=True)
 
 
 def order_variables(

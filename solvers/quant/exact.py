@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 #: live inputs from which ``lagrangian="auto"`` computes the Lagrangian bound on a limit (and
 #: ``neighbourhood="auto"`` runs large-neighbourhood search)
 LAGRANGIAN_MIN_N = 48
+#: ... and up to this many (a Newton step solves a 2n × 2n system: beyond, the time reserve
+#: would not cover even a few steps)
+LAGRANGIAN_MAX_N = 512
 #: seconds of search before the neighbourhood search starts (at most 20 % of the time limit),
 #: and its length (at most 30 %) below ``LNS_LONG_N`` live inputs
 LNS_START, LNS_SPAN = 2.0, 5.0
@@ -108,8 +111,8 @@ def solve_exact(
     lagrangian : {"auto", True, False}
         When the search stops on a limit, also compute our own certified Lagrangian (SDP-dual)
         bound (:mod:`solvers.quant.lagrangian`, no cvxpy; ~0.1 s at ``n = 32``, ~0.7 s at
-        ``n = 128``) and report the larger bound. ``"auto"``: for ``n >= 48`` live inputs, with
-        ``min(3 s, 10 %)`` of ``time_limit`` kept back for it. ``True``: for any ``n``.
+        ``n = 128``) and report the larger bound. ``"auto"``: for 48–512 live inputs, with
+        ``min(3 s, 20 %)`` of ``time_limit`` kept back for it. ``True``: for any ``n``.
     neighbourhood : {"auto", True, False}
         With a ``time_limit``: if the search has not finished after ``min(2 s, 20 %)`` of it,
         improve the incumbent by large-neighbourhood search (:mod:`solvers.quant.neighbourhood`,
@@ -151,9 +154,10 @@ def solve_exact(
     codes = rtn(c, lo, hi)
     live = live_inputs(H)
     idx = np.flatnonzero(live)
-    use_dual = lagrangian is True or (lagrangian == "auto" and idx.size >= LAGRANGIAN_MIN_N)
+    use_dual = lagrangian is True or (lagrangian == "auto"
+                                      and LAGRANGIAN_MIN_N <= idx.size <= LAGRANGIAN_MAX_N)
     if use_dual and deadline is not None:
-        deadline -= min(3.0, 0.1 * max(0.0, float(time_limit)))
+        deadline -= min(3.0, 0.2 * max(0.0, float(time_limit)))
     if ordering == "auto":
         ordering = "box" if problem.bits <= 5 else "vblast"
     info: dict[str, Any] = {"ordering": ordering, "dead_inputs": int(n - idx.size)}
@@ -258,7 +262,7 @@ def solve_exact(
     if limit_hit is not None and use_dual:
         from .lagrangian import certified_root_bound
 
-        rem = None if time_limit is None else max(0.2, t0 + float(time_limit)
+        rem = None if time_limit is None else max(0.01, t0 + float(time_limit)
                                                   - time.perf_counter())
         db, dr = certified_root_bound(Hl, cl, lo, hi, time_limit=rem)
         info["search_bound"] = lower

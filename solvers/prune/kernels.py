@@ -960,7 +960,17 @@ def perspective_bound(S, w, e, st, mkeep, M, d, warm, iters, target, out_sal, ou
     y = np.zeros(m)
     ybest = np.zeros(m)
     terms = np.zeros(m)
-    best, _ = perspective_value(S, d, w, e, idx, gid, mkeep, ybest, terms)
+    # compact copies of the undecided block: the inner loops then read contiguous memory
+    Sc = np.empty((m, m))
+    dc = np.empty(m)
+    wc = np.empty(m)
+    ic = np.arange(m)
+    for p in range(m):
+        dc[p] = d[idx[p]]
+        wc[p] = w[idx[p]]
+        for q in range(m):
+            Sc[p, q] = S[idx[p], idx[q]]
+    best, _ = perspective_value(Sc, dc, wc, e, ic, gid, mkeep, ybest, terms)
     for it in range(iters):
         if best >= target:
             break
@@ -988,11 +998,11 @@ def perspective_bound(S, w, e, st, mkeep, M, d, warm, iters, target, out_sal, ou
                     z[p] = zg[q]
                     q += 1
         if it == 0 or CG_STEPS <= 0:
-            if not solve_y(S, d, w, idx, z, y):
+            if not solve_y(Sc, dc, wc, ic, z, y):
                 break
         else:
-            cg_y(S, d, w, idx, z, y, CG_STEPS)
-        v, _ = perspective_value(S, d, w, e, idx, gid, mkeep, y, terms)
+            cg_y(Sc, dc, wc, ic, z, y, CG_STEPS)
+        v, _ = perspective_value(Sc, dc, wc, e, ic, gid, mkeep, y, terms)
         if v > best:
             best = v
             ybest[:] = y
@@ -1003,7 +1013,7 @@ def perspective_bound(S, w, e, st, mkeep, M, d, warm, iters, target, out_sal, ou
     for p in range(m):
         warm[idx[p]] = a[p]
     # children bounds from ybest: only the top term changes
-    best, _ = perspective_value(S, d, w, e, idx, gid, mkeep, ybest, terms)
+    best, _ = perspective_value(Sc, dc, wc, e, ic, gid, mkeep, ybest, terms)
     for g in range(ngroups):
         cnt = 0
         for p in range(m):

@@ -75,7 +75,7 @@ def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
     -------
     z : the best codes found (never worse than the input).
     stats : ``{"windows", "improvements", "restarts", "window", "seconds", "start", "end"}``
-        (``start``, ``end``: objective values).
+        (``start``, ``end``: ``f`` in grid units, ``(z − c)ᵀH(z − c)``).
 
     Examples
     --------

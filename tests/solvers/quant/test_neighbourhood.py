@@ -19,7 +19,7 @@ def test_improve_small_against_brute_force(kind):
         p = random_quant_problem(rng, 8, 2, kind, outside=trial % 2 == 0)
         c = p.w0 / p.scale
         z0 = rtn(c, p.zmin, p.zmax)
-        z, st = improve(p.H, c, p.zmin, p.zmax, z0, time_limit=0.1, window=3, max_window=5,
+        z, st = improve(p.H, c, p.zmin, p.zmax, z0, time_limit=0.03, window=3, max_window=5,
                         seed=trial, restarts=trial % 2 == 1, patience=4)
         opt, _ = brute_force_quant(p)
         assert np.all((z >= p.zmin) & (z <= p.zmax))

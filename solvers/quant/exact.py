@@ -20,6 +20,11 @@ Algorithm
 5. Certification (:mod:`~solvers.quant.certify`): the search's bound — the incumbent's value when
    the tree is exhausted, else the least bound over the open nodes — minus a floating-point
    margin ``m`` is the reported ``lower_bound``.
+6. Large problems (48+ live inputs, time-limited): if the search has not finished after
+   ``min(2 s, 20 %)``, large-neighbourhood search (:mod:`~solvers.quant.neighbourhood`) improves
+   the incumbent, and the search resumes with it; when the search stops on a limit, the
+   certified Lagrangian (SDP-dual) bound (:mod:`~solvers.quant.lagrangian`) is computed and the
+   larger of the two bounds reported.
 
 Contract: ``lower_bound <= optimum <= objective`` always. ``status`` is ``OPTIMAL`` when the tree
 was exhausted: then the returned codes are optimal and ``objective − lower_bound`` is only the

@@ -45,7 +45,7 @@ def solve_exact(
     incumbents: bool = True,
     branching: str = "product",
     compare_unstructured: bool = False,
-    perspective: int = 10,
+    perspective: int = 15,
     **options: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.

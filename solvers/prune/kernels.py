@@ -604,7 +604,7 @@ def group_counts(st, N, M, need, mkeep, ucount):
 
 @njit(cache=True)
 def combined_bound(G, w, e, S, r, cF, st, hasinv, N, M, dvec, margin, abs_margin,
-                   need, mkeep, ucount, sal, kb, warm, piters, target, brs):
+                   need, mkeep, ucount, sal, kb, warm, piters, target, brs, skip_small):
     """Safe lower bound of a node (both sides, margins applied); ``inf`` if infeasible.
 
     Fills ``sal[j]`` (safe bound of the subtrees pruning ``j``) and ``kb[j]`` (keeping ``j``).
@@ -614,6 +614,8 @@ def combined_bound(G, w, e, S, r, cF, st, hasinv, N, M, dvec, margin, abs_margin
     branching scores: the safe per-variable bounds *without* the perspective bound (prune
     children, keep children) and the node bound they refine (the perspective bound's own
     per-variable values move one side only, so they make poor branching scores).
+    ``skip_small``: no perspective bound when at most two prunes or two keeps are left (the
+    unboxed search then completes the node exactly).
     """
     n = st.shape[0]
     if not group_counts(st, N, M, need, mkeep, ucount):
@@ -629,7 +631,17 @@ def combined_bound(G, w, e, S, r, cF, st, hasinv, N, M, dvec, margin, abs_margin
         brs[j] = sal[j] * (1.0 - margin)
         brs[n + j] = (kb[j] - abs_margin) * (1.0 - margin)
     brs[2 * n] = max(max(bb, bf - abs_margin) * (1.0 - margin), 0.0)
-    if hasinv and piters > 0:
+    # the perspective bound is skipped where the cheap bounds already close the node, and,
+    # with ``skip_small``, where the search completes the last two decisions exactly anyway
+    small = False
+    if skip_small:
+        tn = 0
+        tk = 0
+        for g in range(need.shape[0]):
+            tn += need[g]
+            tk += min(mkeep[g], ucount[g])
+        small = tn <= 2 or tk <= 2
+    if hasinv and piters > 0 and not small and brs[2 * n] < target:
         tgt = target / (1.0 - margin) if np.isfinite(target) else np.inf
         pb = perspective_bound(S, w, e, st, mkeep, M, dvec, warm, piters, tgt, sal, kb)
         if pb > bb:
@@ -1260,7 +1272,7 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
             counters[3] += 1
         safe = combined_bound(G, w, e, Ss[s], rs[s], cfs[s], st, hasinv[s], N, M, dvec,
                               margin, abs_margin, need, mkeep, ucount, sal, kb, As[s], piters,
-                              thresh, brs)
+                              thresh, brs, box == 0.0)
         if safe >= thresh:
             if np.isfinite(safe) and safe < fstate[1]:
                 fstate[1] = safe

@@ -65,7 +65,7 @@ def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin, wa
     return float(kernels.combined_bound(G, w, e, S, r, cF, state, bool(hasinv), N, M, d,
                                         margin, abs_margin, z, z.copy(), z.copy(),
                                         np.zeros(n), np.zeros(n), warm, int(piters), math.inf,
-                                        np.zeros(2 * n + 1)))
+                                        np.zeros(2 * n + 1), False))
 
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,

@@ -289,6 +289,8 @@ def solve_exact(
     if limit_hit is not None:
         status = limit_hit
         msg = f"{limit_hit.value} after {nodes} nodes; bound from the open nodes"
+        if "lagrangian_bound" in info:
+            msg += " and the Lagrangian bound"
     elif gap is not None and (gap <= max(margin_rtol, OPTIMALITY_RTOL) or obj - lower <= 1e-300):
         status, msg = Status.OPTIMAL, ""
     else:

@@ -80,19 +80,28 @@ class Certifier:
     residual_norm : ``‖E‖_F``.
     """
 
-    def __init__(self, H_perm: np.ndarray, R: np.ndarray, c_perm: np.ndarray, lo: int, hi: int):
+    def __init__(self, H_perm: np.ndarray, R: np.ndarray, c_perm: np.ndarray, lo: int, hi: int,
+                 *, extra_residual: float = 0.0, center_error: np.ndarray | None = None):
+        """``extra_residual`` bounds ``‖H_true − H_perm‖_F`` and ``center_error`` bounds
+        ``|c_true − c_perm|`` entrywise beyond the ``u|c|`` rounding already charged, for a
+        problem whose ``H_perm``, ``c_perm`` were themselves computed (a lattice reduction,
+        :mod:`solvers.quant.lattice_reduction`): the first adds to ``‖E‖_F``, the second adds
+        ``2‖|R|·center_error‖`` to the row-value error ``e``."""
         n = R.shape[0]
         self.R, self.c, self.lo, self.hi = R, c_perm, lo, hi
         fro = residual_frobenius(np.ascontiguousarray(H_perm, dtype=np.float64),
                                  np.ascontiguousarray(R, dtype=np.float64))
         # the Frobenius norm of the computed entries, summed in float64, is inflated by its own
         # rounding, (n² + 2)u relative (and by at least 1e-12)
-        self.residual_norm = float(fro) * (1.0 + max(1e-12, 2.0 * (n * n + 2) * U_ROUND))
+        self.residual_norm = (float(fro) * (1.0 + max(1e-12, 2.0 * (n * n + 2) * U_ROUND))
+                              + float(extra_residual))
         self.gamma = gamma(n)
         self.gamma_e = (n + 4) * U_E / (1.0 - (n + 4) * U_E)
         Gc = float(np.sum((np.abs(R) @ np.abs(c_perm)) ** 2))
-        self.cert = np.array([2.0 * self.residual_norm, self.gamma,
-                              4.0 * U_ROUND * np.sqrt(Gc), self.gamma_e])
+        e_c = 4.0 * U_ROUND * np.sqrt(Gc)
+        if center_error is not None:
+            e_c += 2.0 * float(np.linalg.norm(np.abs(R) @ center_error)) * (1.0 + 1e-12)
+        self.cert = np.array([2.0 * self.residual_norm, self.gamma, e_c, self.gamma_e])
 
     def margin(self, D: np.ndarray, f: float) -> float:
         """``m(d, f)`` for ``|d| <= D`` entrywise (monotone in ``|d|`` and in ``f``)."""

@@ -55,6 +55,7 @@ from .factor import live_inputs, ordered_cholesky
 from .incumbents import babai, objective, one_opt, rtn, sequential_rounding
 from .kernels import leaf_margin, new_state, open_bound, r_distance, se_search
 from .ordering import order_variables
+from .reduced_search import ReducedSearch
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,9 @@ LAGRANGIAN_MAX_N = 512
 LNS_START, LNS_SPAN = 2.0, 5.0
 #: from this many live inputs the neighbourhood search runs until 5 % of the time is left
 LNS_LONG_N = 96
+#: nodes of the original search after which ``reduction="auto"`` starts the LLL-reduced search
+#: beside it (most problems at n = 32 are done before; ill-conditioned ones never are)
+REDUCE_AFTER_NODES = 20_000
 
 
 def solve_exact(
@@ -84,6 +88,7 @@ def solve_exact(
     sdp_reserve: float = 0.0,
     lagrangian: bool | str = "auto",
     neighbourhood: bool | str = "auto",
+    reduction: bool | str = "auto",
 ) -> SolveResult:
     """Solve a :class:`~solvers.problem.QuantProblem` exactly (anytime).
 
@@ -126,6 +131,14 @@ def solve_exact(
         the search with the better incumbent (prunes more). ``"auto"``: for ``n >= 48`` live
         inputs.
 
+    reduction : {"auto", True, False}
+        Also search in an LLL-reduced basis (:mod:`solvers.quant.reduced_search`), slice by slice
+        beside the original search, sharing incumbents; whichever finishes first proves the
+        optimum, and on a limit the larger bound counts. It wins by orders of magnitude on
+        ill-conditioned ``H`` (e.g. the stem convolution, where the original search does not
+        finish at n = 27) and at 8 bits. ``"auto"``: after ``REDUCE_AFTER_NODES`` nodes of the
+        original search, for full-rank ``H``; ``True``: from the start.
+
     Returns
     -------
     SolveResult
@@ -148,6 +161,8 @@ def solve_exact(
                and 0.0 < sdp_reserve < 1.0 and importlib.util.find_spec("cvxpy") is not None)
     if use_sdp:
         deadline = t0 + float(time_limit) * (1.0 - sdp_reserve)
+    if reduction not in ("auto", True, False):
+        raise ValueError(f"reduction must be 'auto', True or False, got {reduction!r}")
     if lagrangian not in ("auto", True, False):
         raise ValueError(f"lagrangian must be 'auto', True or False, got {lagrangian!r}")
     s = problem.scale
@@ -217,7 +232,23 @@ def solve_exact(
     budget = max(1000, int(slice_nodes))
     limit_hit: Status | None = None
     next_log = t0 + log_every
+    reducer = None
+    reduce_at = None
+    if reduction is not False and rank == idx.size and idx.size >= 2:
+        reduce_at = 0 if reduction is True else REDUCE_AFTER_NODES
+        budget = min(budget, max(1000, reduce_at))
     while True:
+        if reduce_at is not None and nodes >= reduce_at:
+            reduce_at = None
+            reducer = ReducedSearch.build(Hl, cl, lo, hi, _unpermute(zbest, order))
+            info["reduction"] = reducer is not None
+        if reducer is not None:  # one slice of the reduced search, then one of the original
+            if node_limit is not None:
+                budget = max(1, min(budget, int(node_limit) - nodes))
+            nodes += reducer.step(budget)
+            _exchange(reducer, R, cp, order, zbest, ubest, certifier.cert)
+            if reducer.done:
+                break
         if node_limit is not None:
             budget = max(1, min(budget, int(node_limit) - nodes))
         ts = time.perf_counter()
@@ -255,10 +286,17 @@ def solve_exact(
             next_log = now + log_every
 
     b = float(ubest[1])
-    if limit_hit is not None:
+    if reducer is not None and reducer.done:
+        b = reducer.bound()  # the reduced search proved its incumbent (now ``zbest``) optimal
+        info["proved_by"] = "reduced search"
+    elif limit_hit is not None:
         ob = float(open_bound(R, lo, hi, tail, ubest, st["z"], st["P"], st["ctr"], st["up"],
                               st["dn"], st["st"]))
         b = min(b, ob - slack)
+        if reducer is not None:
+            b = max(b, reducer.bound())
+    if reducer is not None:
+        info["reduced_nodes"] = reducer.nodes
 
     codes[idx] = zbest[np.argsort(order)]
     w = problem.weights(codes)
@@ -312,10 +350,8 @@ def _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest, cert, span, info,
     ``ubest`` with its leaf certificate)."""
     from .neighbourhood import improve
 
-    z = np.empty_like(zbest)
-    z[order] = zbest
-    znew, stats = improve(Hl, cl, lo, hi, z, time_limit=span, restarts=restarts,
-                          patience=zbest.size if restarts else None)
+    znew, stats = improve(Hl, cl, lo, hi, _unpermute(zbest, order), time_limit=span,
+                          restarts=restarts, patience=zbest.size if restarts else None)
     info["lns"] = {k: (float(v) if isinstance(v, float) else v) for k, v in stats.items()}
     zb = np.ascontiguousarray(znew[order])
     u = r_distance(R, cp, zb)
@@ -325,3 +361,22 @@ def _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest, cert, span, info,
     ubest[0] = u
     ubest[1] = min(ubest[1], u - leaf_margin(R, cp, zb, u, cert))
     return True
+
+
+def _unpermute(zp: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Codes in input order from codes in search order."""
+    z = np.empty_like(zp)
+    z[order] = zp
+    return z
+
+
+def _exchange(reducer, R, cp, order, zbest, ubest, cert) -> None:
+    """Share the better incumbent between the original search and the reduced one."""
+    zr = np.ascontiguousarray(reducer.codes[order])
+    u = r_distance(R, cp, zr)
+    if u < ubest[0]:
+        zbest[:] = zr
+        ubest[0] = u
+        ubest[1] = min(ubest[1], u - leaf_margin(R, cp, zr, u, cert))
+    else:
+        reducer.offer(_unpermute(zbest, order))

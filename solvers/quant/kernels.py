@@ -133,8 +133,21 @@ def _next_sibling(z, up, dn, ctr, k, lo, hi):
 
 
 @njit(cache=True)
+def _maps_inside(Z, z, box):
+    """``box[0] <= Z·z <= box[1]`` (exact integer arithmetic)."""
+    n = Z.shape[0]
+    for i in range(n):
+        v = 0
+        for j in range(n):
+            v += Z[i, j] * z[j]
+        if v < box[0] or v > box[1]:
+            return False
+    return True
+
+
+@njit(cache=True)
 def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, S, last, st,
-              max_nodes):
+              max_nodes, leaf_map=None, leaf_box=None):
     """Run the depth-first search for at most ``max_nodes`` nodes from the saved state.
 
     Parameters
@@ -153,6 +166,12 @@ def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, 
         certified value ``p − leaf_margin`` over the leaves visited (both updated in place).
     z, P, ctr, up, dn, S, last, st : search state (see :func:`new_state`).
     max_nodes : int, node budget for this call.
+    leaf_map, leaf_box : optional (n, n) int64 ``Z`` and (2,) int64 ``[lo, hi]``: a leaf counts
+        (as incumbent and certificate) only when ``lo <= Z·z <= hi`` — the search over a
+        relaxation of the feasible set in a reduced basis
+        (:mod:`solvers.quant.reduced_search`). When the tree is exhausted, every *feasible*
+        point better than the incumbent was reached, so the certificates of the feasible leaves
+        still bound the optimum.
 
     Returns
     -------
@@ -191,14 +210,15 @@ def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, 
                 dn[k] = z[k] - 1
                 continue
             # a leaf: certify it, maybe a new incumbent, then its next sibling
-            lb = p - leaf_margin(R, c, z, p, cert)
-            if lb < ubest[1]:
-                ubest[1] = lb
-            if p < U:
-                U = p
-                ubest[0] = p
-                for i in range(n):
-                    zbest[i] = z[i]
+            if leaf_map is None or _maps_inside(leaf_map, z, leaf_box):
+                lb = p - leaf_margin(R, c, z, p, cert)
+                if lb < ubest[1]:
+                    ubest[1] = lb
+                if p < U:
+                    U = p
+                    ubest[0] = p
+                    for i in range(n):
+                        zbest[i] = z[i]
             if _next_sibling(z, up, dn, ctr, k, lo, hi):
                 continue
         # pruned (farther siblings too: same P, larger term) or level exhausted: go up

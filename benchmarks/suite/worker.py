@@ -75,8 +75,10 @@ def _is_licence(text: str) -> bool:
             or "promotional version" in t or "community licen" in t)
 
 
-def tiny_problem(kind: str) -> Any:
-    """The warm-up problem: n = 8, 3 bits / k = 3 with the paper's box."""
+def tiny_problems(kind: str) -> list[Any]:
+    """The warm-up problems: n = 8, 3 bits / k = 3 with and without the paper's box (numba
+    compiles the boxed and the unboxed pruning kernels separately, tens of seconds each on a
+    cold cache)."""
     import numpy as np
 
     from solvers.problem import PruneProblem, QuantProblem
@@ -86,8 +88,8 @@ def tiny_problem(kind: str) -> Any:
     H = X.T @ X
     w0 = rng.standard_normal(8)
     if kind == "quant":
-        return QuantProblem(H, w0, scale=0.3, bits=3)
-    return PruneProblem(H, w0, k=3, box_factor=2.0)
+        return [QuantProblem(H, w0, scale=0.3, bits=3)]
+    return [PruneProblem(H, w0, k=3, box_factor=2.0), PruneProblem(H, w0, k=3)]
 
 
 class SolveWorker:
@@ -120,7 +122,10 @@ class SolveWorker:
         """One tiny solve of ``spec`` in this child (imports, numba cache, licence check)."""
         if self._proc is None or not self._proc.is_alive():
             self.start()
-        answer = self._call(spec, tiny_problem(spec.kind), self.WARM_LIMIT, None)
+        for problem in tiny_problems(spec.kind):
+            answer = self._call(spec, problem, self.WARM_LIMIT, None)
+            if self._proc is None:  # killed: the next solve restarts the child
+                break
         self._warmed.add((spec.kind, spec.name))
         return answer
 

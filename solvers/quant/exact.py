@@ -172,8 +172,7 @@ def solve_exact(
     n = problem.n
 
     codes = rtn(c, lo, hi)
-    live = live_inputs(H)
-    idx = np.flatnonzero(live)
+    idx = np.arange(n) if np.all(np.diagonal(H) > 0.0) else np.flatnonzero(live_inputs(H))
     use_dual = lagrangian is True or (lagrangian == "auto"
                                       and LAGRANGIAN_MIN_N <= idx.size <= LAGRANGIAN_MAX_N)
     if use_dual and deadline is not None:
@@ -187,7 +186,7 @@ def solve_exact(
                            0, time.perf_counter() - t0, codes, None,
                            "H is zero: every solution is optimal", info)
 
-    Hl = H[np.ix_(idx, idx)]
+    Hl = H if idx.size == n else H[np.ix_(idx, idx)]
     cl = c[idx]
 
     # --- incumbents -------------------------------------------------------------------------
@@ -200,7 +199,8 @@ def solve_exact(
         cands["given"] = z0[idx]
 
     order = order_variables(Hl, cl, lo, hi, ordering)
-    R, rank = ordered_cholesky(Hl, order)
+    Hp = Hl[np.ix_(order, order)]
+    R, rank = ordered_cholesky(Hp, None)
     info["rank"] = int(rank)
     cp = cl[order]
     best_name = min(cands, key=lambda k: objective(Hl, cl, cands[k]))
@@ -216,7 +216,7 @@ def solve_exact(
     # --- search ----------------------------------------------------------------------------
     zbest = cands[best_name][order].astype(np.int64).copy()
     u0 = r_distance(R, cp, zbest)
-    certifier = Certifier(Hl[np.ix_(order, order)], R, cp, lo, hi)
+    certifier = Certifier(Hp, R, cp, lo, hi)
     slack, used_ell = certifier.global_margin(u0)
     ubest = np.array([u0, u0 - leaf_margin(R, cp, zbest, u0, certifier.cert)])
     info["slack"] = s * s * slack
@@ -299,7 +299,7 @@ def solve_exact(
         info["reduced_nodes"] = reducer.nodes
 
     codes[idx] = zbest[np.argsort(order)]
-    w = problem.weights(codes)
+    w = s * codes.astype(np.float64)  # codes lie in the box by construction
     obj = problem.error(w)
     lower = float(min(certified_bound(b, s), obj))
     if limit_hit is not None and use_dual:

@@ -28,13 +28,14 @@ def live_inputs(H: np.ndarray) -> np.ndarray:
     return np.any(H != 0.0, axis=1)
 
 
-def ordered_cholesky(H: np.ndarray, order: np.ndarray, *, rtol: float | None = None):
+def ordered_cholesky(H: np.ndarray, order: np.ndarray | None, *, rtol: float | None = None):
     """Upper-triangular ``R`` with ``H[order][:, order] ≈ RᵀR`` and zero rows for null pivots.
 
     Parameters
     ----------
     H : (n, n) symmetric PSD.
-    order : (n,) permutation; ``order[k]`` is the variable at level (row) ``k``.
+    order : (n,) permutation; ``order[k]`` is the variable at level (row) ``k``; ``None`` when
+        ``H`` is already in the search order.
     rtol : pivot threshold relative to the variable's own diagonal ``H_kk``; a Schur pivot
         ``<= rtol·H_kk`` is a null direction. Default ``8(n+1)·u`` (the size of the rounding
         error of the pivot itself).
@@ -53,7 +54,7 @@ def ordered_cholesky(H: np.ndarray, order: np.ndarray, *, rtol: float | None = N
     (1, [[1.0, 1.0], [0.0, 0.0]])
     """
     n = H.shape[0]
-    Hp = np.ascontiguousarray(H[np.ix_(order, order)])
+    Hp = np.ascontiguousarray(H if order is None else H[np.ix_(order, order)])
     if rtol is None:
         rtol = 8.0 * (n + 1) * _U
     return cholesky_rows(Hp, float(rtol))

@@ -18,17 +18,17 @@ import numpy as np
 
 from .factor import ordered_cholesky
 from .kernels import babai_rows, one_opt_moves
+from .setup_kernels import quadratic_form
 
 
 def objective(H: np.ndarray, c: np.ndarray, z: np.ndarray) -> float:
-    """``(z − c)ᵀ H (z − c)``."""
-    d = z - c
-    return float(d @ H @ d)
+    """``(z − c)ᵀ H (z − c)`` (compiled: called a dozen times per solve)."""
+    return quadratic_form(H, c, np.asarray(z, dtype=np.int64))
 
 
 def rtn(c: np.ndarray, lo: int, hi: int) -> np.ndarray:
     """Round to nearest, clipped to the box."""
-    return np.clip(np.rint(c), lo, hi).astype(np.int64)
+    return np.minimum(np.maximum(np.rint(c), lo), hi).astype(np.int64)
 
 
 def babai(R: np.ndarray, c: np.ndarray, lo: int, hi: int, zref: np.ndarray) -> np.ndarray:

@@ -164,3 +164,19 @@ def congruence(H, Z):
             out[i, j] = v
             out[j, i] = v
     return out
+
+
+@njit(cache=True)
+def quadratic_form(H, c, z):
+    """``(z − c)ᵀ H (z − c)`` for integer ``z``."""
+    n = H.shape[0]
+    d = np.empty(n)
+    for i in range(n):
+        d[i] = z[i] - c[i]
+    tot = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += H[i, j] * d[j]
+        tot += d[i] * s
+    return tot

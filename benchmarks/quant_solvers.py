@@ -139,8 +139,11 @@ def run(argv=None) -> int:
     from solvers.problem import QuantProblem
     from solvers.quant.exact import solve_exact
 
-    # compile / load the numba cache outside the timings
+    # compile / load the numba cache outside the timings (the reduced search's kernel too)
     solve_exact(QuantProblem(np.eye(3), np.array([0.3, 0.2, -0.7]), scale=0.25, bits=3))
+    X = np.cumsum(np.random.default_rng(0).standard_normal((12, 6)), axis=1)
+    solve_exact(QuantProblem(X.T @ X, np.linspace(-0.6, 0.7, 6), scale=0.1, bits=4),
+                reduction=True)
     solvers = {"exact": solve_exact}
     if not args.no_gurobi and importable("gurobipy"):
         from solvers.backends.gurobi_quant import solve_gurobi

@@ -6,6 +6,9 @@ generator (``KeyboardInterrupt``, ``close()``) cancels what has not started; row
 are the caller's. Only a bounded window of tasks is in flight at a time (``4 × workers``), so
 memory stays flat on long runs.
 
+Every executor first runs :func:`~bounds.compare.warm_up.warm_up` in each process that will
+solve, so numba's compilation is never charged to a task's time limit.
+
 * :class:`SerialExecutor`: ``workers = 1``; no subprocess (easy to debug, used by tests).
 * :class:`PoolExecutor`: ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start
   method (safe after torch has started threads); children get ``OMP_NUM_THREADS=1`` and friends
@@ -27,6 +30,7 @@ from typing import Any
 from solvers.problem import ProblemError
 
 from .tasks import Task, run_task
+from .warm_up import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,13 @@ class SerialExecutor:
     name = "serial"
     workers = 1
 
+    def __init__(self) -> None:
+        self._warm = False
+
     def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        if not self._warm:
+            warm_up()
+            self._warm = True
         for t in tasks:
             yield run_task(t)
 
@@ -71,7 +81,8 @@ class PoolExecutor:
             os.environ[v] = "1"
         try:
             pool = ProcessPoolExecutor(max_workers=self.workers,
-                                       mp_context=mp.get_context("spawn"))
+                                       mp_context=mp.get_context("spawn"),
+                                       initializer=warm_up)
             # Start the workers now, while the environment says one thread each.
             list(pool.map(_noop, range(self.workers)))
         finally:
@@ -119,6 +130,10 @@ class DaskExecutor:
 
         it = iter(tasks)
         window = 4 * self.workers
+        try:
+            self.client.run(warm_up)  # once on every worker
+        except Exception as exc:  # noqa: BLE001 - a warm-up never fails the run
+            log.warning("warm-up on the Dask workers failed: %s", exc)
 
         def submit(t: Task) -> Any:
             return self.client.submit(run_task, t, pure=False, key=f"pqbound-{t.key[:32]}")

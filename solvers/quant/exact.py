@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ..problem import QuantProblem
+from ..problem import ProblemError, QuantProblem
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from .certify import Certifier, certified_bound
 from .factor import live_inputs, ordered_cholesky
@@ -162,9 +162,12 @@ def solve_exact(
     if use_sdp:
         deadline = t0 + float(time_limit) * (1.0 - sdp_reserve)
     if reduction not in ("auto", True, False):
-        raise ValueError(f"reduction must be 'auto', True or False, got {reduction!r}")
+        raise ProblemError(f"reduction must be 'auto', True or False, got {reduction!r}")
     if lagrangian not in ("auto", True, False):
-        raise ValueError(f"lagrangian must be 'auto', True or False, got {lagrangian!r}")
+        raise ProblemError(f"lagrangian must be 'auto', True or False, got {lagrangian!r}")
+    if neighbourhood not in ("auto", True, False):
+        raise ProblemError(
+            f"neighbourhood must be 'auto', True or False, got {neighbourhood!r}")
     s = problem.scale
     lo, hi = problem.zmin, problem.zmax
     c = problem.w0 / s

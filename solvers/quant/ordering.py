@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..problem import ProblemError
 from .kernels import order_from_inverse
 from .setup_kernels import shifted_inverse
 
@@ -53,7 +54,7 @@ def order_variables(
     if method == "natural":
         return np.arange(n)[::-1].copy()
     if method not in ORDERINGS:
-        raise ValueError(f"unknown ordering {method!r}; valid: {', '.join(ORDERINGS)}")
+        raise ProblemError(f"unknown ordering {method!r}; valid: {', '.join(ORDERINGS)}")
     G = _regularised_inverse(H)
     return order_from_inverse(np.ascontiguousarray(G), np.ascontiguousarray(H),
                               np.ascontiguousarray(c, dtype=np.float64), int(lo), int(hi),

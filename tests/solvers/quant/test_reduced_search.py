@@ -139,3 +139,13 @@ def test_photo_patch_problem_is_proved_by_the_reduced_search(bits):
     assert r.status.value == "optimal" and r.info.get("proved_by") == "reduced search"
     assert r.objective <= plain.objective * (1 + 1e-12)
     assert plain.lower_bound <= r.objective
+
+
+@pytest.mark.parametrize("option", [{"reduction": "maybe"}, {"neighbourhood": 7},
+                                    {"lagrangian": "yes"}, {"ordering": "zig"}])
+def test_bad_option_values_are_problem_errors(option):
+    from solvers.problem import ProblemError, QuantProblem
+    from solvers.quant.exact import solve_exact
+
+    with pytest.raises(ProblemError):
+        solve_exact(QuantProblem(np.eye(2), np.array([0.3, -0.2]), scale=0.1, bits=3), **option)

@@ -31,6 +31,8 @@ import logging
 
 import numpy as np
 
+from ..problem import ProblemError
+
 log = logging.getLogger(__name__)
 
 EPS = float(np.finfo(float).eps)
@@ -100,7 +102,7 @@ def diagonal_split(H: np.ndarray, w0: np.ndarray, alive: np.ndarray, need: int,
             lam, s = scaled_spectrum(H, alive)
             da = float(lam[0]) * s**2
     else:
-        raise ValueError(
+        raise ProblemError(
             f"unknown diagonal split {method!r}; use auto, jacobi, logdet, eig, sdp or none")
     d[idx] = certify_diagonal(Ha, np.maximum(da, 0.0))
     return d

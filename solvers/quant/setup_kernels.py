@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .kernels import cholesky_rows
+
 _SPLIT = 134217729.0  # 2**27 + 1 (Dekker's splitter for float64)
 
 
@@ -89,37 +91,31 @@ def upper_inverse_row_norms(R):
 
 @njit(cache=True)
 def shifted_inverse(H, shift):
-    """``((H + shift·I)⁻¹, ok)`` by Cholesky; ``ok`` is False when a pivot is not positive."""
+    """``((H + shift·I)⁻¹, ok)`` through its Cholesky factor
+    (:func:`~solvers.quant.kernels.cholesky_rows`); ``ok`` is False when a pivot is not
+    positive."""
     n = H.shape[0]
-    L = np.zeros((n, n))
+    Hs = H.copy()
+    for i in range(n):
+        Hs[i, i] += shift
+    R, rank = cholesky_rows(Hs, 0.0)
+    if rank < n:
+        return np.zeros((n, n)), False
+    # Ri = R⁻¹ (upper triangular) by back substitution, then G = Ri Riᵀ
+    Ri = np.zeros((n, n))
     for j in range(n):
-        d = H[j, j] + shift
-        for k in range(j):
-            d -= L[j, k] * L[j, k]
-        if not d > 0.0:
-            return np.zeros((n, n)), False
-        d = np.sqrt(d)
-        L[j, j] = d
-        for i in range(j + 1, n):
-            s = H[i, j]
-            for k in range(j):
-                s -= L[i, k] * L[j, k]
-            L[i, j] = s / d
-    # Li = L⁻¹ (lower triangular), then G = Liᵀ Li
-    Li = np.zeros((n, n))
-    for j in range(n):
-        Li[j, j] = 1.0 / L[j, j]
-        for i in range(j + 1, n):
+        Ri[j, j] = 1.0 / R[j, j]
+        for i in range(j - 1, -1, -1):
             s = 0.0
-            for k in range(j, i):
-                s -= L[i, k] * Li[k, j]
-            Li[i, j] = s / L[i, i]
+            for m in range(i + 1, j + 1):
+                s -= R[i, m] * Ri[m, j]
+            Ri[i, j] = s / R[i, i]
     G = np.zeros((n, n))
     for i in range(n):
         for j in range(i, n):
             s = 0.0
             for k in range(j, n):
-                s += Li[k, i] * Li[k, j]
+                s += Ri[i, k] * Ri[j, k]
             G[i, j] = s
             G[j, i] = s
     return G, True

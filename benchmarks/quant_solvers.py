@@ -14,6 +14,9 @@ MSE scale from the export). Parts:
 4. ``n = 128``, 4 bits: after ``--limit-128`` s, the SQNR distance (dB) between the certified
    lower bound and the incumbent (distribution).
 5. The SDP bound's distance below the exact optimum, in dB of SQNR, per layer (n = 32, 4 bits).
+6. The same for our Lagrangian bound, plain (the Park–Boyd SDP's value) and strengthened by
+   dual-lattice tangents (:mod:`solvers.quant.lattice_cuts`, ``--cut-time`` s), on the n = 32
+   and n = 64 instances whose optimum ours proved; per layer.
 
 Usage::
 
@@ -111,6 +114,42 @@ def compare(picks, solvers, limit, label, rows):
     print(f"optimum disagreements (both optimal, > 1e-9 relative): {disagree}")
 
 
+def cut_part(parts, limit, rows) -> None:
+    """Part 6: plain and strengthened Lagrangian bounds against proven optima, per layer."""
+    from solvers.quant.exact import solve_exact
+    from solvers.quant.lagrangian import certified_root_bound
+    from solvers.quant.lattice_cuts import cut_bound
+
+    for picks, budget, label in parts:
+        print(f"\n## Lagrangian bound vs exact optimum ({label} 4 bits, cuts {budget:g} s)")
+        per_layer: dict[str, list] = {}
+        for name, p in picks:
+            e = solve_exact(p, time_limit=max(limit, 60.0))
+            if e.status.value != "optimal":
+                print(f"{name:32s} optimum not proven: skipped")
+                continue
+            c = p.w0 / p.scale
+            b0, _ = certified_root_bound(p.H, c, p.zmin, p.zmax)
+            b1, _, info = cut_bound(p.H, c, p.zmin, p.zmax, time_limit=budget)
+            opt_db = _db(p.norm, e.objective)
+            d0 = _db(p.norm, p.scale**2 * b0) - opt_db
+            d1 = _db(p.norm, p.scale**2 * b1) - opt_db
+            per_layer.setdefault(name.split("[")[0], []).append((d0, d1))
+            print(f"{name:32s} plain {d0:6.3f} dB, with cuts {d1:6.3f} dB above the optimum's "
+                  f"SQNR ({info['rounds']} rounds, {info['directions']} directions, "
+                  f"{info['seconds']:.1f} s)", flush=True)
+            rows.append({"part": f"cuts {label}", "instance": name, "plain_gap_db": d0,
+                         "cut_gap_db": d1, "seconds": info["seconds"]})
+        for layer, v in per_layer.items():
+            print(f"{layer:24s} median gap plain {statistics.median(x for x, _ in v):.3f} dB, "
+                  f"with cuts {statistics.median(y for _, y in v):.3f} dB ({len(v)})")
+        allv = [v for vs in per_layer.values() for v in vs]
+        if allv:
+            print(f"all {label}: median gap plain {statistics.median(x for x, _ in allv):.3f} "
+                  f"dB, with cuts {statistics.median(y for _, y in allv):.3f} dB "
+                  f"({len(allv)} instances)")
+
+
 def run(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=20, help="instances at n = 32 (each part)")
@@ -126,6 +165,9 @@ def run(argv=None) -> int:
     ap.add_argument("--no-fpylll", action="store_true",
                     help="skip fpylll's unboxed LLL + enumeration at 8 bits")
     ap.add_argument("--no-sdp", action="store_true")
+    ap.add_argument("--no-cuts", action="store_true", help="skip part 6")
+    ap.add_argument("--cut-time", type=float, default=2.0,
+                    help="seconds for the strengthened bound at n = 32 (x4 at n = 64)")
     ap.add_argument("--skip-64", action="store_true")
     ap.add_argument("--skip-128", action="store_true")
     ap.add_argument("--samples", type=int, default=16, help="calibration photos for export")
@@ -205,9 +247,15 @@ def run(argv=None) -> int:
             gaps.append(gap_db)
             print(f"{name:32s} {r.status.value:10s} SQNR {r.sqnr_db:.3f} dB, bound allows "
                   f"{_db(p.norm, r.lower_bound):.3f} dB: gap {gap_db:.3f} dB", flush=True)
+            plain = r.info.get("plain_lagrangian_bound")
+            if plain is not None:
+                print(f"{'':32s} plain Lagrangian bound allows {_db(p.norm, plain):.3f} dB; "
+                      f"{r.info['cut_rounds']} cut rounds, {r.info['cut_directions']} "
+                      f"directions, {r.info['lagrangian_seconds']:.1f} s", flush=True)
             rows.append({"part": "n=128", "instance": name, "status": r.status.value,
                          "seconds": r.seconds, "objective": r.objective,
-                         "lower_bound": r.lower_bound, "nodes": r.nodes})
+                         "lower_bound": r.lower_bound, "nodes": r.nodes,
+                         "plain_lagrangian_bound": plain})
         q = np.percentile(gaps, [0, 25, 50, 75, 100])
         print("gap (dB) min/25%/median/75%/max: " + " / ".join(f"{v:.3f}" for v in q))
 
@@ -230,6 +278,12 @@ def run(argv=None) -> int:
         for layer, v in per_layer.items():
             print(f"{layer:24s} median SDP bound gap {statistics.median([x for x, _ in v]):.3f}"
                   f" dB, rounding {statistics.median([y for _, y in v]):.3f} dB ({len(v)})")
+
+    if not args.no_cuts:
+        parts = [(picks4, args.cut_time, "n=32")]
+        if not args.skip_64:
+            parts.append((picks64, 4 * args.cut_time, "n=64"))
+        cut_part(parts, args.limit, rows)
 
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
     if args.json:

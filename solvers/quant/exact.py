@@ -23,8 +23,9 @@ Algorithm
 6. Large problems (48+ live inputs, time-limited): if the search has not finished after
    ``min(2 s, 20 %)``, large-neighbourhood search (:mod:`~solvers.quant.neighbourhood`) improves
    the incumbent, and the search resumes with it; when the search stops on a limit, the
-   certified Lagrangian (SDP-dual) bound (:mod:`~solvers.quant.lagrangian`) is computed and the
-   larger of the two bounds reported.
+   certified Lagrangian (SDP-dual) bound (:mod:`~solvers.quant.lagrangian`), strengthened by
+   tangents along short dual-lattice directions (:mod:`~solvers.quant.lattice_cuts`), is
+   computed and the larger of the two bounds reported.
 
 Contract: ``lower_bound <= optimum <= objective`` always. ``status`` is ``OPTIMAL`` when the tree
 was exhausted: then the returned codes are optimal and ``objective − lower_bound`` is only the
@@ -73,6 +74,9 @@ LNS_LONG_N = 96
 #: nodes of the original search after which ``reduction="auto"`` starts the LLL-reduced search
 #: beside it (most problems at n = 32 are done before; ill-conditioned ones never are)
 REDUCE_AFTER_NODES = 20_000
+#: share of the time limit (at most ``DUAL_RESERVE_MAX`` s) kept back for the Lagrangian bound
+#: and its dual-lattice cuts (:mod:`solvers.quant.lattice_cuts`) when the search stops
+DUAL_RESERVE, DUAL_RESERVE_MAX = 0.2, 15.0
 
 
 def solve_exact(
@@ -120,9 +124,11 @@ def solve_exact(
         through cvxpy can take longer than the reserve, so the time limit is then overrun.
     lagrangian : {"auto", True, False}
         When the search stops on a limit, also compute our own certified Lagrangian (SDP-dual)
-        bound (:mod:`solvers.quant.lagrangian`, no cvxpy; ~0.1 s at ``n = 32``, ~0.7 s at
-        ``n = 128``) and report the larger bound. ``"auto"``: for 48–512 live inputs, with
-        ``min(3 s, 20 %)`` of ``time_limit`` kept back for it. ``True``: for any ``n``.
+        bound (:mod:`solvers.quant.lagrangian`, no cvxpy) and report the larger bound. With a
+        ``time_limit`` the rest of the time goes to rounds of dual-lattice tangents
+        (:mod:`solvers.quant.lattice_cuts`), which strengthen it; on a node limit alone the
+        plain bound is computed. ``"auto"``: for 48–512 live inputs, with ``min(15 s, 20 %)``
+        of ``time_limit`` kept back for it. ``True``: for any ``n``.
     neighbourhood : {"auto", True, False}
         With a ``time_limit``: if the search has not finished after ``min(2 s, 20 %)`` of it,
         improve the incumbent by large-neighbourhood search (:mod:`solvers.quant.neighbourhood`,
@@ -179,7 +185,7 @@ def solve_exact(
     use_dual = lagrangian is True or (lagrangian == "auto"
                                       and LAGRANGIAN_MIN_N <= idx.size <= LAGRANGIAN_MAX_N)
     if use_dual and deadline is not None:
-        deadline -= min(3.0, 0.2 * max(0.0, float(time_limit)))
+        deadline -= min(DUAL_RESERVE_MAX, DUAL_RESERVE * max(0.0, float(time_limit)))
     if ordering == "auto":
         ordering = "box" if problem.bits <= 5 else "vblast"
     info: dict[str, Any] = {"ordering": ordering, "dead_inputs": int(n - idx.size)}
@@ -306,14 +312,21 @@ def solve_exact(
     obj = problem.error(w)
     lower = float(min(certified_bound(b, s), obj))
     if limit_hit is not None and use_dual:
-        from .lagrangian import certified_root_bound
+        if time_limit is None:  # a node limit: the plain bound, no time to spend on cuts
+            from .lagrangian import certified_root_bound
 
-        rem = None if time_limit is None else max(0.01, t0 + float(time_limit)
-                                                  - time.perf_counter())
-        db, dr = certified_root_bound(Hl, cl, lo, hi, time_limit=rem)
+            db, dr = certified_root_bound(Hl, cl, lo, hi)
+            info["lagrangian_seconds"] = dr.seconds
+        else:
+            from .lattice_cuts import cut_bound
+
+            rem = max(0.01, t0 + float(time_limit) - time.perf_counter())
+            db, dr, cuts = cut_bound(Hl, cl, lo, hi, time_limit=rem)
+            info["lagrangian_seconds"] = cuts["seconds"]
+            info["plain_lagrangian_bound"] = certified_bound(cuts["plain_bound"], s)
+            info["cut_rounds"], info["cut_directions"] = cuts["rounds"], cuts["directions"]
         info["search_bound"] = lower
         info["lagrangian_bound"] = certified_bound(db, s)
-        info["lagrangian_seconds"] = dr.seconds
         lower = float(min(max(lower, certified_bound(db, s)), obj))
     if limit_hit is Status.TIME_LIMIT and use_sdp:
         from .sdp import solve_sdp

@@ -21,19 +21,10 @@ Lagrangian duality, which holds for *any* ``λ, μ >= 0``: for every feasible in
          = xᵀQx + bᵀx + k,
     Q = H + diag(μ − λ),  b = −2Hĉ + λ − μ∘(l + u),  k = ĉᵀHĉ + Σμ_i l_i u_i,
 
-so ``f* >= min_x L(x) = k − ¼ bᵀQ⁻¹b`` whenever ``Q ≻ 0``. The solver's multipliers are made
-exactly usable: negative entries are clipped to 0, and ``μ`` is raised by a shift ``t`` so that
-the computed smallest eigenvalue of ``Q`` is at least ``2e + 1e-9·tr(H)/n``, where
-``e = 4n·u·‖Q‖`` bounds the backward error of the symmetric eigensolver. The formula
-``k − ¼bᵀQ⁻¹b`` is *not* evaluated (it cancels badly for ill-conditioned ``H``). Instead, with
-``x̃`` the computed minimiser (two steps of refinement), ``r = ∇L(x̃)`` and
-``λ_lo = λ_min(Q) − e − 2u·max|μ − λ|`` (computed eigenvalue minus its backward error and the
-rounding of ``Q``'s diagonal),
-
-    min_x L(x) = L(x̃) − ¼ rᵀQ⁻¹r >= L(x̃) − ‖r‖² / (4 λ_lo),
-
-where ``L(x̃)`` and ``r`` are evaluated in long double and their rounding error bounds
-(``2γ_{n+8}`` of long double times the sums of absolute terms) subtracted / added. If the
+so ``f* >= min_x L(x) = k − ¼ bᵀQ⁻¹b`` whenever ``Q ≻ 0``. The solver's multipliers are
+certified by :func:`solvers.quant.dual_certificate.dual_bound`: negative entries clipped to 0,
+``μ`` shifted until ``Q`` is provably positive definite, and ``min L`` bounded from a refined
+minimiser evaluated in long double (the cancelling closed form is never used). If the
 solver fails, ``λ = μ = 0`` gives the trivial bound 0 (``μ`` is then only the shift).
 
 The upper bound comes from randomized rounding (Park & Boyd): samples ``x ~ N(x̂, Ẑ − x̂x̂ᵀ)``
@@ -51,6 +42,7 @@ import numpy as np
 
 from ..problem import ProblemError, QuantProblem
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
+from .dual_certificate import dual_bound
 from .factor import live_inputs
 from .incumbents import objective, one_opt, rtn
 
@@ -58,94 +50,6 @@ log = logging.getLogger(__name__)
 _U = np.finfo(np.float64).eps / 2
 
 SOLVERS = ("CLARABEL", "SCS")
-
-
-def dual_bound(H: np.ndarray, chat: np.ndarray, l: np.ndarray, u: np.ndarray,
-               lam: np.ndarray, mu: np.ndarray) -> tuple[float, float]:
-    """Certified ``min_x L(x)`` for multipliers ``lam, mu`` (see the module docstring).
-
-    Returns ``(bound, shift)`` in grid units; ``shift`` is what was added to ``mu``. The bound is
-    valid for the target ``ĉ`` as given (exact arithmetic on the float inputs).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> H = np.eye(2); chat = np.array([0.5, 0.5]); l = np.array([-2.0, -2.0]); u = -l + 1
-    >>> b, _ = dual_bound(H, chat, l, u, np.array([1.0, 1.0]), np.zeros(2))
-    >>> round(b, 6)   # each coordinate pays (1/2)² at least: 0.25 + 0.25
-    0.5
-    """
-    n = H.shape[0]
-    lam = np.maximum(np.nan_to_num(lam, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
-    mu = np.maximum(np.nan_to_num(mu, nan=0.0, posinf=0.0, neginf=0.0), 0.0)
-    floor = 1e-9 * max(float(np.trace(H)) / n, np.finfo(float).tiny)
-    shift = 0.0
-    for _ in range(5):
-        Q = H + np.diag(mu + shift - lam)
-        Lam = np.linalg.eigvalsh(Q)
-        e = 4.0 * n * _U * float(np.max(np.abs(Lam)))
-        need = 2.0 * e + floor
-        if Lam[0] >= need:
-            break
-        shift += need - Lam[0]
-    mu = mu + shift
-    return _certified_min(H, chat, l, u, lam, mu), shift
-
-
-def _certified_min(H, chat, l, u, lam, mu) -> float:
-    """Proved lower bound on ``min_x L(x)``, ``L(x) = f(x) − Σλ_i x_i(x_i − 1)
-    − Σμ_i(x_i − l_i)(u_i − x_i)``, ``f(x) = (x − ĉ)ᵀH(x − ĉ)``, for ``λ, μ >= 0``.
-
-    ``L`` is quadratic with Hessian ``2Q``, ``Q = H + diag(μ − λ)``; for any point ``x̃`` with
-    gradient ``r = ∇L(x̃)``, ``min L = L(x̃) − ¼rᵀQ⁻¹r >= L(x̃) − ‖r‖²/(4λ_min(Q))``. ``x̃`` is
-    the float solution of ``∇L = 0`` refined twice; ``L(x̃)`` and ``r`` are evaluated in long
-    double with the standard error bounds of dot products (``γ_k = ku/(1 − ku)`` of long double,
-    times 2) subtracted; ``λ_min(Q)`` is LAPACK's computed value minus its backward error
-    ``4n·u·‖Q‖`` and the rounding of ``μ − λ``. No cancellation in ``k − ¼bᵀQ⁻¹b`` is trusted,
-    so the bound holds for ill-conditioned ``H`` too. Returns ``-inf`` if ``Q`` cannot be
-    proved positive definite.
-    """
-    n = H.shape[0]
-    dq = mu - lam
-    Q = H + np.diag(dq)
-    Lam = np.linalg.eigvalsh(Q)
-    lam_lo = (float(Lam[0]) - 4.0 * n * _U * float(np.max(np.abs(Lam)))
-              - 2.0 * _U * float(np.max(np.abs(dq))))
-    if not lam_lo > 0.0:
-        return -np.inf
-    ld = np.longdouble
-    u_ld = float(np.finfo(ld).eps) / 2
-    g = 2.0 * (n + 8) * u_ld / (1.0 - (n + 8) * u_ld)
-    Hl, cl, lmb, mul = H.astype(ld), chat.astype(ld), lam.astype(ld), mu.astype(ld)
-    ll, ul = l.astype(ld), u.astype(ld)
-
-    def grad(x):
-        d = x - cl
-        Hd = Hl @ d
-        return d, Hd, 2 * Hd - lmb * (2 * x - 1) - mul * (ll + ul - 2 * x)
-
-    # ∇L(x) = 2Qx − 2Hĉ + λ − μ(l + u): solve, then refine with long-double residuals
-    b = -2.0 * (H @ chat) + lam - mu * (l + u)
-    try:
-        x = np.linalg.solve(Q, -0.5 * b)
-        for _ in range(2):
-            _, _, r = grad(x.astype(ld))
-            x = x - np.linalg.solve(Q, 0.5 * r.astype(np.float64))
-    except np.linalg.LinAlgError:  # pragma: no cover - Q was proved positive definite
-        return -np.inf
-    xl = x.astype(ld)
-    d, Hd, r = grad(xl)
-    absd = np.abs(d)
-    aHd = np.abs(Hl) @ absd
-    pen_l = lmb * xl * (xl - 1)
-    pen_m = mul * (xl - ll) * (ul - xl)
-    Lval = d @ Hd - np.sum(pen_l) - np.sum(pen_m)
-    errL = g * (absd @ aHd + np.sum(np.abs(pen_l)) + np.sum(np.abs(pen_m))) + u_ld * abs(Lval)
-    err_r = g * (2 * aHd + lmb * np.abs(2 * xl - 1) + mul * np.abs(ll + ul - 2 * xl))
-    rn = float(np.sqrt(np.sum(r * r))) * (1 + 1e-12) + float(np.sqrt(np.sum(err_r * err_r)))
-    val = float(Lval - errL) - rn * rn / (4.0 * lam_lo) * (1 + 1e-12)
-    # float(Lval − errL) rounds to nearest: step one ulp down
-    return float(np.nextafter(val, -np.inf))
 
 
 def solve_sdp(

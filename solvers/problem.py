@@ -170,8 +170,8 @@ class QuantProblem(_ChannelProblem):
     >>> p = QuantProblem(np.eye(2), np.array([0.3, -0.8]), scale=0.5, bits=2)
     >>> p.zmin, p.zmax
     (-2, 1)
-    >>> p.error(p.scale * np.array([1, -2]))
-    0.09999999999999998
+    >>> round(p.error(p.scale * np.array([1, -2])), 12)     # (0.5 − 0.3)² + (−1 + 0.8)²
+    0.08
     """
 
     scale: float = 1.0

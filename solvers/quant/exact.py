@@ -75,8 +75,10 @@ LNS_LONG_N = 96
 #: beside it (most problems at n = 32 are done before; ill-conditioned ones never are)
 REDUCE_AFTER_NODES = 20_000
 #: share of the time limit (at most ``DUAL_RESERVE_MAX`` s) kept back for the Lagrangian bound
-#: and its dual-lattice cuts (:mod:`solvers.quant.lattice_cuts`) when the search stops
-DUAL_RESERVE, DUAL_RESERVE_MAX = 0.2, 15.0
+#: and its dual-lattice cuts (:mod:`solvers.quant.lattice_cuts`) when the search stops; from
+#: ``LNS_LONG_N`` live inputs (the search never finishes, the neighbourhood search's gains level
+#: off within seconds, the cuts keep gaining) ``DUAL_RESERVE_LONG``
+DUAL_RESERVE, DUAL_RESERVE_LONG, DUAL_RESERVE_MAX = 0.2, 0.4, 30.0
 
 
 def solve_exact(
@@ -127,8 +129,8 @@ def solve_exact(
         bound (:mod:`solvers.quant.lagrangian`, no cvxpy) and report the larger bound. With a
         ``time_limit`` the rest of the time goes to rounds of dual-lattice tangents
         (:mod:`solvers.quant.lattice_cuts`), which strengthen it; on a node limit alone the
-        plain bound is computed. ``"auto"``: for 48–512 live inputs, with ``min(15 s, 20 %)``
-        of ``time_limit`` kept back for it. ``True``: for any ``n``.
+        plain bound is computed. ``"auto"``: for 48–512 live inputs, with ``min(30 s, 20 %)``
+        of ``time_limit`` kept back for it (40 % from 96 live inputs). ``True``: for any ``n``.
     neighbourhood : {"auto", True, False}
         With a ``time_limit``: if the search has not finished after ``min(2 s, 20 %)`` of it,
         improve the incumbent by large-neighbourhood search (:mod:`solvers.quant.neighbourhood`,
@@ -185,7 +187,8 @@ def solve_exact(
     use_dual = lagrangian is True or (lagrangian == "auto"
                                       and LAGRANGIAN_MIN_N <= idx.size <= LAGRANGIAN_MAX_N)
     if use_dual and deadline is not None:
-        deadline -= min(DUAL_RESERVE_MAX, DUAL_RESERVE * max(0.0, float(time_limit)))
+        share = DUAL_RESERVE_LONG if idx.size >= LNS_LONG_N else DUAL_RESERVE
+        deadline -= min(DUAL_RESERVE_MAX, share * max(0.0, float(time_limit)))
     if ordering == "auto":
         ordering = "box" if problem.bits <= 5 else "vblast"
     info: dict[str, Any] = {"ordering": ordering, "dead_inputs": int(n - idx.size)}

@@ -13,7 +13,8 @@ Algorithm (a cutting-plane loop on the SDP, in its Lagrangian dual form)
 ------------------------------------------------------------------------
 1. A *pool* of candidate directions (:func:`direction_pool`): the dual basis ``Z⁻¹`` of an
    LLL-reduced primal basis, an LLL-reduced basis of the dual lattice itself, and the sums and
-   differences of pairs of the shortest of those (ranked by ``wᵀH⁻¹w``).
+   differences of pairs of the shortest of those (ranked by ``wᵀH⁻¹w``); when no direction of
+   it is violated any more, a larger one (:func:`extend_pool`: mostly three-term combinations).
 2. Solve the dual with the unit tangents only (the Park–Boyd bound).
 3. On the barrier's central path the SDP's primal matrix is ``X = x xᵀ + S`` (``S = t·Q_n⁻¹``,
    :attr:`~solvers.quant.lagrangian.DualResult.spread`); the tangent along ``w`` at
@@ -46,6 +47,13 @@ from .lattice_reduction import MAX_ENTRY, lll_basis
 
 #: candidates combined pairwise (the shortest of the bases)
 PAIR_BASE = 96
+#: :func:`extend_pool`: combinations of this many shortest pool vectors with the unit vectors
+#: and this many shortest pool vectors
+EXTEND_FIRST, EXTEND_SECOND = 300, 64
+#: ... at most this many integers formed (memory: the first count shrinks for large n)
+EXTEND_MAX_ENTRIES = 20_000_000
+#: ... only when at least this many seconds are left
+EXTEND_MIN_SECONDS = 1.0
 #: directions added per round, as a multiple of n
 PER_ROUND = 1.0
 #: least violation (in units of the tangent's value, at most 1/4) for a direction to be added
@@ -54,12 +62,19 @@ MIN_VIOLATION = 1e-3
 
 def _canonical(W: np.ndarray) -> np.ndarray:
     """Rows without zeros and unit vectors, sign fixed (first non-zero positive), unique."""
-    W = np.asarray(W, dtype=np.int64)
+    W = np.asarray(W)
     W = W[np.count_nonzero(W, axis=1) > 1]
     if W.shape[0] == 0:
-        return W
+        return W.astype(np.int64)
     first = W[np.arange(W.shape[0]), np.argmax(W != 0, axis=1)]
-    return np.unique(W * np.sign(first)[:, None], axis=0)
+    W = (W * np.sign(first)[:, None]).astype(np.int64)
+    # unique rows by a random 64-bit hash (wrapping arithmetic); a collision could only drop a
+    # candidate, never make a bound wrong
+    key = np.random.default_rng(0).integers(1, 2**62, W.shape[1], dtype=np.int64)
+    with np.errstate(over="ignore"):
+        h = W @ key
+    _, keep = np.unique(h, return_index=True)
+    return W[np.sort(keep)]
 
 
 def direction_pool(H: np.ndarray, *, pair_base: int = PAIR_BASE) -> np.ndarray:
@@ -80,33 +95,60 @@ def direction_pool(H: np.ndarray, *, pair_base: int = PAIR_BASE) -> np.ndarray:
     n = H.shape[0]
     if n < 2:
         return np.zeros((0, n), dtype=np.int64)
-    H = np.asarray(H, dtype=np.float64)
-    R, rank = ordered_cholesky(H, np.arange(n))
-    if rank < n:
-        delta = 1e-3 * max(float(np.trace(H)) / n, np.finfo(float).tiny)
-        R, rank = ordered_cholesky(H + delta * np.eye(n), np.arange(n))
-        if rank < n:  # pragma: no cover - H + δI is positive definite
-            return np.zeros((0, n), dtype=np.int64)
+    R, Rinv_t = _factors(H)
     parts = []
     basis = lll_basis(R)
     if basis is not None:
         parts.append(basis[1])  # rows of Z⁻¹: the dual basis of the reduced primal basis
     # the dual lattice: H⁻¹ = R⁻¹R⁻ᵀ; T = flip(R⁻ᵀ) is upper triangular with TᵀT = P H⁻¹ P
-    Rinv_t = solve_triangular(R, np.eye(n), trans="T", lower=False)
     T = np.ascontiguousarray(Rinv_t[::-1, ::-1])
     dual = lll_basis(T)
     if dual is not None:
         parts.append(dual[0].T[:, ::-1])  # columns of Z_d, back from the flipped order
-    if not parts:
-        return np.zeros((0, n), dtype=np.int64)
     base = np.vstack(parts + [np.eye(n, dtype=np.int64)])
-    cost = _dual_norms(Rinv_t, base)
-    top = base[np.argsort(cost, kind="stable")[:pair_base]]
-    pairs = np.concatenate([(top[:, None, :] + top[None, :, :]).reshape(-1, n),
-                            (top[:, None, :] - top[None, :, :]).reshape(-1, n)])
-    pool = _canonical(np.vstack([base, pairs]))
-    pool = pool[np.max(np.abs(pool), axis=1) <= MAX_ENTRY]
-    return pool[np.argsort(_dual_norms(Rinv_t, pool), kind="stable")]
+    top = base[np.argsort(_dual_norms(Rinv_t, base), kind="stable")[:pair_base]]
+    return _sorted(Rinv_t, np.vstack([base, _combinations(top, top)]))
+
+
+def extend_pool(H: np.ndarray, pool: np.ndarray, *, first: int = EXTEND_FIRST,
+                second: int = EXTEND_SECOND) -> np.ndarray:
+    """A larger pool: ``pool`` and the sums and differences of its ``first`` shortest vectors
+    with the unit vectors and its ``second`` shortest (mostly three-term combinations), shortest
+    first. :func:`cut_bound` turns to it when no direction of ``pool`` is violated any more.
+    """
+    n = H.shape[0]
+    if n < 2 or pool.shape[0] == 0:
+        return pool
+    _, Rinv_t = _factors(H)
+    other = np.vstack([np.eye(n, dtype=np.int64), pool[:second]])
+    first = max(1, min(first, EXTEND_MAX_ENTRIES // (2 * n * other.shape[0])))
+    return _sorted(Rinv_t, np.vstack([pool, _combinations(pool[:first], other)]))
+
+
+def _factors(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(R, R⁻ᵀ)`` with ``RᵀR = H`` (of ``H + δI`` when ``H`` is singular)."""
+    n = H.shape[0]
+    H = np.asarray(H, dtype=np.float64)
+    R, rank = ordered_cholesky(H, np.arange(n))
+    if rank < n:
+        delta = 1e-3 * max(float(np.trace(H)) / n, np.finfo(float).tiny)
+        R, _ = ordered_cholesky(H + delta * np.eye(n), np.arange(n))
+    return R, solve_triangular(R, np.eye(n), trans="T", lower=False)
+
+
+def _combinations(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Every ``a + b`` and ``a − b`` (int32 while formed: entries stay far below 2¹⁵)."""
+    A32, B32 = A.astype(np.int32), B.astype(np.int32)
+    n = A.shape[1]
+    return np.concatenate([(A32[:, None, :] + B32[None, :, :]).reshape(-1, n),
+                           (A32[:, None, :] - B32[None, :, :]).reshape(-1, n)])
+
+
+def _sorted(Rinv_t: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """:func:`_canonical` rows within ``MAX_ENTRY``, shortest in ``wᵀH⁻¹w`` first."""
+    W = _canonical(W)
+    W = W[np.max(np.abs(W), axis=1) <= MAX_ENTRY] if W.shape[0] else W
+    return W[np.argsort(_dual_norms(Rinv_t, W), kind="stable")]
 
 
 def _dual_norms(Rinv_t: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -123,7 +165,7 @@ def violations(pool: np.ndarray, r: DualResult) -> np.ndarray:
     if r.spread is None:
         return phi
     P = pool.astype(np.float64)
-    return phi - np.einsum("ij,jk,ik->i", P, r.spread, P)
+    return phi - np.sum((P @ r.spread) * P, axis=1)
 
 
 def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: float,
@@ -165,7 +207,7 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
     if pool is None:
         pool = direction_pool(H)
     per_round = max(1, int(per_round if per_round is not None else PER_ROUND * n))
-    rounds = 0
+    rounds, extended = 0, False
     used: set[bytes] = set()
     while pool.shape[0] and time.perf_counter() < deadline - 0.02:
         v = violations(pool, r)
@@ -174,7 +216,10 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
         pick = np.argsort(-v, kind="stable")[:per_round]
         pick = pick[v[pick] > MIN_VIOLATION]
         if pick.size == 0:
-            break
+            if extended or deadline - time.perf_counter() < EXTEND_MIN_SECONDS:
+                break
+            pool, extended = extend_pool(H, pool), True
+            continue
         for i in pick:
             used.add(pool[i].tobytes())
         W = pool[pick] if r.W is None else np.vstack([r.W, pool[pick]])

@@ -131,7 +131,7 @@ def reduced_search(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z0: np.ndarra
     >>> c = np.linspace(-2.3, 2.6, 6)
     >>> rs = reduced_search(H, c, -8, 7, np.clip(np.rint(c), -8, 7).astype(np.int64))
     >>> z = rs.codes
-    >>> rs.done and rs.bound() <= (z - c) @ H @ (z - c)
+    >>> bool(rs.done and rs.bound() <= (z - c) @ H @ (z - c))
     True
     """
     rs = ReducedSearch.build(H, c, lo, hi, z0)

@@ -12,7 +12,7 @@ from solvers import QuantProblem, Status
 from solvers.quant.dual_certificate import dual_bound
 from solvers.quant.exact import solve_exact
 from solvers.quant.lagrangian import certified_root_bound, maximize_dual
-from solvers.quant.lattice_cuts import cut_bound, direction_pool, violations
+from solvers.quant.lattice_cuts import cut_bound, direction_pool, extend_pool, violations
 
 
 def _shifted(p):
@@ -106,6 +106,11 @@ def test_direction_pool_shape_and_order():
     Hi = np.linalg.inv(p.H)
     norms = np.einsum("ij,jk,ik->i", pool, Hi, pool)
     assert np.all(np.diff(norms) >= -1e-9 * norms[1:])  # shortest dual vectors first
+    big = extend_pool(p.H, pool)
+    assert big.shape[0] > pool.shape[0] and big.dtype == np.int64
+    assert {r.tobytes() for r in pool} <= {r.tobytes() for r in big}
+    bn = np.einsum("ij,jk,ik->i", big, Hi, big)
+    assert np.all(np.diff(bn) >= -1e-9 * bn[1:])
     # singular H: still a pool (of H + δI)
     x = rng.standard_normal(6)
     assert direction_pool(np.outer(x, x)).shape[0] > 0

@@ -58,6 +58,10 @@ EXTEND_MIN_SECONDS = 1.0
 PER_ROUND = 1.0
 #: least violation (in units of the tangent's value, at most 1/4) for a direction to be added
 MIN_VIOLATION = 1e-3
+#: barrier tolerance of a round's dual solve: stops when the barrier's duality gap is below
+#: this share of the value (a bound at most ~0.0004 dB weaker than at 1e-7, measured equal or
+#: better at n = 32 in the same time because more rounds fit)
+ROUND_TOL = 1e-4
 
 
 def _canonical(W: np.ndarray) -> np.ndarray:
@@ -202,7 +206,9 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
     t0 = time.perf_counter()
     deadline = t0 + float(time_limit)
     n = H.shape[0]
-    r = first if first is not None else maximize_dual(H, c, lo, hi, time_limit=0.5 * time_limit)
+    # the plain bound first, with the whole budget if it needs it (it converges in 0.03–0.3 s at
+    # n = 32–128; it is what a short budget must not lose)
+    r = first if first is not None else maximize_dual(H, c, lo, hi, time_limit=time_limit)
     best, plain = r, r.bound
     if pool is None:
         pool = direction_pool(H)
@@ -223,7 +229,7 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
         for i in pick:
             used.add(pool[i].tobytes())
         W = pool[pick] if r.W is None else np.vstack([r.W, pool[pick]])
-        r = maximize_dual(H, c, lo, hi, directions=W,
+        r = maximize_dual(H, c, lo, hi, directions=W, tol=ROUND_TOL,
                           time_limit=max(0.01, deadline - time.perf_counter()))
         rounds += 1
         if r.bound > best.bound:

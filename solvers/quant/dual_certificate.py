@@ -97,7 +97,7 @@ def dual_bound(H: np.ndarray, chat: np.ndarray, l: np.ndarray, u: np.ndarray,
         nu = clean(np.asarray(nu, dtype=np.float64))
     else:
         W = a = nu = None
-    G, _ = _direction_parts(W, nu, n)
+    G, ga = _direction_parts(W, nu, n)
     floor = 1e-9 * max(float(np.trace(H)) / n, np.finfo(float).tiny)
     shift = 0.0
     for _ in range(5):
@@ -109,16 +109,15 @@ def dual_bound(H: np.ndarray, chat: np.ndarray, l: np.ndarray, u: np.ndarray,
             break
         shift += need - Lam[0]
     mu = mu + shift
-    return _certified_min(H, chat, l, u, lam, mu, W, a, nu), shift
+    return _certified_min(H, chat, l, u, lam, mu, W, a, nu, G, ga), shift
 
 
-def _certified_min(H, chat, l, u, lam, mu, W, a, nu) -> float:
+def _certified_min(H, chat, l, u, lam, mu, W, a, nu, G, ga) -> float:
     """Proved lower bound on ``min_x L(x)`` (module docstring); ``-inf`` if ``Q`` cannot be
-    proved positive definite."""
+    proved positive definite. ``G, ga`` from :func:`_direction_parts`."""
     n = H.shape[0]
     m = 0 if W is None else W.shape[0]
     dq = mu - lam
-    G, ga = _direction_parts(W, nu, n)
     Q = H + np.diag(dq) - G
     Lam = np.linalg.eigvalsh(Q)
     lam_lo = (float(Lam[0]) - 4.0 * n * _U * float(np.max(np.abs(Lam)))

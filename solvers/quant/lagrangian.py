@@ -218,7 +218,7 @@ def _newton(H, chat, l, u, th, t, D, *, t_min=0.0, max_iter=200, deadline=None, 
 
 
 def maximize_dual(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *,
-                  directions: np.ndarray | None = None, x_ref: np.ndarray | None = None,
+                  directions: np.ndarray | None = None,
                   time_limit: float | None = None, max_iter: int = 200,
                   tol: float = 1e-7) -> DualResult:
     """Maximise the Lagrangian dual ``g(λ, μ[, ν])`` and return a certified bound.
@@ -231,13 +231,11 @@ def maximize_dual(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *,
     lo, hi : the integer box.
     directions : (m, n) integer array, optional
         Extra integrality tangents ``(w_kᵀx − a_k)(w_kᵀx − a_k − 1) >= 0`` along these rows
-        (:mod:`solvers.quant.dual_certificate`), each at ``a_k = floor(w_kᵀx_ref)``, clipped
-        to the range of ``w_kᵀx`` on the box.
-    x_ref : (n,) point in shifted units (``x = z − a``) for the tangent points, optional;
-        default ``ĉ``, the continuous optimum. (:mod:`solvers.quant.lattice_cuts` measured
-        tangents at ``ĉ`` as good as or better than at the previous round's minimiser, and
-        warm starts from a previous round's multipliers 0.1–0.6 dB worse than cold starts at
-        ``n = 32``: the barrier restarts near the boundary of ``Q ⪰ 0``.)
+        (:mod:`solvers.quant.dual_certificate`), each at ``a_k = floor(w_kᵀĉ)`` (the
+        continuous optimum), clipped to the range of ``w_kᵀx`` on the box. Solved from a cold
+        start: :mod:`solvers.quant.lattice_cuts` measured tangents at ``ĉ`` as good as at a
+        previous round's minimiser, and warm starts 0.1–0.6 dB worse at ``n = 32`` (the barrier
+        restarts near the boundary of ``Q ⪰ 0``).
     time_limit : seconds; the multipliers reached when it expires are certified.
     max_iter : Newton steps in all.
     tol : stop when the barrier weight times the number of barrier terms is below
@@ -275,7 +273,7 @@ def maximize_dual(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *,
     D = None
     if directions is not None and len(directions):
         Wn = np.asarray(directions, dtype=np.int64)
-        D = _Directions(Wn, _tangent_points(Wn, chat if x_ref is None else x_ref, l, u))
+        D = _Directions(Wn, _tangent_points(Wn, chat, l, u))
         wn = np.sum(D.Wf**2, axis=1)
         th = np.concatenate([th, 0.5 * eps / (D.m * wn)])  # ‖WᵀνW‖ <= ε/2
     deadline = None if time_limit is None else t0 + time_limit

@@ -216,20 +216,20 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
         pool = direction_pool(H)
     per_round = max(1, int(per_round if per_round is not None else PER_ROUND * n))
     rounds, extended = 0, False
-    used: set[bytes] = set()
+    taken = np.zeros(pool.shape[0], dtype=bool)  # pool rows already in the dual
     while pool.shape[0] and time.perf_counter() < deadline - 0.02:
         v = violations(pool, r)
-        fresh = np.array([row.tobytes() not in used for row in pool])
-        v[~fresh] = -np.inf
+        v[taken] = -np.inf
         pick = np.argsort(-v, kind="stable")[:per_round]
         pick = pick[v[pick] > MIN_VIOLATION]
         if pick.size == 0:
             if extended or deadline - time.perf_counter() < EXTEND_MIN_SECONDS:
                 break
+            used = set() if r.W is None else {row.tobytes() for row in r.W}
             pool, extended = extend_pool(H, pool), True
+            taken = np.array([row.tobytes() in used for row in pool], dtype=bool)
             continue
-        for i in pick:
-            used.add(pool[i].tobytes())
+        taken[pick] = True
         W = pool[pick] if r.W is None else np.vstack([r.W, pool[pick]])
         r = maximize_dual(H, c, lo, hi, directions=W, tol=ROUND_TOL,
                           time_limit=max(0.01, deadline - time.perf_counter()))

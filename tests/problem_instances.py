@@ -61,6 +61,24 @@ def random_prune_problem(
     return PruneProblem(random_hessian(rng, n, kind), w0, k=k, **kw)
 
 
+def rounding_tol(H: np.ndarray, w0: np.ndarray, w: np.ndarray | None = None,
+                 rtol: float = 1e-12) -> float:
+    """An absolute tolerance for comparing two computations of ``(w − w0)ᵀH(w − w0)``.
+
+    Both are sums of products whose rounding error scales with ``|d|ᵀ|H||d|`` (``d = w − w0``)
+    and with the terms cancelled to form ``d`` (``|w0|ᵀ|H||w0|``), not with the (possibly tiny)
+    error itself; ``rtol`` times that scale covers float64 rounding for any summation order.
+    """
+    a = np.abs(np.asarray(H, dtype=float))
+    x = np.abs(np.asarray(w0, dtype=float))
+    scale = float(x @ a @ x)
+    if w is not None:
+        d = np.abs(np.asarray(w, dtype=float) - w0)
+        y = np.abs(np.asarray(w, dtype=float))
+        scale += float(d @ a @ d) + float(y @ a @ y)
+    return rtol * scale
+
+
 def brute_force_quant(p: QuantProblem, radius: int | None = None) -> tuple[float, np.ndarray]:
     """Least error over the whole grid (or, with ``radius``, over codes within ``radius`` of
     round-to-nearest, still clipped to the grid). Exhaustive: keep ``(levels)^n`` small."""

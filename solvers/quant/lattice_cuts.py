@@ -38,6 +38,7 @@ programming (e.g. Cook, Kannan & Schrijver 1990); here they enter the lifted (SD
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -174,15 +175,19 @@ def violations(pool: np.ndarray, r: DualResult) -> np.ndarray:
     return phi - np.sum((P @ r.spread) * P, axis=1)
 
 
-def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: float,
-              pool: np.ndarray | None = None, per_round: int | None = None,
-              first: DualResult | None = None) -> tuple[float, DualResult, dict]:
+def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: float | None,
+              max_rounds: int | None = None, pool: np.ndarray | None = None,
+              per_round: int | None = None, first: DualResult | None = None
+              ) -> tuple[float, DualResult, dict]:
     """The Lagrangian bound strengthened by dual-lattice tangents, within ``time_limit``.
 
     Parameters
     ----------
     H, c, lo, hi : the problem in grid units (``c = w0/s``).
-    time_limit : seconds for everything (the plain bound, the pool, the rounds).
+    time_limit : seconds for everything (the plain bound, the pool, the rounds); ``None``: no
+        limit (the rounds stop when no candidate direction is violated, or at ``max_rounds``).
+    max_rounds : at most this many cut rounds (``None``: no limit). With ``time_limit=None`` the
+        result is deterministic (the same on a busy machine as on an idle one).
     pool : candidate directions (default :func:`direction_pool`).
     per_round : directions added per round (default ``n``).
     first : the plain bound's result, if already computed.
@@ -206,7 +211,7 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
     (True, True)
     """
     t0 = time.perf_counter()
-    deadline = t0 + float(time_limit)
+    deadline = math.inf if time_limit is None else t0 + float(time_limit)
     n = H.shape[0]
     # the plain bound first, with the whole budget if it needs it (it converges in 0.03–0.3 s at
     # n = 32–128; it is what a short budget must not lose)
@@ -217,7 +222,8 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
     per_round = max(1, int(per_round if per_round is not None else PER_ROUND * n))
     rounds, extended = 0, False
     taken = np.zeros(pool.shape[0], dtype=bool)  # pool rows already in the dual
-    while pool.shape[0] and time.perf_counter() < deadline - 0.02:
+    while (pool.shape[0] and time.perf_counter() < deadline - 0.02
+           and (max_rounds is None or rounds < max_rounds)):
         v = violations(pool, r)
         v[taken] = -np.inf
         pick = np.argsort(-v, kind="stable")[:per_round]
@@ -232,7 +238,8 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
         taken[pick] = True
         W = pool[pick] if r.W is None else np.vstack([r.W, pool[pick]])
         r = maximize_dual(H, c, lo, hi, directions=W, tol=ROUND_TOL,
-                          time_limit=max(0.01, deadline - time.perf_counter()))
+                          time_limit=None if time_limit is None
+                          else max(0.01, deadline - time.perf_counter()))
         rounds += 1
         if r.bound > best.bound:
             best = r

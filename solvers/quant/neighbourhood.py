@@ -52,7 +52,7 @@ def _window_solve(Hw: np.ndarray, t: np.ndarray, lo: int, hi: int, z0: np.ndarra
 def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
             time_limit: float = 1.0, window: int = 24, max_window: int = 48,
             max_nodes: int = 200_000, patience: int | None = None, restarts: bool = False,
-            seed: int = 0) -> tuple[np.ndarray, dict]:
+            seed: int = 0, max_windows: int | None = None) -> tuple[np.ndarray, dict]:
     """Improve the codes ``z`` of ``min (z − c)ᵀH(z − c)`` on the box by window re-solves.
 
     Parameters
@@ -70,6 +70,9 @@ def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
         ``window`` variables moved by ±1) and search on from there until ``time_limit``
         (iterated local search; the best point over all restarts is returned).
     seed : randomness of the window choice.
+    max_windows : stop after this many window searches (``None``: no limit). Everything but the
+        clock is deterministic, so a run that ends on this limit or on ``patience`` gives the
+        same codes on a busy machine as on an idle one.
 
     Returns
     -------
@@ -102,7 +105,8 @@ def improve(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z: np.ndarray, *,
     wmax = int(min(max(w, max_window), n))
     w0 = w
     zbest, vbest = z, best
-    while time.perf_counter() - t0 < time_limit:
+    while time.perf_counter() - t0 < time_limit and (max_windows is None
+                                                      or windows < max_windows):
         if w < wmax and fails >= n:
             w, fails = min(w + 8, wmax), 0
         if w >= wmax and fails >= patience:

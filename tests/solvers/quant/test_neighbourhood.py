@@ -32,7 +32,8 @@ def test_improves_a_bad_start_and_feeds_the_search():
     p = random_quant_problem(rng, 60, 4, "corr")
     c = p.w0 / p.scale
     z0 = np.zeros(60, dtype=np.int64)
-    z, st = improve(p.H, c, p.zmin, p.zmax, z0, time_limit=0.5, seed=1)
+    z, st = improve(p.H, c, p.zmin, p.zmax, z0, time_limit=600.0, max_windows=20, seed=1)
+    assert st["windows"] == 20  # the window budget, not the clock, ended it
     assert st["end"] < st["start"] and st["improvements"] > 0
     r = solve_exact(p, time_limit=1.5, neighbourhood=True)
     assert r.status in (Status.TIME_LIMIT, Status.OPTIMAL)

@@ -143,13 +143,3 @@ def test_exact_reports_the_cut_bound_on_a_time_limit():
                                     r.objective)
     b, _ = certified_root_bound(p.H, p.w0 / p.scale, p.zmin, p.zmax)
     assert p.scale**2 * b <= r.objective
-
-
-@pytest.mark.parametrize("module", ["solvers.quant.lattice_cuts", "solvers.quant.lagrangian",
-                                    "solvers.quant.dual_certificate"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    res = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert res.attempted > 0 and res.failed == 0

@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[3] / "benchmarks" / "prune_solvers.py"
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "prune_solvers.py"
 
 
 def test_prune_benchmark_smoke(tmp_path, capsys):

@@ -24,10 +24,12 @@ row keeps its solution; `pqbound report` writes rows.csv / rows.json. See docs/c
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from solvers.whole_channel import CONSTRUCTIONS
+
     from ..compare.accounting import ACCOUNTINGS
     from ..compare.pipeline import DEFAULT_BITS, DEFAULT_LAYERS, CompareConfig
     from ..compare.protocols import PROTOCOLS
-    from ..compare.whole_layer import CONSTRUCTIONS
+
 
     d = CompareConfig()
     p = sub.add_parser(

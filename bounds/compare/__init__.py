@@ -10,6 +10,8 @@ The Python API behind ``pqbound compare`` and ``pqbound report``::
 See docs/compare.md.
 """
 
+from solvers.whole_channel import BlockSplit, allocate_budget, block_split
+
 from .pipeline import (
     DEFAULT_LAYERS,
     CompareConfig,
@@ -19,7 +21,6 @@ from .pipeline import (
 )
 from .report import build_report
 from .store import ResultStore, StoreError
-from .whole_layer import BlockSplit, allocate_budget, block_split
 
 __all__ = [
     "DEFAULT_LAYERS",

@@ -7,8 +7,8 @@ channel and bit width ``b`` it solves
   bound; ``exact`` gives the optimum where it finishes);
 * pruning at the density the accounting rule matches to ``b`` bits (``b/16`` by default) with
   every pruning method, and at each requested N:M pattern;
-* for layers whose chunks are all in the run, the block problems of the whole-layer split
-  (:mod:`bounds.compare.whole_layer`), from which certified bounds on each whole output channel
+* for layers whose chunks are all in the run, the block problems of the whole-channel split
+  (:mod:`solvers.whole_channel`), from which certified bounds on each whole output channel
   follow;
 
 stores every result as it finishes (:class:`~bounds.compare.store.ResultStore`), and derives the
@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from solvers.problem import LayerProblem, ProblemError, density_to_k
+from solvers.problem import LayerProblem, ProblemError, density_to_k, quadratic_error
 from solvers.registry import get_method, methods
+from solvers.whole_channel import BlockSplit, block_split, block_sum_bound, budget_bound
 
 from . import tables
 from .accounting import ACCOUNTINGS, prune_density, zero_fraction
@@ -40,7 +41,6 @@ from .executors import make_executor
 from .protocols import get_protocol
 from .store import ResultStore
 from .tasks import Task, array_hash, pqbound_version, task_key
-from .whole_layer import BlockSplit, allocate_budget, block_split, chunk_bounds, stitched_error
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,7 @@ class LayerPlan:
 
 def plan_layer(layer: str, problem: LayerProblem, cfg: CompareConfig) -> LayerPlan:
     from bounds.scale_choice import choose_scales
+    from layers.hessian import chunk_bounds  # layers' own chunking (imports torch: lazily)
 
     chunks = chunk_bounds(problem.n, cfg.opt_dim)
     rng = np.random.default_rng([cfg.seed, zlib.crc32(layer.encode())])
@@ -390,21 +391,19 @@ def whole_rows(plan: LayerPlan, cfg: CompareConfig, store: ResultStore, run_id: 
                     if any(p is None or p["status"] == "error" or not p.get("weights")
                            for p in parts):
                         continue
-                    err = stitched_error(H, w0, [p["weights"] for p in parts])
+                    w = np.concatenate([np.asarray(p["weights"], dtype=float) for p in parts])
+                    err = quadratic_error(H, w0, w)
                     best = min(best, err)
                     out.append(_derived(plan, model_name, calibration, run_id, ph, c, kind,
                                         f"stitched {m}", comp, bits, norm, err, None, "stitched",
                                         {"from": "chunk solutions evaluated on the full H"},
                                         parts))
-                lb, info = _whole_bound(plan, by, c, kind, comp, bits, split,
-                                        qb if kind == "quant" else pb)
-                if lb is None:
-                    continue
                 obj = best if math.isfinite(best) else None
-                if obj is not None and lb > obj:
-                    # Cannot happen for valid bounds beyond rounding; never store lb > objective.
-                    info["clamped_from"] = lb
-                    lb = obj
+                bound = _whole_bound(plan, by, c, kind, comp, bits, split,
+                                     qb if kind == "quant" else pb, obj)
+                if bound is None:
+                    continue
+                lb, info = bound
                 out.append(_derived(plan, model_name, calibration, run_id, ph, c, kind,
                                     "block-split bound",
                                     comp, bits, norm, obj, lb, "certified", info, None))
@@ -412,44 +411,37 @@ def whole_rows(plan: LayerPlan, cfg: CompareConfig, store: ResultStore, run_id: 
 
 
 def _whole_bound(plan: LayerPlan, by: dict, c: int, kind: str, comp: str, bits: int | None,
-                 split: BlockSplit | None, method: str | None) -> tuple[float | None, dict]:
+                 split: BlockSplit | None, method: str | None, objective: float | None
+                 ) -> tuple[float, dict] | None:
+    """The stored block (or chunk) bounds of channel ``c`` as arrays, through
+    :mod:`solvers.whole_channel`; ``None`` when a needed row is missing or has no bound."""
     if method is None:
-        return None, {}
+        return None
     nchunks = len(plan.chunks)
     if split is None:  # a single chunk: the chunk problem is the whole problem
         r = by.get(("chunk", kind, method, comp, 0, c))
         if nchunks != 1 or r is None or r["lower_bound"] is None:
-            return None, {}
-        return float(r["lower_bound"]), {"construction": "single chunk (B = H)",
-                                         "method": method}
-    info = dict(split.info())
+            return None
+        lb, info = block_sum_bound([float(r["lower_bound"])], objective=objective)
+    elif kind == "quant" or comp.startswith("nm"):
+        rows = [by.get(("block", kind, method, comp, i, c)) for i in range(nchunks)]
+        if any(r is None or r["lower_bound"] is None for r in rows):
+            return None
+        lb, info = block_sum_bound([float(r["lower_bound"]) for r in rows], split,
+                                   objective=objective)
+    else:
+        solved = []
+        for i, (a, b) in enumerate(plan.chunks):
+            known = {}
+            for k in range(1, b - a):
+                r = by.get(("block", kind, method, f"k={k}", i, c))
+                if r is not None and r["lower_bound"] is not None:
+                    known[k] = float(r["lower_bound"])
+            solved.append(known)
+        K = sum(plan.chunk_k(bits, i) for i in range(nchunks))
+        lb, info = budget_bound(split, plan.problem.W0[c], solved, K, objective=objective)
     info["method"] = method
-    if kind == "quant" or comp.startswith("nm"):
-        lbs = []
-        for i in range(nchunks):
-            r = by.get(("block", kind, method, comp, i, c))
-            if r is None or r["lower_bound"] is None:
-                return None, {}
-            lbs.append(float(r["lower_bound"]))
-        info["block_bounds"] = lbs
-        return float(sum(lbs)), info
-    K = sum(plan.chunk_k(bits, i) for i in range(nchunks))
-    tables_ = []
-    for i, (a, b) in enumerate(plan.chunks):
-        n_i = b - a
-        B, w = split.blocks[i], plan.problem.W0[c][a:b]
-        L: list[float | None] = [None] * (n_i + 1)
-        # k = 0: the only feasible point is w = 0, its error is the block optimum.
-        L[0] = max(0.0, float(w @ B @ w)) * (1.0 - 1e-12)
-        L[n_i] = 0.0
-        for k in range(1, n_i):
-            r = by.get(("block", kind, method, f"k={k}", i, c))
-            if r is not None and r["lower_bound"] is not None:
-                L[k] = float(r["lower_bound"])
-        tables_.append(L)
-    value, alloc = allocate_budget(tables_, K)
-    info.update({"budget": K, "allocation": alloc})
-    return value, info
+    return lb, info
 
 
 def _derived(plan: LayerPlan, model: str, calibration: str, run_id: str, ph: str, c: int,

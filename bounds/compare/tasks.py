@@ -5,7 +5,7 @@ process, in a process pool or on a Dask worker alike; :func:`run_task` returns t
 for the results store (never raises: a failing solve becomes a row with status ``error``).
 
 Scopes: ``chunk`` (a chunk of a layer, the paper's problem), ``block`` (a block ``B_i`` of the
-whole-layer split, see :mod:`bounds.compare.whole_layer`; only its lower bound is used) and
+whole-channel split, see :mod:`solvers.whole_channel`; only its lower bound is used) and
 ``whole`` (figures derived for the whole channel, computed on the client).
 """
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from solvers.problem import ProblemError
 
 from . import commands
+from .provenance import pqbound_version
 
 DESCRIPTION = """\
 pqbound: certified bounds and exact optima for pruning vs quantization of neural-network layers.
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv for debug)")
-    parser.add_argument("--version", action="version", version=f"pqbound {_version()}")
+    parser.add_argument("--version", action="version", version=f"pqbound {pqbound_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -63,15 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pqbound: interrupted", file=sys.stderr)
         return 130
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("pqbound")
-    except Exception:  # pragma: no cover - not installed
-        return "unknown"
 
 
 if __name__ == "__main__":  # pragma: no cover

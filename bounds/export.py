@@ -9,8 +9,8 @@ chunk of ``opt_dim`` consecutive inputs of its flattened weight rows::
     error(w) = (w − W0[c])ᵀ H (w − W0[c]) = ‖X w − X W0[c]‖²   (channel c, chunk only)
 
 Each problem's ``meta`` records how it was made (``layer``, ``chunk``, ``input_start``,
-``input_stop``, ``rows``, ``model``, ``protocol``, ``samples``, ``weight_dtype``,
-``calibration`` fingerprint, ``kind`` …), the scale tables of the *whole* layer
+``input_stop``, ``rows``, ``model``, ``protocol`` and its ``unfold`` mode, ``samples``,
+``weight_dtype``, ``calibration`` fingerprint, ``kind`` …), the scale tables of the *whole* layer
 (``scales_mse_tensor``, ``scales_minmax_tensor`` (16,), ``scales_mse_channel``,
 ``scales_minmax_channel`` (16, C), row ``bits − 1``) and the ``dead_inputs`` / ``dead_channels``
 masks.
@@ -44,10 +44,10 @@ from layers.errors import LayerExportError
 from solvers.problem import LayerProblem, ProblemError
 
 from .problem_file import save_problem
+from .protocols import get_protocol
+from .provenance import versions
 
 log = logging.getLogger(__name__)
-
-PROTOCOLS = ("exact", "paper")
 
 
 class LayerInfo(NamedTuple):
@@ -110,9 +110,10 @@ def export_model(
         Split each weight row into consecutive chunks of ``opt_dim`` inputs (the paper used
         32); one chunk per layer when ``None``.
     protocol : {"exact", "paper"}
-        ``exact``: conv patches as the layer computes them (stride, padding and padding mode,
-        dilation, groups); ``paper``: ``unfold(kernel_size)`` alone, as the reference code of
-        Kuzmin et al. 2023 did.
+        The protocol (:mod:`bounds.protocols`) whose unfold mode builds conv patches:
+        ``exact``, as the layer computes them (stride, padding and padding mode, dilation,
+        groups); ``paper``, ``unfold(kernel_size)`` alone, as the reference code of Kuzmin et
+        al. 2023 did. Its other settings (samples, chunks, box) are ``pqbound compare``'s.
     full_precision : bool
         Analyse the weights in their own precision instead of rounding them through float16.
     images, text : path, optional
@@ -149,8 +150,7 @@ def export_model(
     """
     from layers.export import export_layers
 
-    if protocol not in PROTOCOLS:
-        raise ProblemError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    unfold = get_protocol(protocol).unfold
     if opt_dim is not None and (isinstance(opt_dim, bool) or int(opt_dim) != opt_dim
                                 or opt_dim < 1):
         raise ProblemError(f"opt_dim must be a positive integer, got {opt_dim!r}")
@@ -166,7 +166,7 @@ def export_model(
         bar = _bar(progress, total, "calibration", "sample")
         try:
             result = export_layers(
-                module, calib, layers, opt_dim=opt_dim, protocol=protocol,
+                module, calib, layers, opt_dim=opt_dim, unfold=unfold,
                 full_precision=full_precision, stop_early=isinstance(model, str),
                 progress=bar.update if bar is not None else None,
             )
@@ -183,6 +183,7 @@ def export_model(
             "rows": int(ex.rows),
             "model": name,
             "protocol": protocol,
+            "unfold": unfold,
             "samples": int(result.samples),
             "weight_dtype": ex.weight_dtype,
             "calibration": result.fingerprint,
@@ -266,7 +267,7 @@ def summary(problems: Mapping[str, Sequence[LayerProblem]]) -> dict[str, Any]:
         if not probs:
             continue
         m = probs[0].meta
-        head = {k: m.get(k) for k in ("model", "protocol", "samples", "weight_dtype",
+        head = {k: m.get(k) for k in ("model", "protocol", "unfold", "samples", "weight_dtype",
                                       "calibration", "calibration_source", "seed", "opt_dim")}
         layers[layer] = {
             "kind": m.get("kind"),
@@ -287,7 +288,7 @@ def write_manifest(problems: Mapping[str, Sequence[LayerProblem]],
                    out_dir: str | os.PathLike[str], extra: dict | None = None) -> Path:
     """Write ``export.json`` (see :func:`summary`) next to the problem files."""
     doc = summary(problems)
-    doc["versions"] = _versions()
+    doc["versions"] = versions()
     if extra:
         doc.update(extra)
     path = Path(out_dir) / "export.json"
@@ -296,18 +297,6 @@ def write_manifest(problems: Mapping[str, Sequence[LayerProblem]],
 
 
 # ------------------------------------------------------------------------------------------------
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for dist in ("pqbound", "torch", "numpy", "scikit-image", "transformers"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def _resolve_model(model: Any):

@@ -59,7 +59,7 @@ def accumulate(
     specs: list[LayerSpec],
     *,
     opt_dim: int | None = None,
-    protocol: str = "exact",
+    unfold: str = "exact",
     stop_early: bool = False,
     require_all: bool = True,
     progress: Callable[[int], None] | None = None,
@@ -75,6 +75,10 @@ def accumulate(
         Calibration batches (first dimension = samples).
     specs : list of LayerSpec
         The layers to capture.
+    opt_dim : int, optional
+        Chunk size of the accumulators (see :class:`~layers.hessian.HessianAccumulator`).
+    unfold : {"exact", "kernel"}
+        The unfold mode of convolutions (see :mod:`layers.unfold`).
     stop_early : bool
         Cut each forward pass short once every requested layer has run (only valid when no layer
         runs twice per pass, as in the built-in models).
@@ -95,7 +99,7 @@ def accumulate(
             if not args:
                 raise LayerExportError(f"layer {cap.spec.name!r} was called without inputs")
             t0 = time.perf_counter()
-            for At in patches(cap.spec, args[0], protocol=protocol, row_mask=state["mask"]):
+            for At in patches(cap.spec, args[0], unfold=unfold, row_mask=state["mask"]):
                 cap.acc.update(At)
             cap.calls += 1
             cap.seconds += time.perf_counter() - t0

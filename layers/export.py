@@ -34,7 +34,7 @@ from torch import nn
 
 from .capture import CaptureResult, accumulate
 from .errors import UnknownNameError, UnsupportedLayerError, name_list
-from .unfold import PROTOCOLS, LayerSpec, is_supported, layer_spec
+from .unfold import LayerSpec, check_unfold_mode, is_supported, layer_spec
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +106,7 @@ def export_layers(
     layers: Sequence[str] | None = None,
     *,
     opt_dim: int | None = None,
-    protocol: str = "exact",
+    unfold: str = "exact",
     full_precision: bool = False,
     stop_early: bool = False,
     progress: Callable[[int], None] | None = None,
@@ -123,21 +123,21 @@ def export_layers(
         Layer names; all exportable layers when ``None``.
     opt_dim : int, optional
         Chunk size (the paper's ``opt_dim``); ``None`` gives one chunk per layer.
-    protocol : {"exact", "paper"}
-        ``exact``: patches as the layer computes them; ``paper``: ``unfold(kernel)`` alone.
+    unfold : {"exact", "kernel"}
+        The unfold mode of convolutions: ``exact``, patches as the layer computes them;
+        ``kernel``, ``unfold(kernel)`` alone (see :mod:`layers.unfold`).
     full_precision : bool
         Keep the weights' own precision instead of rounding them through float16.
     stop_early, progress :
         See :func:`layers.capture.accumulate`.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    check_unfold_mode(unfold)
     if opt_dim is not None and (int(opt_dim) != opt_dim or opt_dim < 1):
         raise ValueError(f"opt_dim must be a positive integer, got {opt_dim!r}")
     specs = resolve_layers(model, layers)
     # Check the weights before any forward pass (NaN/inf, float16 overflow).
     weights = {s.name: s.weight_matrix(full_precision=full_precision) for s in specs}
-    cap: CaptureResult = accumulate(model, batches, specs, opt_dim=opt_dim, protocol=protocol,
+    cap: CaptureResult = accumulate(model, batches, specs, opt_dim=opt_dim, unfold=unfold,
                                     stop_early=stop_early, require_all=layers is not None,
                                     progress=progress)
     out = {}

@@ -15,10 +15,15 @@ transformers Conv1D  (n, C) (GPT-2 style, ``y = x W + b``)  the input vector    
 ===================  =====================================  =========================  ========
 
 Patches follow ``torch.nn.functional.unfold``'s order (input channel, then kernel row, then
-kernel column), which is the order of ``weight.reshape(C, -1)``. With ``protocol="exact"`` (the
-default) patches are taken exactly as the layer does: its padding (any ``padding_mode``, also
-``"same"``), stride and dilation. ``protocol="paper"`` reproduces the reference code of Kuzmin
-et al. 2023: ``unfold(kernel_size)`` alone, i.e. stride 1, no padding, no dilation.
+kernel column), which is the order of ``weight.reshape(C, -1)``. The *unfold mode* says which
+patches a convolution's rows are (:data:`UNFOLD_MODES`):
+
+* ``"exact"`` (the default): exactly the layer's own patches, with its padding (any
+  ``padding_mode``, also ``"same"``), stride and dilation;
+* ``"kernel"``: ``unfold(kernel_size)`` alone, i.e. stride 1, no padding, no dilation, as the
+  reference code of Kuzmin et al. 2023 does (``bounds``' ``paper`` protocol uses it).
+
+Linear layers are the same in both modes.
 
 Patches are produced in slices of whole samples sized to about :data:`PATCH_BUDGET` float64
 numbers, so memory stays bounded whatever the number of calibration images.
@@ -38,7 +43,8 @@ from .errors import CalibrationError, NonFiniteError, UnsupportedLayerError
 
 #: About how many float64 numbers one slice of patches may hold (32 MiB).
 PATCH_BUDGET = 1 << 22
-PROTOCOLS = ("exact", "paper")
+#: How convolution inputs are unfolded into rows of ``X`` (see the module docstring).
+UNFOLD_MODES = ("exact", "kernel")
 KINDS = ("linear", "transformer_conv1d", "conv1d", "conv", "depthwise", "grouped_conv")
 
 
@@ -139,18 +145,18 @@ def patches(
     spec: LayerSpec,
     x: torch.Tensor,
     *,
-    protocol: str = "exact",
+    unfold: str = "exact",
     row_mask: torch.Tensor | None = None,
     budget: int = PATCH_BUDGET,
 ) -> Iterator[torch.Tensor]:
     """Yield ``Xᵀ`` of the layer input ``x`` in slices: float64 tensors of shape (G, n, rows).
 
     ``row_mask`` (bool, shape ``x.shape[:-1]``) keeps only some rows of a Linear/Conv1D input
-    (the real tokens of a padded text batch). Concatenating the slices along the last axis gives
-    the layer's whole ``Xᵀ`` for this input.
+    (the real tokens of a padded text batch). ``unfold`` is the unfold mode of a convolution
+    (see the module docstring). Concatenating the slices along the last axis gives the layer's
+    whole ``Xᵀ`` for this input.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    check_unfold_mode(unfold)
     x = x.detach()
     if not torch.isfinite(x).all():
         raise NonFiniteError(f"layer {spec.name!r}: its input activations contain NaN or inf")
@@ -168,10 +174,16 @@ def patches(
         for i in range(0, X.shape[0], step):
             yield X[i : i + step].to(torch.float64).t().unsqueeze(0)
         return
-    yield from _conv_patches(spec, x, protocol, budget)
+    yield from _conv_patches(spec, x, unfold, budget)
 
 
-def _conv_patches(spec: LayerSpec, x: torch.Tensor, protocol: str, budget: int):
+def check_unfold_mode(unfold: str) -> None:
+    """:class:`ValueError` naming the valid modes unless ``unfold`` is one of them."""
+    if unfold not in UNFOLD_MODES:
+        raise ValueError(f"unknown unfold mode {unfold!r}; valid: {', '.join(UNFOLD_MODES)}")
+
+
+def _conv_patches(spec: LayerSpec, x: torch.Tensor, unfold: str, budget: int):
     m = spec.module
     one_d = spec.kind == "conv1d"
     want = 2 if one_d else 3
@@ -182,7 +194,7 @@ def _conv_patches(spec: LayerSpec, x: torch.Tensor, protocol: str, budget: int):
             f"layer {spec.name!r}: input shape {tuple(x.shape)} does not fit "
             f"{spec.module_type} with {m.in_channels} input channels"
         )
-    if protocol == "exact":
+    if unfold == "exact":
         pad = tuple(m._reversed_padding_repeated_twice)
         mode = "constant" if m.padding_mode == "zeros" else m.padding_mode
         stride, dilation = tuple(m.stride), tuple(m.dilation)

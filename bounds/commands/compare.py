@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     from ..compare.accounting import ACCOUNTINGS
     from ..compare.pipeline import DEFAULT_BITS, DEFAULT_LAYERS, CompareConfig
-    from ..compare.protocols import PROTOCOLS
+    from ..protocols import PROTOCOLS
 
 
     d = CompareConfig()

@@ -10,6 +10,7 @@ from layers.models import MODEL_NAMES
 from solvers.problem import ProblemError
 
 from ..export import check_writable, export_model, write_manifest, write_problems
+from ..protocols import PROTOCOLS
 
 EPILOG = """\
 examples:
@@ -49,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "problem (the paper used 32; default: one chunk per layer)")
     p.add_argument("--samples", type=int, default=64,
                    help="calibration samples: photo crops, images or sentences (default 64)")
-    p.add_argument("--protocol", choices=("exact", "paper"), default="exact",
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="exact",
                    help="exact (default): conv patches as the layer computes them (stride, "
                    "padding, dilation); paper: unfold(kernel) alone, as Kuzmin et al.'s code")
     p.add_argument("--full-precision", action="store_true",

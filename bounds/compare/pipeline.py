@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import sys
 import time
 import zlib
@@ -35,12 +34,13 @@ from solvers.problem import LayerProblem, ProblemError, density_to_k, quadratic_
 from solvers.registry import get_method, methods
 from solvers.whole_channel import BlockSplit, block_split, block_sum_bound, budget_bound
 
+from ..protocols import get_protocol
+from ..provenance import pqbound_version, versions
 from . import tables
 from .accounting import ACCOUNTINGS, prune_density, zero_fraction
 from .executors import make_executor
-from .protocols import get_protocol
 from .store import ResultStore
-from .tasks import Task, array_hash, pqbound_version, task_key
+from .tasks import Task, array_hash, task_key
 
 log = logging.getLogger(__name__)
 
@@ -496,21 +496,6 @@ class CompareSummary:
     def text(self) -> str:
         """The per-layer verdicts as plain text for the terminal."""
         return tables.summary_text(self.layers, self.settings)
-
-
-def versions() -> dict[str, str]:
-    """Versions of everything that can change a number."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version(), "platform": platform.platform(),
-           "pqbound": pqbound_version()}
-    for dist in ("numpy", "scipy", "numba", "torch", "cvxpy", "PySCIPOpt", "highspy",
-                 "ortools", "gurobipy", "dask", "distributed"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def export_layers(cfg: CompareConfig, model: Any, progress: bool, inputs: Any = None

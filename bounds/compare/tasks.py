@@ -17,12 +17,13 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 import numpy as np
 
 from solvers.problem import PruneProblem, QuantProblem
+
+from ..provenance import method_version, pqbound_version
 
 log = logging.getLogger(__name__)
 
@@ -100,39 +101,6 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return list(obj)
     return str(obj)
-
-
-@cache
-def pqbound_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("pqbound")
-    except Exception:  # pragma: no cover - not installed
-        return "unknown"
-
-
-def method_version(kind: str, method: str) -> str:
-    """``pqbound <version>`` plus the backing library's version for general-solver adapters."""
-    from solvers.registry import get_method
-
-    m = get_method(kind, method)
-    parts = [f"pqbound {pqbound_version()}"]
-    for mod in m.requires:
-        parts.append(f"{mod} {_module_version(mod)}")
-    return "; ".join(parts)
-
-
-@cache
-def _module_version(mod: str) -> str:
-    try:
-        from importlib.metadata import version
-
-        dist = {"pyscipopt": "PySCIPOpt", "ortools": "ortools", "gurobipy": "gurobipy",
-                "highspy": "highspy", "cvxpy": "cvxpy"}.get(mod, mod)
-        return version(dist)
-    except Exception:
-        return "?"
 
 
 def base_row(task: Task) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from solvers.whole_channel import CONSTRUCTIONS
 
     from ..compare.accounting import ACCOUNTINGS
-    from ..compare.pipeline import DEFAULT_BITS, DEFAULT_LAYERS, CompareConfig
+    from ..compare.settings import DEFAULT_BITS, DEFAULT_LAYERS, CompareConfig
     from ..protocols import PROTOCOLS
 
 
@@ -109,7 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    from ..compare.pipeline import CompareConfig, parse_methods
+    from ..compare.settings import CompareConfig, parse_methods
 
     kw: dict[str, Any] = {}
     if args.methods:
@@ -137,7 +137,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare.pipeline import run_compare
+    from ..compare.run import run_compare
 
     cfg = config_from_args(args)
     try:

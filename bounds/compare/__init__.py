@@ -12,14 +12,9 @@ See docs/compare.md.
 
 from solvers.whole_channel import BlockSplit, allocate_budget, block_split
 
-from .pipeline import (
-    DEFAULT_LAYERS,
-    CompareConfig,
-    CompareSummary,
-    parse_methods,
-    run_compare,
-)
 from .report import build_report
+from .run import CompareSummary, run_compare
+from .settings import DEFAULT_LAYERS, CompareConfig, parse_methods
 from .store import ResultStore, StoreError
 
 __all__ = [

@@ -10,8 +10,8 @@ import pytest
 
 from bounds.compare import ResultStore, run_compare
 from bounds.compare.accounting import prune_density, zero_fraction
-from bounds.compare.pipeline import CompareConfig, check_methods, parse_methods
 from bounds.compare.report import build_report
+from bounds.compare.settings import CompareConfig, check_methods, parse_methods
 from solvers.problem import ProblemError, density_to_k
 
 RTOL = 1e-9

@@ -1,0 +1,158 @@
+"""Whole-channel figures, derived on the client from a run's stored rows and the full ``H``.
+
+For every channel of a layer whose chunks are all in the run (:attr:`LayerPlan.whole`), and
+every compression of the run:
+
+* **stitched** rows: each method's chunk solutions concatenated and evaluated on the channel's
+  full ``H`` (a feasible whole-channel solution: the pruning budgets of the chunks add up to the
+  whole budget ``K``);
+* a **block-split bound** row: the certified bounds of the block problems (scope ``block``, or
+  the single chunk when the channel is one chunk) read from the store and handed, as arrays, to
+  :mod:`solvers.whole_channel` (:func:`~solvers.whole_channel.block_sum_bound` for quantization
+  and N:M, :func:`~solvers.whole_channel.budget_bound` for pruning budgets), which owns the math
+  and its margins; the least stitched error is the objective it is clamped to.
+
+This module only maps stored rows to arrays and back: which row holds which block bound, and the
+derived rows' identity (their keys hash the problem, and the source rows or the run).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from solvers.problem import quadratic_error
+from solvers.whole_channel import block_sum_bound, budget_bound
+
+from ..provenance import pqbound_version
+from .plan import LayerPlan, RunPlan
+from .store import ResultStore
+from .tasks import task_key
+
+#: A stored row's place in the run: (scope, kind, method, compression, chunk, channel).
+RowIndex = dict[tuple, dict[str, Any]]
+
+
+def whole_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
+               ) -> list[dict[str, Any]]:
+    """Stitched errors and certified bounds for every whole channel of a fully covered layer."""
+    if not plan.whole:
+        return []
+    by: RowIndex = {}
+    for r in store.rows(run_id, solutions=True, layer=plan.layer):
+        by[(r["scope"], r["kind"], r["method"], r["compression"], r["chunk"], r["channel"])] = r
+    cfg = run.cfg
+    comps = [(f"{b}bit", b) for b in cfg.bits] + [(f"nm{N}:{M}", None) for N, M in cfg.nm]
+    out = []
+    for c in plan.channels:
+        ch = _Channel.of(plan, run, run_id, c)
+        for comp, bits in comps:
+            for kind, names in (("quant", cfg.quant_methods), ("prune", cfg.prune_methods)):
+                if kind == "quant" and bits is None:
+                    continue
+                best = math.inf
+                for m in names:
+                    parts = _chunk_solutions(by, plan, kind, m, comp, c)
+                    if parts is None:
+                        continue
+                    w = np.concatenate([np.asarray(p["weights"], dtype=float) for p in parts])
+                    err = quadratic_error(ch.H, ch.w0, w)
+                    best = min(best, err)
+                    out.append(ch.row(kind, f"stitched {m}", comp, bits, err, None, "stitched",
+                                      {"from": "chunk solutions evaluated on the full H"},
+                                      parts))
+                obj = best if math.isfinite(best) else None
+                bound = _whole_bound(plan, by, c, kind, comp, bits, run.bound_method(kind), obj)
+                if bound is not None:
+                    lb, info = bound
+                    out.append(ch.row(kind, "block-split bound", comp, bits, obj, lb,
+                                      "certified", info, None))
+    return out
+
+
+def _chunk_solutions(by: RowIndex, plan: LayerPlan, kind: str, method: str, comp: str, c: int
+                     ) -> list[dict[str, Any]] | None:
+    """Every chunk's row of ``method`` for channel ``c``, or ``None`` if one has no solution."""
+    parts = [by.get(("chunk", kind, method, comp, i, c)) for i in range(len(plan.chunks))]
+    if any(p is None or p["status"] == "error" or not p.get("weights") for p in parts):
+        return None
+    return parts
+
+
+def _whole_bound(plan: LayerPlan, by: RowIndex, c: int, kind: str, comp: str, bits: int | None,
+                 method: str | None, objective: float | None) -> tuple[float, dict] | None:
+    """The stored block (or chunk) bounds of channel ``c`` as arrays, through
+    :mod:`solvers.whole_channel`; ``None`` when a needed row is missing or has no bound."""
+    if method is None:
+        return None
+    nchunks = len(plan.chunks)
+    split = plan.splits.get(c)
+    if split is None:  # a single chunk: the chunk problem is the whole problem
+        r = by.get(("chunk", kind, method, comp, 0, c))
+        if nchunks != 1 or r is None or r["lower_bound"] is None:
+            return None
+        lb, info = block_sum_bound([float(r["lower_bound"])], objective=objective)
+    elif kind == "quant" or comp.startswith("nm"):
+        rows = [by.get(("block", kind, method, comp, i, c)) for i in range(nchunks)]
+        if any(r is None or r["lower_bound"] is None for r in rows):
+            return None
+        lb, info = block_sum_bound([float(r["lower_bound"]) for r in rows], split,
+                                   objective=objective)
+    else:
+        solved = []
+        for i, (a, b) in enumerate(plan.chunks):
+            known = {}
+            for k in range(1, b - a):
+                r = by.get(("block", kind, method, f"k={k}", i, c))
+                if r is not None and r["lower_bound"] is not None:
+                    known[k] = float(r["lower_bound"])
+            solved.append(known)
+        lb, info = budget_bound(split, plan.problem.W0[c], solved, plan.budget(bits),
+                                objective=objective)
+    info["method"] = method
+    return lb, info
+
+
+@dataclass(frozen=True)
+class _Channel:
+    """One whole channel of a layer in a run: what its derived rows share."""
+
+    plan: LayerPlan
+    model: str
+    run_id: str
+    c: int
+    H: np.ndarray
+    w0: np.ndarray
+    norm: float
+    problem_hash: str
+
+    @classmethod
+    def of(cls, plan: LayerPlan, run: RunPlan, run_id: str, c: int) -> _Channel:
+        H, w0 = plan.problem.hessian(c), plan.problem.W0[c]
+        return cls(plan, run.model, run_id, c, H, w0, max(0.0, float(w0 @ H @ w0)),
+                   plan.channel_hashes[c])
+
+    def row(self, kind: str, method: str, comp: str, bits: int | None, obj: float | None,
+            lb: float | None, status: str, info: dict, parts: Sequence[dict] | None
+            ) -> dict[str, Any]:
+        """A derived row; its key hashes the problem and its source rows (stitched) or the run
+        (bounds, which depend on which rows the run holds)."""
+        src = sorted(p["task_key"] for p in parts) if parts else []
+        key = task_key(problem=self.problem_hash, kind=kind, method=method, scope="whole",
+                       compression=comp, run=self.run_id if not parts else None, parts=src)
+        weights = [x for p in parts for x in p["weights"]] if parts else None
+        n = self.plan.problem.n
+        return {
+            "task_key": key, "run_id": self.run_id, "model": self.model,
+            "layer": self.plan.layer, "chunk": -1, "channel": self.c, "scope": "whole",
+            "kind": kind, "method": method, "compression": comp, "bits": bits, "n": n,
+            "input_start": 0, "input_stop": n, "status": status, "objective": obj,
+            "lower_bound": lb, "norm": self.norm, "seconds": 0.0, "nodes": 0,
+            "method_version": f"pqbound {pqbound_version()}",
+            "problem_hash": self.problem_hash, "calibration": self.plan.calibration,
+            "message": "", "weights": weights, "info_json": info,
+        }

@@ -1,0 +1,282 @@
+"""The plan of a comparison run: what it solves, decided once, before any solve.
+
+:func:`make_plan` turns the resolved settings and the full-layer problems into a
+:class:`RunPlan`: the protocol, the certified methods that give the whole-channel bounds and, per
+layer (:class:`LayerPlan`), the chunk ranges, the sampled channels and chunks, the scales,
+densities and budgets per bit width, the block splits of the whole-channel certificate
+(:func:`solvers.whole_channel.block_split`) and the problem hashes. The tasks
+(:meth:`RunPlan.tasks`) and the whole-channel derivation (:mod:`bounds.compare.derive`) read
+these; nothing is resolved or hashed twice.
+
+Per layer and sampled channel the tasks are
+
+* every chunk problem in the run (scope ``chunk``): quantization at each bit width with every
+  quantization method; pruning at the budget the accounting matches to it and at each N:M
+  pattern whose groups fit the chunk, with every pruning method;
+* when every chunk is in the run (whole-channel figures): the certified method on the whole
+  channel directly (scope ``whole``, unless ``whole_direct`` is off) and on every block ``B_i``
+  of the split (scope ``block``): quantization at each bit width, pruning at every budget
+  ``k = 1 … min(n_i − 1, K)`` (the budget DP needs them all) and at each N:M pattern whose
+  groups never straddle a chunk.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from solvers.problem import LayerProblem, density_to_k
+from solvers.whole_channel import BlockSplit, block_split
+
+from ..protocols import Protocol, get_protocol
+from ..provenance import pqbound_version
+from .accounting import prune_density, zero_fraction
+from .settings import CompareConfig, bound_method
+from .tasks import Task, array_hash, task_key
+
+
+@dataclass
+class LayerPlan:
+    """What the run does on one layer."""
+
+    layer: str
+    problem: LayerProblem  # the full layer (no chunks)
+    chunks: list[tuple[int, int]]
+    chunk_ids: list[int]
+    channels: list[int]
+    whole: bool  # all chunks in the run: whole-channel figures are derived
+    scales: dict[int, np.ndarray]
+    densities: dict[int, float]
+    zero_fractions: dict[int, float]
+    calibration: str = ""  # the calibration fingerprint of the problem
+    problem_hash: str = ""  # of the full layer's H and W0
+    channel_hashes: dict[int, str] = field(default_factory=dict)  # whole channel (H_c, w0_c)
+    splits: dict[int, BlockSplit] = field(default_factory=dict)
+    note: str = ""
+
+    def chunk_k(self, bits: int, chunk: int) -> int:
+        """The pruning budget of one chunk at ``bits`` bits: ``round(d·n_chunk)``."""
+        a, b = self.chunks[chunk]
+        return density_to_k(self.densities[bits], b - a)
+
+    def budget(self, bits: int) -> int:
+        """The whole channel's pruning budget at ``bits`` bits: the sum of the chunks'."""
+        return sum(self.chunk_k(bits, i) for i in range(len(self.chunks)))
+
+    def nm_fits(self, M: int) -> bool:
+        """Whether N:M groups of ``M`` never straddle a chunk boundary."""
+        return all((b - a) % M == 0 for a, b in self.chunks)
+
+    def record(self, bits: tuple[int, ...]) -> dict[str, Any]:
+        """What the run's settings record of this layer (``layer_problems`` in the store)."""
+        return {"hash": self.problem_hash, "calibration": self.calibration,
+                "n": self.problem.n, "channels_total": self.problem.channels,
+                "channels": self.channels, "chunks": len(self.chunks),
+                "chunk_ids": self.chunk_ids, "whole": self.whole, "note": self.note,
+                "densities": {str(b): self.densities[b] for b in bits},
+                "zero_fractions": {str(b): self.zero_fractions[b] for b in bits},
+                "rows": self.problem.meta.get("rows"),
+                "splits": {str(c): s.info() for c, s in self.splits.items()}}
+
+
+@dataclass
+class RunPlan:
+    """A whole run: the resolved settings, what follows from them, and the layers' plans."""
+
+    cfg: CompareConfig  # resolved
+    model: str
+    protocol: Protocol
+    quant_bound: str | None  # the certified method giving whole-channel bounds (or None)
+    prune_bound: str | None
+    settings: dict[str, Any]  # cfg.settings(), as stored
+    settings_hash: str  # of the settings that can change a result
+    version: str  # pqbound's, part of every task key
+    layers: list[LayerPlan] = field(default_factory=list)
+
+    def bound_method(self, kind: str) -> str | None:
+        return self.quant_bound if kind == "quant" else self.prune_bound
+
+    def layer_records(self) -> dict[str, dict[str, Any]]:
+        return {pl.layer: pl.record(self.cfg.bits) for pl in self.layers}
+
+    def tasks(self) -> list[Task]:
+        """Every solve of the run, layer by layer (see the module docstring)."""
+        return [t for pl in self.layers for t in _LayerTasks(self, pl).build()]
+
+
+def make_plan(cfg: CompareConfig, problems: Mapping[str, LayerProblem]) -> RunPlan:
+    """The plan of a run with resolved settings ``cfg`` on the full-layer ``problems``."""
+    settings = cfg.settings()
+    run = RunPlan(
+        cfg=cfg, model=cfg.model, protocol=get_protocol(cfg.protocol),
+        quant_bound=bound_method(cfg.quant_methods, "quant"),
+        prune_bound=bound_method(cfg.prune_methods, "prune"),
+        settings=settings,
+        settings_hash=task_key(settings={k: v for k, v in settings.items()
+                                         if k not in ("layers", "images", "text")})[:16],
+        version=pqbound_version(),
+    )
+    run.layers = [plan_layer(name, p, cfg) for name, p in problems.items()]
+    return run
+
+
+def plan_layer(layer: str, problem: LayerProblem, cfg: CompareConfig) -> LayerPlan:
+    """Sample the channels and chunks of one layer and compute what its tasks share."""
+    from bounds.scale_choice import choose_scales
+    from layers.hessian import chunk_bounds  # layers' own chunking (imports torch: lazily)
+
+    chunks = chunk_bounds(problem.n, cfg.opt_dim)
+    rng = np.random.default_rng([cfg.seed, zlib.crc32(layer.encode())])
+    if problem.shared_hessian:  # w0ᵀHw0 per channel through one BLAS product
+        norms = np.einsum("ci,ci->c", problem.W0 @ problem.H, problem.W0)
+    else:
+        norms = np.einsum("ci,cij,cj->c", problem.W0, problem.H, problem.W0)
+    live = [c for c in range(problem.channels) if norms[c] > 0]
+    if cfg.channels is None or cfg.channels >= len(live):
+        chans = live
+    else:
+        chans = sorted(int(c) for c in rng.choice(live, size=cfg.channels, replace=False))
+    if cfg.max_chunks is None or cfg.max_chunks >= len(chunks):
+        chunk_ids = list(range(len(chunks)))
+    else:
+        chunk_ids = sorted(int(i) for i in rng.choice(len(chunks), cfg.max_chunks,
+                                                     replace=False))
+    whole = cfg.whole_layer and len(chunk_ids) == len(chunks)
+    note = ""
+    if cfg.whole_layer and not whole:
+        note = (f"whole-channel bound not computed: {len(chunk_ids)} of {len(chunks)} chunks "
+                "in this run (use --all-chunks)")
+    if len(live) < problem.channels:
+        note += f"{'; ' if note else ''}{problem.channels - len(live)} dead channels skipped"
+    scales, dens, zfs = {}, {}, {}
+    for b in cfg.bits:
+        scales[b] = choose_scales(problem, b)
+        zfs[b] = zero_fraction(problem.W0, scales[b], b)
+        dens[b] = prune_density(b, cfg.accounting, zero_fraction=zfs[b])
+    plan = LayerPlan(layer, problem, chunks, chunk_ids, chans, whole, scales, dens, zfs,
+                     calibration=calibration_fingerprint(problem),
+                     problem_hash=array_hash(problem.H, problem.W0), note=note)
+    if whole:
+        for c in chans:
+            plan.channel_hashes[c] = array_hash(problem.hessian(c), problem.W0[c])
+            if len(chunks) > 1:
+                plan.splits[c] = block_split(problem.hessian(c), chunks,
+                                             construction=cfg.construction)
+    return plan
+
+
+def calibration_fingerprint(problem: LayerProblem) -> str:
+    """The calibration fingerprint the exporter recorded in ``problem.meta`` (``""`` if none)."""
+    for key in ("calibration", "calibration_fingerprint", "calibration_hash"):
+        if key in problem.meta:
+            return str(problem.meta[key])
+    return ""
+
+
+def _box(box_factor: float | None, w0: np.ndarray) -> float | None:
+    """The absolute pruning box ``c·max|w0|`` of a problem (``None``: no box)."""
+    amax = float(np.max(np.abs(w0)))
+    return None if box_factor is None or amax == 0 else box_factor * amax
+
+
+class _LayerTasks:
+    """Builds the tasks of one layer; each knows its key, its data and its row's identity."""
+
+    def __init__(self, run: RunPlan, plan: LayerPlan) -> None:
+        self.run, self.plan, self.cfg = run, plan, run.cfg
+        self.out: list[Task] = []
+
+    def add(self, kind: str, method: str, scope: str, chunk: int, c: int, comp: str,
+            H: np.ndarray, w0: np.ndarray, a: int, b: int, ph: str, **kw: Any) -> None:
+        cfg = self.cfg
+        key = task_key(problem=ph, kind=kind, method=method, scope=scope, compression=comp,
+                       time_limit=cfg.time_limit, version=self.run.version,
+                       **{k: v for k, v in kw.items() if k != "validate"})
+        self.out.append(Task(
+            key=key, kind=kind, method=method, scope=scope, model=self.run.model,
+            layer=self.plan.layer, chunk=chunk, channel=c, compression=comp, H=H, w0=w0,
+            input_start=a, input_stop=b, time_limit=cfg.time_limit, problem_hash=ph,
+            calibration=self.plan.calibration, settings_hash=self.run.settings_hash, **kw))
+
+    def build(self) -> list[Task]:
+        P = self.plan.problem
+        for c in self.plan.channels:
+            Hc, w0 = P.hessian(c), P.W0[c]
+            for ci in self.plan.chunk_ids:
+                self.chunk(c, ci, Hc, w0)
+            split = self.plan.splits.get(c)
+            if split is not None:
+                if self.cfg.whole_direct:
+                    self.whole(c, Hc, w0)
+                self.blocks(c, split, w0)
+        return self.out
+
+    def chunk(self, c: int, ci: int, Hc: np.ndarray, w0c: np.ndarray) -> None:
+        """The paper's problem: one chunk of channel ``c``, every method."""
+        cfg, plan = self.cfg, self.plan
+        a, b = plan.chunks[ci]
+        H, w = np.ascontiguousarray(Hc[a:b, a:b]), np.ascontiguousarray(w0c[a:b])
+        ph = array_hash(H, w)
+        box = _box(self.run.protocol.box_factor, w)
+        for bits in cfg.bits:
+            comp = f"{bits}bit"
+            s = float(plan.scales[bits][c])
+            for m in cfg.quant_methods:
+                self.add("quant", m, "chunk", ci, c, comp, H, w, a, b, ph, bits=bits, scale=s)
+            k = density_to_k(plan.densities[bits], b - a)
+            for m in cfg.prune_methods:
+                self.add("prune", m, "chunk", ci, c, comp, H, w, a, b, ph,
+                         bits=bits, k=k, density=plan.densities[bits], box=box)
+        for N, M in cfg.nm:
+            if (b - a) % M:
+                continue
+            for m in cfg.prune_methods:
+                self.add("prune", m, "chunk", ci, c, f"nm{N}:{M}", H, w, a, b, ph,
+                         nm=(N, M), k=(b - a) // M * N, density=N / M, box=box)
+
+    def whole(self, c: int, Hc: np.ndarray, w0: np.ndarray) -> None:
+        """The certified methods on the whole channel directly (time-limited): their bounds are
+        certified too, and their solutions feasible for the whole channel."""
+        cfg, plan = self.cfg, self.plan
+        qb, pb = self.run.quant_bound, self.run.prune_bound
+        n, phw = plan.problem.n, plan.channel_hashes[c]
+        box = _box(self.run.protocol.box_factor, w0)
+        for bits in cfg.bits:
+            if qb:
+                self.add("quant", qb, "whole", -1, c, f"{bits}bit", Hc, w0, 0, n, phw,
+                         bits=bits, scale=float(plan.scales[bits][c]))
+            if pb:
+                self.add("prune", pb, "whole", -1, c, f"{bits}bit", Hc, w0, 0, n, phw,
+                         bits=bits, k=plan.budget(bits), density=plan.densities[bits],
+                         box=box)
+        for N, M in cfg.nm:
+            if pb and plan.nm_fits(M):
+                self.add("prune", pb, "whole", -1, c, f"nm{N}:{M}", Hc, w0, 0, n, phw,
+                         nm=(N, M), k=n // M * N, density=N / M, box=box)
+
+    def blocks(self, c: int, split: BlockSplit, w0: np.ndarray) -> None:
+        """The block problems ``B_i`` of the split (validated: they are built here)."""
+        cfg, plan = self.cfg, self.plan
+        qb, pb = self.run.quant_bound, self.run.prune_bound
+        box = _box(self.run.protocol.box_factor, w0)
+        kmax = max(plan.budget(bits) for bits in cfg.bits)
+        for i, ((a, b), B) in enumerate(zip(plan.chunks, split.blocks, strict=True)):
+            w = np.ascontiguousarray(w0[a:b])
+            ph = array_hash(B, w)
+            if qb:
+                for bits in cfg.bits:
+                    self.add("quant", qb, "block", i, c, f"{bits}bit", B, w, a, b, ph,
+                             bits=bits, scale=float(plan.scales[bits][c]), validate=True)
+            if pb:
+                for k in range(1, min(b - a - 1, kmax) + 1):
+                    self.add("prune", pb, "block", i, c, f"k={k}", B, w, a, b, ph,
+                             k=k, box=box, validate=True)
+                for N, M in cfg.nm:
+                    if plan.nm_fits(M):
+                        self.add("prune", pb, "block", i, c, f"nm{N}:{M}", B, w, a, b, ph,
+                                 nm=(N, M), k=(b - a) // M * N, density=N / M, box=box,
+                                 validate=True)

@@ -59,26 +59,44 @@ If ``H`` is block-diagonal already (``O = 0``), ``B = Bd`` (construction ``"exac
 
 Margins (every number below that is not an exact identity)
 ----------------------------------------------------------
+``u = 2⁻⁵³`` is the unit roundoff and ``γ_k = k·u / (1 − k·u)`` (Higham's notation).
+
 * **split margin** ``δ = rtol·λ_max(H)`` (shift) and ``δ' = rtol`` (scale), ``rtol =``
-  :data:`SPLIT_RTOL` ``= 1e-9``: eigenvalue routines are backward stable to about
-  ``n·ε·‖H‖``, so building ``t`` (resp. ``α``) with this margin keeps ``H − B ⪰ 0`` although
-  ``λ_min(O)`` (resp. the pencil's ``λ_min``) is computed. The schur and exact constructions
-  add no margin.
-* **split check**: every split is accepted only if its computed ``λ_min(H − B) ≥ −δ``
-  (:attr:`BlockSplit.residual_min_eig` records it). With the shift and scale margins above, a
-  residual that passes is PSD up to the eigenvalue routine's own error; for ``schur`` a
-  residual in ``[−δ, 0)`` passes too, so there the bound holds up to ``δ·‖w − w0‖²``.
+  :data:`SPLIT_RTOL` ``= 1e-9``: the constructions aim ``λ_min(H − B)`` at a positive value, so
+  that the check below passes without repair.
+* **split check** (what makes ``H − B ⪰ 0`` a proof, not a hope): inputs whose row of ``H`` is
+  exactly zero (dead inputs) must have exactly zero rows in ``B`` too, and leave the check (their
+  terms of ``dᵀ(H − B)d`` are exactly zero). On the live inputs the residual ``R = fl(H − B)`` is
+  formed elementwise (error at most ``u·(|H| + |B|)``), and LAPACK's symmetric eigensolver is
+  backward stable (the computed ``λ_min`` is an eigenvalue of ``R + E`` with
+  ``‖E‖₂ ≤ c·n·u·‖R‖₂``). Let ``μ = 10·n·u·(‖H‖_F + ‖B‖_F)`` (:func:`residual_margin`), which
+  covers both errors with room to spare, so that by Weyl's inequality the true
+  ``λ_min(H − B) ≥ λ̂_min(R) − μ``. A split is **strict** when ``λ̂_min(R) ≥ μ`` (so
+  ``H − B ⪰ 0``) or when ``R`` is exactly zero (the ``exact`` construction: no arithmetic was
+  done). A candidate that falls short is first repaired: every block's eigenvalues are lowered by
+  ``τ`` and clipped at 0 (``B_i ← V·max(Λ − τ, 0)·Vᵀ``, which keeps ``B_i ⪰ 0``), ``τ`` growing
+  from ``μ − λ̂_min(R)`` by factors of 4, at most :data:`REPAIR_TRIES` times
+  (:attr:`BlockSplit.repair` records ``τ``). When ``H`` is singular on its live inputs (fewer
+  calibration rows than inputs) no split can be strict — ``H − B`` shares ``H``'s null vectors —
+  and the split is accepted with a **slack** ``η = μ − λ̂_min(R) > 0`` as long as
+  ``λ̂_min(R) ≥ −rtol·λ_max(H)``: then ``dᵀHd ≥ dᵀBd − η‖d‖²`` for every ``d``, and the bounds
+  below subtract ``η·D²``, where ``D² ≥ ‖w − w0‖²`` over the feasible set is the caller's
+  (:func:`grid_dist2` for a quantization grid, :func:`box_dist2` for pruning with the paper's box).
+  Without such a ``D²`` (pruning with free kept weights) a slack split certifies nothing: the
+  bound functions return ``None``.
 * **budget 0**: ``L_i(0) = w_iᵀ B_i w_i`` (the only feasible block point is ``w_i = 0``) is a
-  computed quadratic form; it enters the tables as ``max(0, fl(w_iᵀB_iw_i))·(1 − 1e-12)``
-  (:data:`ZERO_BUDGET_RTOL`), a relative margin for the rounding of that product (it covers
-  the rounding error, at most about ``2n_i·u·|w_i|ᵀ|B_i||w_i|``, when the terms do not cancel
-  by more than a factor of about ``1e-12 / (2n_i·u)``).
+  computed quadratic form, at most ``γ_{n_i+2}·|w_i|ᵀ|B_i||w_i|`` away from the true value; it
+  enters the tables as ``max(0, fl(w_iᵀB_iw_i) − 2·γ_{n_i+2}·fl(|w_i|ᵀ|B_i||w_i|))``
+  (:func:`zero_budget_bound`; the factor 2 covers the rounding of the second product).
+* **sums**: a computed sum of ``m`` terms is within ``γ_{m−1}·Σ|x_i|`` of the true sum, so the sum
+  of block bounds (:func:`block_sum_bound`) is lowered by ``γ_m·Σ_i|LB_i|``, and the budget DP's
+  minimum over allocations (sums of ``m`` non-negative table entries) is multiplied by
+  ``1 − γ_{m+1}``.
 * **clamp**: a whole-channel bound above a feasible whole-channel objective the caller knows
   is replaced by that objective (``opt ≤ objective`` for any feasible point) and the value it
   replaced is kept as ``info["clamped_from"]``; it cannot happen for valid bounds beyond
   rounding.
-* The block bounds themselves carry the margins of the certified method that produced them;
-  summing them (:func:`block_sum_bound`, the DP) adds no margin of its own.
+* The block bounds themselves carry the margins of the certified method that produced them.
 
 Examples
 --------
@@ -87,7 +105,7 @@ Examples
 >>> split = block_split(X.T @ X, [(0, 3), (3, 6)])
 >>> split.residual_min_eig >= 0
 True
->>> block_sum_bound([1.5, 2.0], split)[0]
+>>> round(block_sum_bound([1.5, 2.0], split)[0], 12)  # 3.5 less the rounding of the sum
 3.5
 """
 
@@ -106,8 +124,10 @@ log = logging.getLogger(__name__)
 
 #: Relative safety margin of the split (see the module docstring).
 SPLIT_RTOL = 1e-9
-#: Relative margin taken off the computed block error at budget 0 (see the module docstring).
-ZERO_BUDGET_RTOL = 1e-12
+#: Unit roundoff of float64.
+UNIT_ROUNDOFF = float(np.finfo(np.float64).eps) / 2
+#: Repairs tried on a split that misses the check (``τ`` grows by 4 each time).
+REPAIR_TRIES = 8
 CONSTRUCTIONS = ("auto", "shift", "scale", "schur")
 #: Largest n for the pseudo-inverse path of the Schur construction (singular H).
 SCHUR_PINV_MAX_N = 768
@@ -124,8 +144,12 @@ class BlockSplit:
     construction : ``"shift"``, ``"scale"``, ``"schur"`` or ``"exact"``.
     shift : float, ``t`` (0 unless ``shift``).
     alpha : float, ``α`` (1 unless ``scale``).
-    residual_min_eig : float, computed ``λ_min(H − B)`` (≥ ``−rtol·λ_max(H)``).
+    residual_min_eig : float, computed ``λ_min(H − B)`` (≥ ``margin``, or exactly 0 when
+        ``H − B`` is exactly zero).
     block_min_eigs : list of float, computed ``λ_min(B_i)``.
+    margin : float, the ``μ`` of the split check.
+    repair : float, the ``τ`` the blocks were lowered by (0: no repair).
+    slack : float, ``η`` (0 for a strict split): ``H − B ⪰ −η·I`` is what is proved.
     """
 
     blocks: list[np.ndarray]
@@ -135,6 +159,14 @@ class BlockSplit:
     alpha: float = 1.0
     residual_min_eig: float = 0.0
     block_min_eigs: list[float] = field(default_factory=list)
+    margin: float = 0.0
+    repair: float = 0.0
+    slack: float = 0.0
+
+    @property
+    def strict(self) -> bool:
+        """``H − B ⪰ 0`` proved (no slack)."""
+        return self.slack == 0.0
 
     def info(self) -> dict[str, Any]:
         """The split's figures as a JSON-able dict (stored with every whole-channel bound)."""
@@ -142,7 +174,8 @@ class BlockSplit:
             "construction": self.construction, "shift": self.shift, "alpha": self.alpha,
             "residual_min_eig": self.residual_min_eig,
             "block_min_eig": min(self.block_min_eigs) if self.block_min_eigs else None,
-            "blocks": len(self.blocks),
+            "blocks": len(self.blocks), "check_margin": self.margin, "repair": self.repair,
+            "slack": self.slack,
         }
 
 
@@ -188,7 +221,7 @@ def block_split(
     lam_max = max(float(np.linalg.eigvalsh(H)[-1]), np.finfo(float).tiny)
     delta = rtol * lam_max
     if not np.any(O):
-        return _finish(H, Hd, ranges, "exact", 0.0, 1.0, delta)
+        return _finish(H, Hd, ranges, "exact", 0.0, 1.0, lam_max, rtol)
 
     block_eigs = [np.linalg.eigh(blk) for blk in Hd]
     candidates: list[BlockSplit] = []
@@ -196,7 +229,7 @@ def block_split(
     if construction in ("auto", "shift"):
         if all(float(ev[0]) >= t for ev, _ in block_eigs):
             blocks = [blk - t * np.eye(blk.shape[0]) for blk in Hd]
-            candidates.append(_finish(H, blocks, ranges, "shift", t, 1.0, delta))
+            candidates.append(_finish(H, blocks, ranges, "shift", t, 1.0, lam_max, rtol))
         elif construction == "shift":
             raise ProblemError(
                 f"shift construction invalid: t = {t:.3g} exceeds the least block eigenvalue "
@@ -206,7 +239,8 @@ def block_split(
         blocks = _schur_blocks(H, ranges)
         if blocks is not None:
             try:
-                candidates.append(_finish(H, blocks, ranges, "schur", 0.0, 1.0, delta))
+                candidates.append(_finish(H, blocks, ranges, "schur", 0.0, 1.0, lam_max,
+                                          rtol))
             except ProblemError as exc:
                 if construction == "schur":
                     raise
@@ -216,8 +250,10 @@ def block_split(
     if construction in ("auto", "scale"):
         alpha = _scale_alpha(H, ranges, block_eigs, rtol)
         candidates.append(_finish(H, [alpha * blk for blk in Hd], ranges, "scale", 0.0, alpha,
-                                  delta))
-    return max(candidates, key=lambda sp: sum(float(np.trace(b)) for b in sp.blocks))
+                                  lam_max, rtol))
+    # a strict split before one with a slack, then the most trace
+    return max(candidates,
+               key=lambda sp: (sp.strict, sum(float(np.trace(b)) for b in sp.blocks)))
 
 
 def _schur_blocks(H: np.ndarray, ranges: list[tuple[int, int]]) -> list[np.ndarray] | None:
@@ -270,23 +306,66 @@ def _scale_alpha(H: np.ndarray, ranges: list[tuple[int, int]], block_eigs: list,
     return float(np.clip(np.linalg.eigvalsh(M)[0] - rtol, 0.0, 1.0))
 
 
+def residual_margin(H: np.ndarray, B: np.ndarray) -> float:
+    """``μ = 10·n·u·(‖H‖_F + ‖B‖_F)``: a computed ``λ_min(fl(H − B)) ≥ μ`` proves ``H − B ⪰ 0``.
+
+    Examples
+    --------
+    >>> 0 < residual_margin(np.eye(3), np.zeros((3, 3))) < 1e-13
+    True
+    """
+    n = H.shape[0]
+    return 10.0 * n * UNIT_ROUNDOFF * (float(np.linalg.norm(H)) + float(np.linalg.norm(B)))
+
+
 def _finish(H: np.ndarray, blocks: list[np.ndarray], ranges: list[tuple[int, int]],
-            construction: str, t: float, alpha: float, delta: float) -> BlockSplit:
-    """Verify a candidate split numerically (the split check) and package it."""
-    B = np.zeros_like(H)
-    for (a, b), blk in zip(ranges, blocks, strict=True):
-        B[a:b, a:b] = blk
-    R = H - B
-    res = float(np.linalg.eigvalsh(0.5 * (R + R.T))[0])
-    block_min = [float(np.linalg.eigvalsh(blk)[0]) for blk in blocks]
-    # The residual must be PSD up to the eigenvalue routine's own accuracy.
-    if res < -delta:
-        raise ProblemError(
-            f"block split ({construction}) failed its check: λ_min(H − B) = {res:.3g} < "
-            f"-{delta:.3g}"
-        )
+            construction: str, t: float, alpha: float, lam_max: float, rtol: float
+            ) -> BlockSplit:
+    """The split check of the module docstring, with its repair and slack; package the split."""
     blocks = [0.5 * (blk + blk.T) for blk in blocks]
-    return BlockSplit(blocks, ranges, construction, t, alpha, res, block_min)
+    live = np.flatnonzero(np.any(H != 0.0, axis=1))
+    tau = 0.0
+    first: tuple[list[np.ndarray], float, float] | None = None
+    for attempt in range(REPAIR_TRIES + 1):
+        if attempt:
+            blocks = [_lower(blk, tau) for blk in first[0]]
+        B = np.zeros_like(H)
+        for (a, b), blk in zip(ranges, blocks, strict=True):
+            B[a:b, a:b] = blk
+        R = H - B
+        dead = np.setdiff1d(np.arange(H.shape[0]), live)
+        if dead.size and (np.any(R[dead]) or np.any(R[:, dead])):
+            raise ProblemError(f"block split ({construction}) failed its check: a dead input "
+                               "(zero row of H) has a nonzero row in B")
+        Rl = R[np.ix_(live, live)]
+        mu = residual_margin(H, B)
+        exact_zero = not np.any(Rl)
+        res = 0.0 if exact_zero else float(np.linalg.eigvalsh(0.5 * (Rl + Rl.T))[0])
+        if exact_zero or res >= mu:
+            return _split(blocks, ranges, construction, t, alpha, res, mu, tau, 0.0)
+        if first is None:
+            first = (blocks, res, mu)
+        tau = max(4.0 * tau, mu - res)
+    blocks, res, mu = first
+    if res >= -rtol * lam_max:  # singular H: accepted with a slack (see the module docstring)
+        return _split(blocks, ranges, construction, t, alpha, res, mu, 0.0, mu - res)
+    raise ProblemError(
+        f"block split ({construction}) failed its check: λ_min(H − B) = {res:.3g} < "
+        f"-{rtol * lam_max:.3g}, and lowering the blocks by up to {tau:.3g} did not make it "
+        f"at least the certified margin {mu:.3g}"
+    )
+
+
+def _split(blocks, ranges, construction, t, alpha, res, mu, tau, slack) -> BlockSplit:
+    block_min = [float(np.linalg.eigvalsh(blk)[0]) for blk in blocks]
+    return BlockSplit(blocks, ranges, construction, t, alpha, res, block_min, mu, tau, slack)
+
+
+def _lower(B: np.ndarray, tau: float) -> np.ndarray:
+    """``V·max(Λ − τ, 0)·Vᵀ`` for ``B = VΛVᵀ``: ``B`` lowered by ``τ``, still PSD."""
+    ev, V = np.linalg.eigh(B)
+    out = (V * np.maximum(ev - tau, 0.0)) @ V.T
+    return 0.5 * (out + out.T)
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,7 +374,8 @@ def _finish(H: np.ndarray, blocks: list[np.ndarray], ranges: list[tuple[int, int
 
 
 def block_sum_bound(block_bounds: Sequence[float], split: BlockSplit | None = None, *,
-                    objective: float | None = None) -> tuple[float, dict[str, Any]]:
+                    objective: float | None = None, dist2: float | None = None
+                    ) -> tuple[float | None, dict[str, Any]]:
     """``Σ_i LB_i``: the whole-channel bound when the feasible set is a product over blocks.
 
     Holds for quantization (the grid is a product over coordinates) and for N:M pruning whose
@@ -311,11 +391,15 @@ def block_sum_bound(block_bounds: Sequence[float], split: BlockSplit | None = No
     objective : float, optional
         The error of a feasible whole-channel solution: the bound is clamped to it (see the
         module docstring).
+    dist2 : float, optional
+        ``D² ≥ ‖w − w0‖²`` over the feasible set (:func:`grid_dist2`, :func:`box_dist2`); needed
+        only when the split has a slack, which then costs ``η·D²``.
 
     Returns
     -------
-    (lower_bound, info) : the certified bound and a JSON-able record of how it was made (the
-        split's :meth:`BlockSplit.info` and ``block_bounds``; ``clamped_from`` if clamped).
+    (lower_bound, info) : the certified bound (``None`` for a slack split without ``dist2``) and a
+        JSON-able record of how it was made (the split's :meth:`BlockSplit.info` and
+        ``block_bounds``; ``slack_cost`` when a slack was paid; ``clamped_from`` if clamped).
 
     Examples
     --------
@@ -336,12 +420,29 @@ def block_sum_bound(block_bounds: Sequence[float], split: BlockSplit | None = No
     lbs = [float(v) for v in block_bounds]
     info = dict(split.info())
     info["block_bounds"] = lbs
-    return _clamp(float(sum(lbs)), info, objective)
+    return _pay_slack(certified_sum(lbs), split, dist2, info, objective)
+
+
+def certified_sum(values: Sequence[float]) -> float:
+    """A lower bound on the exact sum of ``values``: ``fl(Σ x_i) − γ_m·Σ|x_i|``.
+
+    Examples
+    --------
+    >>> 0 < 3.0 - certified_sum([1.0, 2.0]) < 1e-15
+    True
+    """
+    x = np.asarray(values, dtype=np.float64)
+    return float(x.sum()) - _gamma(x.size) * float(np.abs(x).sum())
+
+
+def _gamma(k: int) -> float:
+    """``γ_k = k·u / (1 − k·u)``."""
+    return k * UNIT_ROUNDOFF / (1.0 - k * UNIT_ROUNDOFF)
 
 
 def budget_bound(split: BlockSplit, w0: np.ndarray, solved: Sequence[Mapping[int, float]],
-                 budget: int, *, objective: float | None = None
-                 ) -> tuple[float, dict[str, Any]]:
+                 budget: int, *, objective: float | None = None, dist2: float | None = None
+                 ) -> tuple[float | None, dict[str, Any]]:
     """``min_{Σ k_i ≤ K} Σ_i L_i(k_i)``: the whole-channel bound for pruning to ``K`` nonzeros.
 
     Parameters
@@ -359,11 +460,14 @@ def budget_bound(split: BlockSplit, w0: np.ndarray, solved: Sequence[Mapping[int
         ``K``, the nonzeros allowed in the whole channel.
     objective : float, optional
         The error of a feasible whole-channel solution (clamp, see the module docstring).
+    dist2 : float, optional
+        As in :func:`block_sum_bound` (pruning with the paper's box: :func:`box_dist2`).
 
     Returns
     -------
-    (lower_bound, info) : the certified bound; ``info`` holds the split's figures, ``budget`` and
-        the ``allocation`` attaining the minimum.
+    (lower_bound, info) : the certified bound (``None`` for a slack split without ``dist2``);
+        ``info`` holds the split's figures, ``budget`` and the ``allocation`` attaining the
+        minimum.
 
     Examples
     --------
@@ -371,7 +475,7 @@ def budget_bound(split: BlockSplit, w0: np.ndarray, solved: Sequence[Mapping[int
     >>> H = np.diag([1.0, 2.0, 3.0, 4.0])
     >>> split = block_split(H, [(0, 2), (2, 4)])
     >>> value, info = budget_bound(split, np.ones(4), [{1: 1.0}, {1: 3.0}], 2)
-    >>> round(value, 9), info["allocation"]
+    >>> round(value, 9), info["allocation"]  # 3.0 less the rounding of the DP's sums
     (3.0, [0, 2])
     """
     if len(solved) != len(split.blocks):
@@ -389,20 +493,63 @@ def budget_bound(split: BlockSplit, w0: np.ndarray, solved: Sequence[Mapping[int
                 L[k] = float(v)
         tables.append(L)
     value, alloc = allocate_budget(tables, budget)
+    value *= 1.0 - _gamma(len(tables) + 1)  # the DP's sums of non-negative entries (margins)
     info = dict(split.info())
     info.update({"budget": budget, "allocation": alloc})
-    return _clamp(value, info, objective)
+    return _pay_slack(value, split, dist2, info, objective)
 
 
 def zero_budget_bound(B: np.ndarray, w: np.ndarray) -> float:
-    """``L(0)``: the block error of ``w = 0``, ``wᵀBw``, with the budget-0 margin.
+    """``L(0)``: the block error of ``w = 0``, ``wᵀBw``, less its rounding (see the margins).
 
     Examples
     --------
-    >>> zero_budget_bound(np.eye(2), np.array([1.0, 1.0])) < 2.0
+    >>> 0 < 2.0 - zero_budget_bound(np.eye(2), np.array([1.0, 1.0])) < 1e-14
     True
     """
-    return max(0.0, float(w @ B @ w)) * (1.0 - ZERO_BUDGET_RTOL)
+    w = np.asarray(w, dtype=np.float64)
+    q = float(w @ B @ w)
+    a = np.abs(w)
+    return max(0.0, q - 2.0 * _gamma(w.size + 2) * float(a @ np.abs(B) @ a))
+
+
+def grid_dist2(w0: np.ndarray, scale: float, lo: int, hi: int) -> float:
+    """``D² = Σ_j max_{z ∈ [lo, hi]} (s·z − w0_j)²``, over the quantization grid (rounded up).
+
+    Examples
+    --------
+    >>> grid_dist2(np.array([0.0, 1.0]), 1.0, -2, 1) >= 4.0 + 9.0
+    True
+    """
+    w0 = np.asarray(w0, dtype=np.float64)
+    far = np.maximum(np.abs(scale * lo - w0), np.abs(scale * hi - w0))
+    return float(far @ far) * (1.0 + _gamma(w0.size + 2))
+
+
+def box_dist2(w0: np.ndarray, box: float) -> float:
+    """``D² = Σ_j (box + |w0_j|)²``: pruning with kept weights in ``[−box, box]`` (rounded up).
+
+    Examples
+    --------
+    >>> box_dist2(np.array([1.0, -1.0]), 2.0) >= 18.0
+    True
+    """
+    far = float(box) + np.abs(np.asarray(w0, dtype=np.float64))
+    return float(far @ far) * (1.0 + _gamma(far.size + 2))
+
+
+def _pay_slack(lb: float, split: BlockSplit, dist2: float | None, info: dict[str, Any],
+               objective: float | None) -> tuple[float | None, dict[str, Any]]:
+    """``lb − η·D²`` for a slack split (``None`` without ``D²``), then the clamp."""
+    if split.slack > 0.0:
+        if dist2 is None:
+            info["no_bound"] = ("singular H: the split holds only up to a slack, and the "
+                                "feasible set is unbounded")
+            return None, info
+        cost = split.slack * float(dist2) * (1.0 + 4.0 * UNIT_ROUNDOFF)
+        info["slack_cost"] = cost
+        lb = max(0.0, lb - cost)
+    return _clamp(lb, info, objective)
 
 
 def _clamp(lb: float, info: dict[str, Any], objective: float | None

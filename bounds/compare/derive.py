@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from solvers.problem import quadratic_error
-from solvers.whole_channel import block_sum_bound, budget_bound
+from solvers.problem import grid_limits, quadratic_error
+from solvers.whole_channel import block_sum_bound, box_dist2, budget_bound, grid_dist2
 
 from ..provenance import pqbound_version
-from .plan import LayerPlan, RunPlan
+from .plan import LayerPlan, RunPlan, _box
 from .store import ResultStore
 from .tasks import task_key
 
@@ -66,7 +66,7 @@ def whole_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
                                       {"from": "chunk solutions evaluated on the full H"},
                                       parts))
                 obj = best if math.isfinite(best) else None
-                bound = _whole_bound(plan, by, c, kind, comp, bits, run.bound_method(kind), obj)
+                bound = _whole_bound(plan, run, by, c, kind, comp, bits, obj)
                 if bound is not None:
                     lb, info = bound
                     out.append(ch.row(kind, "block-split bound", comp, bits, obj, lb,
@@ -83,10 +83,12 @@ def _chunk_solutions(by: RowIndex, plan: LayerPlan, kind: str, method: str, comp
     return parts
 
 
-def _whole_bound(plan: LayerPlan, by: RowIndex, c: int, kind: str, comp: str, bits: int | None,
-                 method: str | None, objective: float | None) -> tuple[float, dict] | None:
+def _whole_bound(plan: LayerPlan, run: RunPlan, by: RowIndex, c: int, kind: str, comp: str,
+                 bits: int | None, objective: float | None) -> tuple[float, dict] | None:
     """The stored block (or chunk) bounds of channel ``c`` as arrays, through
-    :mod:`solvers.whole_channel`; ``None`` when a needed row is missing or has no bound."""
+    :mod:`solvers.whole_channel`; ``None`` when a needed row is missing or has no bound, or when
+    the split proves nothing (a slack split over an unbounded feasible set)."""
+    method = run.bound_method(kind)
     if method is None:
         return None
     nchunks = len(plan.chunks)
@@ -101,7 +103,7 @@ def _whole_bound(plan: LayerPlan, by: RowIndex, c: int, kind: str, comp: str, bi
         if any(r is None or r["lower_bound"] is None for r in rows):
             return None
         lb, info = block_sum_bound([float(r["lower_bound"]) for r in rows], split,
-                                   objective=objective)
+                                   objective=objective, dist2=_dist2(plan, run, c, kind, bits))
     else:
         solved = []
         for i, (a, b) in enumerate(plan.chunks):
@@ -112,9 +114,22 @@ def _whole_bound(plan: LayerPlan, by: RowIndex, c: int, kind: str, comp: str, bi
                     known[k] = float(r["lower_bound"])
             solved.append(known)
         lb, info = budget_bound(split, plan.problem.W0[c], solved, plan.budget(bits),
-                                objective=objective)
+                                objective=objective, dist2=_dist2(plan, run, c, kind, bits))
+    if lb is None:
+        return None
     info["method"] = method
     return lb, info
+
+
+def _dist2(plan: LayerPlan, run: RunPlan, c: int, kind: str, bits: int | None) -> float | None:
+    """``D² ≥ ‖w − w0‖²`` over channel ``c``'s feasible set, where it is bounded: the
+    quantization grid, or pruning with the protocol's box (a slack split needs it)."""
+    w0 = plan.problem.W0[c]
+    if kind == "quant":
+        lo, hi = grid_limits(bits)
+        return grid_dist2(w0, float(plan.scales[bits][c]), lo, hi)
+    box = _box(run.protocol.box_factor, w0)
+    return None if box is None else box_dist2(w0, box)
 
 
 @dataclass(frozen=True)

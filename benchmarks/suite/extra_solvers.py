@@ -40,9 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from solvers.backends.base import Stopwatch, backend_result
+from solvers.backends.base import backend_result
 from solvers.problem import ProblemError, PruneProblem, QuantProblem
 from solvers.result import SolveResult, Status
+from solvers.stopwatch import Stopwatch
 
 #: Relative MIP gap asked of every general solver.
 MIP_GAP = 1e-6

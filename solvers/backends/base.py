@@ -10,7 +10,6 @@ cross-checks and benchmarks, and their results say so in ``info["bound_source"]`
 from __future__ import annotations
 
 import importlib.util
-import time
 from typing import Any
 
 import numpy as np
@@ -22,20 +21,6 @@ from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 def importable(module: str) -> bool:
     """True when ``module`` can be imported here."""
     return importlib.util.find_spec(module) is not None
-
-
-class Stopwatch:
-    """Wall-clock seconds since construction; ``remaining(limit)`` for time limits."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        return time.perf_counter() - self.start
-
-    def remaining(self, limit: float | None) -> float | None:
-        return None if limit is None else max(0.0, limit - self.seconds)
 
 
 def backend_result(

@@ -31,8 +31,9 @@ import numpy as np
 
 from ..problem import ProblemError, QuantProblem
 from ..result import SolveResult, Status
+from ..stopwatch import Stopwatch
 from ._quant_model import QuantModel, needs_isolation, run_isolated
-from .base import Stopwatch, backend_result
+from .base import backend_result
 
 
 def solve_cpsat(

@@ -1,4 +1,4 @@
-"""Gurobi (gurobipy) on the paper's big-M MIQP for pruning (see :mod:`solvers.prune.bigm`).
+"""Gurobi (gurobipy) on the paper's big-M MIQP for pruning (see :mod:`solvers.backends.bigm`).
 
 Single thread (``Threads=1``), ``MIPGap = 1e-6``. The objective is ``‖y‖²`` with the linear
 constraints ``y = X w − X w0`` (``XᵀX = H``), so Gurobi sees a convex quadratic however
@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..problem import ProblemError, PruneProblem
-from ..prune.bigm import boxed_variant, factor_form, finish, group_rows
 from ..result import SolveResult, Status
-from .base import Stopwatch
+from ..stopwatch import Stopwatch
+from .bigm import boxed_variant, factor_form, finish, group_rows
 
 
 def _status_map(gp) -> dict[int, Status]:

@@ -2,7 +2,7 @@
 
 The convex quadratic ``f(w) = (w − w0)ᵀH(w − w0)`` is replaced by ``min t`` over the cuts
 ``t >= f(ŵ) + ∇f(ŵ)ᵀ(w − ŵ)``, each a tangent plane, so every MILP of the loop is a relaxation of
-the boxed big-M MIQP (see :mod:`solvers.prune.bigm`) and its dual bound is a valid lower bound
+the boxed big-M MIQP (see :mod:`solvers.backends.bigm`) and its dual bound is a valid lower bound
 on the boxed optimum at every iteration. Each MILP's mask is refit exactly (boxed) for the upper
 bound, and cuts are added at the MILP point and at the refit point, until the relative gap is
 below ``gap`` or the time runs out.
@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from ..problem import ProblemError, PruneProblem
-from ..prune.bigm import boxed_variant, finish, group_rows
 from ..prune.incumbents import magnitude_mask
 from ..prune.refit import refit
 from ..result import SolveResult, Status
-from .base import Stopwatch
+from ..stopwatch import Stopwatch
+from .bigm import boxed_variant, finish, group_rows
 
 
 def solve_highs_oa(

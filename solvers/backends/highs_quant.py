@@ -20,8 +20,9 @@ import numpy as np
 from ..problem import ProblemError, QuantProblem
 from ..quant.incumbents import one_opt
 from ..result import SolveResult, Status
+from ..stopwatch import Stopwatch
 from ._quant_model import QuantModel, codes_from, needs_isolation, run_isolated
-from .base import Stopwatch, backend_result
+from .base import backend_result
 
 
 def solve_highs_oa(

@@ -1,4 +1,4 @@
-"""SCIP (pyscipopt) on the paper's big-M MIQP for pruning (see :mod:`solvers.prune.bigm`).
+"""SCIP (pyscipopt) on the paper's big-M MIQP for pruning (see :mod:`solvers.backends.bigm`).
 
 Single thread, relative gap ``1e-6``. The objective ``‖X(w − w0)‖²`` is modelled as
 ``min t`` with ``t >= Σ_r y_r²`` and ``y = X w − X w0`` (a convex quadratic constraint).
@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from ..problem import ProblemError, PruneProblem
-from ..prune.bigm import boxed_variant, factor_form, finish, group_rows
 from ..result import SolveResult, Status
-from .base import Stopwatch
+from ..stopwatch import Stopwatch
+from .bigm import boxed_variant, factor_form, finish, group_rows
 
 STATUS_MAP = {
     "optimal": Status.OPTIMAL,
@@ -39,7 +39,7 @@ def solve_scip(
     ----------
     problem : PruneProblem
         Boxed problems are solved as given; unboxed ones as the ``c = 2`` boxed variant
-        (``lower_bound`` is then ``None``; see :mod:`solvers.prune.bigm`).
+        (``lower_bound`` is then ``None``; see :mod:`solvers.backends.bigm`).
     time_limit : float, optional
     gap : float
         SCIP's ``limits/gap`` (relative).

@@ -15,8 +15,9 @@ from typing import Any
 
 from ..problem import ProblemError, QuantProblem
 from ..result import SolveResult, Status
+from ..stopwatch import Stopwatch
 from ._quant_model import QuantModel, codes_from
-from .base import Stopwatch, backend_result
+from .base import backend_result
 
 _SCIP_STATUS = {
     "optimal": Status.OPTIMAL,

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import Stopwatch
 from ..problem import ProblemError, PruneProblem
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
+from ..stopwatch import Stopwatch
 from .bounds import diagonal_split, margin_for
 from .incumbents import Incumbent, find_incumbents, groups, magnitude_mask
 from .refit import refit

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from ..backends.base import backend_result
 from ..problem import PruneProblem
+from ..prune.refit import hessian_factor, refit
 from ..result import SolveResult, Status
-from .refit import hessian_factor, refit
+from .base import backend_result
 
 #: The paper's box factor, used when the problem has none.
 DEFAULT_BOX_FACTOR = 2.0

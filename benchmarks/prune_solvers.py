@@ -74,13 +74,13 @@ def run(argv=None) -> int:
 
     backends = {}
     if not args.no_gurobi and importable("gurobipy"):
-        from solvers.backends.gurobi_prune import solve_gurobi
+        from solvers.backends.gurobi import GUROBI
 
-        backends["gurobi"] = solve_gurobi
+        backends["gurobi"] = GUROBI.solve_prune
     if not args.no_scip and importable("pyscipopt"):
-        from solvers.backends.scip_prune import solve_scip
+        from solvers.backends.scip import SCIP
 
-        backends["scip"] = solve_scip
+        backends["scip"] = SCIP.solve_prune
 
     # warm the compiled kernels (numba cache) outside the timings
     from solvers.problem import PruneProblem

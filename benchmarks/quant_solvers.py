@@ -189,13 +189,13 @@ def run(argv=None) -> int:
                 reduction=True)
     solvers = {"exact": solve_exact}
     if not args.no_gurobi and importable("gurobipy"):
-        from solvers.backends.gurobi_quant import solve_gurobi
+        from solvers.backends.gurobi import GUROBI
 
-        solvers["gurobi"] = solve_gurobi
+        solvers["gurobi"] = GUROBI.solve_quant
     if not args.no_scip and importable("pyscipopt"):
-        from solvers.backends.scip_quant import solve_scip
+        from solvers.backends.scip import SCIP
 
-        solvers["scip"] = solve_scip
+        solvers["scip"] = SCIP.solve_quant
     if not args.no_cplex and importable("cplex"):
         from suite.extra_solvers import cplex_quant
 

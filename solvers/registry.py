@@ -3,7 +3,12 @@
 Every method is a function ``fn(problem, *, time_limit=None, **options) -> SolveResult`` taking a
 :class:`~solvers.problem.QuantProblem` or :class:`~solvers.problem.PruneProblem`. Entries name
 the function by ``"module:attribute"`` so that importing the registry costs nothing and a missing
-optional backend (gurobipy, …) only matters when that method is asked for.
+optional backend (gurobipy, …) only matters when that method is asked for. The general solvers'
+entries point at a backend's solve method (``"solvers.backends.scip:SCIP.solve_quant"``, see
+:mod:`solvers.backends.base`): one backend, one file, both of its kinds.
+
+Options are checked by name before any work (:meth:`Method.check_options`): a method states its
+keyword options in its signature, and an unknown one is refused with the list of valid ones.
 """
 
 from __future__ import annotations
@@ -35,13 +40,17 @@ class Method:
         return all(importlib.util.find_spec(m) is not None for m in self.requires)
 
     def load(self) -> Callable[..., SolveResult]:
+        """The solve function (``attribute`` may be dotted: a backend's bound method)."""
         if not self.available():
             missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
             raise ProblemError(
                 f"method {self.name!r} needs {', '.join(missing)}, which is not installed"
             )
         module, attr = self.target.split(":")
-        return getattr(importlib.import_module(module), attr)
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
 
     def options(self) -> list[str] | None:
         """Names of the keyword options the method takes (``None``: it takes any)."""
@@ -75,15 +84,15 @@ METHODS: dict[tuple[str, str], Method] = {
         Method("sdp", _Q, "solvers.quant.sdp:solve_sdp", True,
                "Park & Boyd SDP relaxation (lower bound) + randomized rounding",
                ("cvxpy",)),
-        Method("scip", _Q, "solvers.backends.scip_quant:solve_scip", True,
+        Method("scip", _Q, "solvers.backends.scip:SCIP.solve_quant", True,
                "SCIP via pyscipopt (MIQP)", ("pyscipopt",)),
-        Method("scip-cvxpy", _Q, "solvers.backends.scip_quant:solve_scip_cvxpy", True,
+        Method("scip-cvxpy", _Q, "solvers.backends.scip:SCIP_CVXPY.solve_quant", True,
                "SCIP via cvxpy", ("cvxpy", "pyscipopt")),
-        Method("gurobi", _Q, "solvers.backends.gurobi_quant:solve_gurobi", True,
+        Method("gurobi", _Q, "solvers.backends.gurobi:GUROBI.solve_quant", True,
                "Gurobi via gurobipy (MIQP)", ("gurobipy",)),
-        Method("highs", _Q, "solvers.backends.highs_quant:solve_highs_oa", True,
+        Method("highs", _Q, "solvers.backends.highs:HIGHS.solve_quant", True,
                "HiGHS MILP, outer approximation with Kelley cuts", ("highspy",)),
-        Method("cpsat", _Q, "solvers.backends.cpsat_quant:solve_cpsat", True,
+        Method("cpsat", _Q, "solvers.backends.cpsat:CPSAT.solve_quant", True,
                "OR-Tools CP-SAT on an integer-scaled model", ("ortools",)),
         # Quantization: heuristics
         Method("rtn", _Q, "solvers.heuristics.rtn:rtn", False, "round to nearest"),
@@ -96,11 +105,11 @@ METHODS: dict[tuple[str, str], Method] = {
         # Pruning: certified
         Method("exact", _P, "solvers.prune.exact:solve_exact", True,
                "branch-and-bound over sparsity masks"),
-        Method("scip", _P, "solvers.backends.scip_prune:solve_scip", True,
+        Method("scip", _P, "solvers.backends.scip:SCIP.solve_prune", True,
                "SCIP via pyscipopt (big-M MIQP, the paper's formulation)", ("pyscipopt",)),
-        Method("gurobi", _P, "solvers.backends.gurobi_prune:solve_gurobi", True,
+        Method("gurobi", _P, "solvers.backends.gurobi:GUROBI.solve_prune", True,
                "Gurobi via gurobipy (big-M MIQP)", ("gurobipy",)),
-        Method("highs", _P, "solvers.backends.highs_prune:solve_highs_oa", True,
+        Method("highs", _P, "solvers.backends.highs:HIGHS.solve_prune", True,
                "HiGHS MILP, outer approximation of the big-M model", ("highspy",)),
         # Pruning: heuristics
         Method("magnitude", _P, "solvers.heuristics.magnitude:magnitude", False,

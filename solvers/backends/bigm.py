@@ -1,4 +1,4 @@
-"""The paper's big-M formulation of pruning, shared by the general-solver adapters.
+"""The paper's big-M formulation of pruning, built by every backend that solves pruning.
 
 Kuzmin et al. (2023) solve pruning as the MIQP::
 
@@ -7,7 +7,7 @@ Kuzmin et al. (2023) solve pruning as the MIQP::
          (N:M: Σ_{i in group g} m_i <= N for every group)
 
 with ``B = max|w0|`` and ``c = 2``. The box ``|w_i| <= c·B`` is part of the model: its optimum
-equals the unboxed optimum only when the box does not bind at an unboxed optimum. Adapters build
+equals the unboxed optimum only when the box does not bind at an unboxed optimum. Backends build
 this model from a :class:`~solvers.problem.PruneProblem`: with ``box_factor`` set they solve that
 boxed problem; without, they solve the boxed variant with ``c = DEFAULT_BOX_FACTOR`` and report
 it (the backend's bound is then a bound for the boxed variant only, so ``lower_bound`` is
@@ -59,7 +59,7 @@ def factor_form(problem: PruneProblem) -> tuple[np.ndarray, np.ndarray]:
     return X, X @ problem.w0
 
 
-def finish(
+def prune_result(
     problem: PruneProblem,
     boxed: PruneProblem,
     defaulted: bool,

@@ -1,4 +1,4 @@
-"""The quantization MIQP in the data every quantization adapter feeds its backend.
+"""The quantization MIQP in the data every backend's quantization model is built from.
 
 In grid units ``c = w0 / s`` the objective is ``s²·(z − c)ᵀH(z − c)``. Two forms:
 
@@ -7,8 +7,8 @@ In grid units ``c = w0 / s`` the objective is ``s²·(z − c)ᵀH(z − c)``. T
   of :mod:`solvers.quant.factor`), which avoids the cancellation of the direct form and keeps the
   objective convex when ``H`` has rounding-level negative eigenvalues.
 
-Every adapter recomputes the objective of the returned codes from ``H`` itself
-(:func:`solvers.backends.base.backend_result`), whichever form the backend saw.
+Every backend recomputes the objective of the returned codes from ``H`` itself
+(:func:`solvers.backends.base.backend_result`), whichever form it saw.
 """
 
 from __future__ import annotations
@@ -17,13 +17,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..problem import QuantProblem
+from ..problem import ProblemError, QuantProblem
 from ..quant.factor import ordered_cholesky
 from ..quant.incumbents import rtn
 
 
 @dataclass(frozen=True)
 class QuantModel:
+    """Both forms of one :class:`~solvers.problem.QuantProblem`, and its round-to-nearest start.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> qm = QuantModel.build(QuantProblem(np.eye(2), np.array([0.3, -0.8]), scale=0.5, bits=2))
+    >>> qm.c.tolist(), qm.rtn.tolist(), (qm.lo, qm.hi)
+    ([0.6, -1.6], [1, -2], (-2, 1))
+    """
+
     n: int
     lo: int
     hi: int
@@ -48,34 +58,33 @@ class QuantModel:
 
 
 def codes_from(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """Backend values of integer variables → int64 codes on the grid."""
+    """Backend values of integer variables → int64 codes on the grid.
+
+    Examples
+    --------
+    >>> codes_from([0.9999999, -2.0000001, 3.2], -2, 1).tolist()
+    [1, -2, 1]
+    """
     return np.clip(np.rint(np.asarray(x, dtype=float)), lo, hi).astype(np.int64)
 
 
-#: Modules that cannot share a process: the pip wheels of OR-Tools and highspy each carry their
-#: own HiGHS and the second one loaded fails with undefined symbols.
-CONFLICTS = {"ortools": "highspy", "highspy": "ortools"}
+
+#: The two forms a backend can be given (see the module docstring).
+FORMULATIONS = ("direct", "factor")
 
 
-def needs_isolation(module: str) -> bool:
-    """True when ``module``'s conflicting partner is already loaded in this process."""
-    import sys
+def quant_formulation(formulation: str) -> str:
+    """``formulation`` if it is one of :data:`FORMULATIONS`, else a :class:`ProblemError`.
 
-    other = CONFLICTS.get(module)
-    return other is not None and other in sys.modules and module not in sys.modules
-
-
-def run_isolated(target: str, problem: QuantProblem, **kwargs):
-    """Run ``"module:function"(problem, **kwargs)`` in a fresh (spawned) process."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
-    with cf.ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn")) as ex:
-        return ex.submit(_call, target, problem, kwargs).result()
-
-
-def _call(target: str, problem: QuantProblem, kwargs: dict):
-    import importlib
-
-    mod, fn = target.split(":")
-    return getattr(importlib.import_module(mod), fn)(problem, **kwargs)
+    Examples
+    --------
+    >>> quant_formulation("factor")
+    'factor'
+    >>> quant_formulation("dense")
+    Traceback (most recent call last):
+    ...
+    solvers.problem.ProblemError: formulation must be 'direct' or 'factor', got 'dense'
+    """
+    if formulation not in FORMULATIONS:
+        raise ProblemError(f"formulation must be 'direct' or 'factor', got {formulation!r}")
+    return formulation

@@ -10,7 +10,10 @@ a :class:`~solvers.result.SolveResult` (status ``heuristic``, ``lower_bound=None
 vectorised whole-layer function ``*_layer(H, W0, …)`` (shared ``H``) returning a
 :class:`~._layer.LayerRun`; ``LayerRun.results()`` gives the per-channel results. The
 per-channel functions run the layer code with one channel. Every objective is the exact error on
-the undamped ``H``. See docs/heuristics.md.
+the undamped ``H``. A refit of the kept weights (``refit=True``) is the project's one refit,
+:func:`solvers.prune.refit.unboxed_refit`; the exact pruning solver's incumbents
+(:mod:`solvers.prune.incumbents`) run magnitude, OBS and SparseGPT from here. See
+docs/heuristics.md.
 """
 
 from ._layer import LayerRun, layer_results
@@ -19,7 +22,6 @@ from .gptq import gptq, gptq_layer
 from .magnitude import magnitude, magnitude_layer, magnitude_masks, magnitude_refit
 from .obq import obq, obq_layer
 from .obs import obs_greedy, obs_layer
-from .refit import refit_weights
 from .rtn import rtn, rtn_layer
 from .sparsegpt import sparsegpt, sparsegpt_layer
 
@@ -38,7 +40,6 @@ __all__ = [
     "obq_layer",
     "obs_greedy",
     "obs_layer",
-    "refit_weights",
     "rtn",
     "rtn_layer",
     "sparsegpt",

@@ -298,6 +298,32 @@ def join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def quant_run(
+    method: str,
+    H: np.ndarray,
+    W0: np.ndarray,
+    codes: np.ndarray,
+    scales: np.ndarray,
+    t0: float,
+    info: dict[str, Any],
+    message: str = "",
+) -> LayerRun:
+    """The :class:`LayerRun` of a quantization heuristic: ``weights = scales·codes``, objectives
+    on the undamped ``H``, ``seconds`` since ``t0`` (``time.perf_counter``)."""
+    return _run(method, H, W0, codes * scales[:, None], t0, info, message, codes=codes,
+                scales=scales)
+
+
+def _run(method: str, H: np.ndarray, W0: np.ndarray, W: np.ndarray, t0: float,
+         info: dict[str, Any], message: str, **arrays: Any) -> LayerRun:
+    """A :class:`LayerRun` of the weights ``W``: exact objectives and norms, time since ``t0``."""
+    import time
+
+    return LayerRun(method=method, weights=W, objectives=layer_errors(H, W0, W),
+                    norms=layer_norms(H, W0), seconds=time.perf_counter() - t0,
+                    message=message, info=info, **arrays)
+
+
 # --------------------------------------------------------------------------------------------
 # Pruning: budget, box, the pruned layer result
 # --------------------------------------------------------------------------------------------
@@ -344,21 +370,10 @@ def prune_run(
 ) -> LayerRun:
     """The :class:`LayerRun` of a pruning heuristic: zero outside the masks, clip to the box,
     objectives on the undamped ``H``."""
-    import time
-
     W = np.where(masks, W, 0.0)
     W, moved = clip_to_box(W, W0, box_factor)
     if box_factor is not None:
         message = join(message, f"box ±{box_factor:g}·max|w0| respected by clipping the kept "
                        f"weights ({moved} clipped); the method itself ignores the box")
         info = dict(info, box_clipped=moved)
-    return LayerRun(
-        method=method,
-        weights=W,
-        objectives=layer_errors(H, W0, W),
-        norms=layer_norms(H, W0),
-        seconds=time.perf_counter() - t0,
-        masks=masks.astype(bool),
-        message=message,
-        info=info,
-    )
+    return _run(method, H, W0, W, t0, info, message, masks=masks.astype(bool))

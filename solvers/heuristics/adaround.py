@@ -41,8 +41,7 @@ from ._layer import (
     check_bits,
     check_layer,
     check_positive_int,
-    layer_errors,
-    layer_norms,
+    quant_run,
 )
 from .kernels import adaround_adam, adaround_residual
 
@@ -195,23 +194,13 @@ def _adaround(H, W0, scales, bits, *, iters, lr, reg_weight, beta, warmup, time_
                         lr, b1, b2, eps, t + 1)
         done = t + 1
     Z = np.clip(F + (V >= 0.0), zmin, zmax).astype(np.int64)
-    Wq = Z * s
     h_final = rectified_sigmoid(V)
     undecided = float(np.mean((h_final > 0.01) & (h_final < 0.99)))
     message = f"time limit reached after {done} of {iters} iterations" if stopped else ""
-    return LayerRun(
-        method="adaround",
-        weights=Wq,
-        objectives=layer_errors(H, W0, Wq),
-        norms=layer_norms(H, W0),
-        seconds=time.perf_counter() - t0,
-        codes=Z,
-        scales=scales,
-        message=message,
-        info={"bits": bits, "iters": iters, "iters_done": done, "lr": lr,
-              "reg_weight": reg_weight, "beta": list(beta), "warmup": warmup,
-              "undecided_fraction": undecided},
-    )
+    return quant_run("adaround", H, W0, Z, scales, t0,
+                     {"bits": bits, "iters": iters, "iters_done": done, "lr": lr,
+                      "reg_weight": reg_weight, "beta": list(beta), "warmup": warmup,
+                      "undecided_fraction": undecided}, message)
 
 
 def adaround(

@@ -41,8 +41,7 @@ from ._layer import (
     check_positive_int,
     damped_hessian,
     inverse_cholesky,
-    layer_errors,
-    layer_norms,
+    quant_run,
 )
 
 
@@ -122,7 +121,6 @@ def _gptq(
         W = W[:, perm]
         Hd = Hd[np.ix_(perm, perm)]
     U, damp_used = inverse_cholesky(Hd, mean_diag, damp, "gptq")
-    s = scales[:, None]
     Z = np.zeros((C, n), dtype=np.int64)
     for i1 in range(0, n, block_size):
         i2 = min(i1 + block_size, n)
@@ -142,18 +140,10 @@ def _gptq(
         inv = np.empty_like(perm)
         inv[perm] = np.arange(n)
         Z = Z[:, inv]
-    Wq = Z * s
-    return LayerRun(
-        method="gptq",
-        weights=Wq,
-        objectives=layer_errors(H, W0, Wq),
-        norms=layer_norms(H, W0),
-        seconds=time.perf_counter() - t0,
-        codes=Z,
-        scales=scales,
-        info={"bits": bits, "damp": damp, "damp_used": damp_used, "block_size": block_size,
-              "act_order": bool(act_order), "dead_inputs": int(dead.sum())},
-    )
+    return quant_run("gptq", H, W0, Z, scales, t0,
+                     {"bits": bits, "damp": damp, "damp_used": damp_used,
+                      "block_size": block_size, "act_order": bool(act_order),
+                      "dead_inputs": int(dead.sum())})
 
 
 def gptq(

@@ -3,7 +3,8 @@
 * ``magnitude``: the kept weights keep their values ``w0_i`` (the classic baseline; it ignores
   ``H`` entirely).
 * ``magnitude-refit``: the kept weights are then re-optimised exactly for the fixed mask,
-  ``H_KK w_K = (H w0)_K`` (:mod:`solvers.heuristics.refit`; exact also for rank-deficient ``H``).
+  ``H_KK w_K = (H w0)_K`` (:func:`solvers.prune.refit.unboxed_refit`, the one refit; exact also
+  for rank-deficient ``H``).
 
 With an N:M pattern the ``N`` largest of every group of ``M`` consecutive inputs are kept. Ties in
 ``|w0|`` go to the lower index. A box (``box_factor``) is respected by clipping the kept weights
@@ -19,13 +20,17 @@ from typing import Any
 import numpy as np
 
 from ..problem import PruneProblem
+from ..prune.refit import unboxed_refit_rows
 from ..result import SolveResult
 from ._layer import LayerRun, check_layer, prune_budget, prune_run
-from .refit import refit_rows
 
 
-def magnitude_masks(W0: np.ndarray, k: int, nm: tuple[int, int] | None = None) -> np.ndarray:
+def magnitude_masks(W0: np.ndarray, k: int, nm: tuple[int, int] | None = None, *,
+                    alive: np.ndarray | None = None) -> np.ndarray:
     """Boolean (C, n) masks keeping the ``k`` largest ``|w0|`` per row (or ``N`` per group).
+
+    ``alive`` (n,): inputs that may be kept; the others never are, so a row may keep fewer than
+    ``k`` (the exact solver's incumbents pass the inputs with ``H_ii > 0``).
 
     Examples
     --------
@@ -34,20 +39,19 @@ def magnitude_masks(W0: np.ndarray, k: int, nm: tuple[int, int] | None = None) -
     [[False, True, True, False]]
     >>> magnitude_masks(np.array([[0.1, -0.9, 0.5, 0.2]]), 2, nm=(1, 2)).tolist()
     [[False, True, True, False]]
+    >>> magnitude_masks(np.array([0.1, -0.9, 0.5, 0.2]), 2,
+    ...                 alive=np.array([True, False, True, True])).tolist()
+    [[False, False, True, True]]
     """
     W0 = np.atleast_2d(W0)
     C, n = W0.shape
-    masks = np.zeros((C, n), dtype=bool)
+    score = np.abs(W0) if alive is None else np.where(alive, np.abs(W0), -np.inf)
+    N, M = nm if nm is not None else (k, n)
+    order = np.argsort(-score.reshape(C, n // M, M), axis=2, kind="stable")[:, :, :N]
+    keep = (order + (np.arange(n // M) * M)[None, :, None]).reshape(C, -1)
     rows = np.arange(C)[:, None]
-    if nm is not None:
-        N, M = nm
-        G = np.abs(W0).reshape(C, n // M, M)
-        order = np.argsort(-G, axis=2, kind="stable")[:, :, :N]
-        keep = order + (np.arange(n // M) * M)[None, :, None]
-        masks[rows, keep.reshape(C, -1)] = True
-        return masks
-    order = np.argsort(-np.abs(W0), axis=1, kind="stable")[:, :k]
-    masks[rows, order] = True
+    masks = np.zeros((C, n), dtype=bool)
+    masks[rows, keep] = np.isfinite(score[rows, keep])
     return masks
 
 
@@ -97,7 +101,7 @@ def magnitude_layer(
 def _magnitude(H, W0, k, nm, *, refit, box_factor) -> LayerRun:
     t0 = time.perf_counter()
     masks = magnitude_masks(W0, k, nm)
-    W = refit_rows(H, W0, masks) if refit else np.where(masks, W0, 0.0)
+    W = unboxed_refit_rows(H, W0, masks) if refit else np.where(masks, W0, 0.0)
     info = {"k": k, "nm": list(nm) if nm else None, "refit": bool(refit)}
     return prune_run("magnitude-refit" if refit else "magnitude", H, W0, W, masks, box_factor,
                      t0, info)

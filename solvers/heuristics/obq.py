@@ -42,8 +42,7 @@ from ._layer import (
     check_layer,
     damped_hessian,
     inverse,
-    layer_errors,
-    layer_norms,
+    quant_run,
 )
 from .kernels import obq_steps
 
@@ -118,23 +117,14 @@ def _obq(
                 time_limited, greedy = True, False
             m = obq_steps(w, Hinv, act, m, Z[c], float(scales[c]), float(zmin), float(zmax),
                           bool(outlier), greedy, STEPS_PER_CALL if greedy else m, floor_d)
-    Wq = Z * scales[:, None]
     message = ""
     if time_limited:
         message = ("time limit reached: the remaining inputs were quantized in natural order "
                    "(exact updates) instead of the greedy one")
-    return LayerRun(
-        method="obq",
-        weights=Wq,
-        objectives=layer_errors(H, W0, Wq),
-        norms=layer_norms(H, W0),
-        seconds=time.perf_counter() - t0,
-        codes=Z,
-        scales=scales,
-        message=message,
-        info={"bits": bits, "damp": damp, "damp_used": damp_used, "outlier": bool(outlier),
-              "dead_inputs": int(dead.sum()), "time_limited": time_limited},
-    )
+    return quant_run("obq", H, W0, Z, scales, t0,
+                     {"bits": bits, "damp": damp, "damp_used": damp_used,
+                      "outlier": bool(outlier), "dead_inputs": int(dead.sum()),
+                      "time_limited": time_limited}, message)
 
 
 def obq(

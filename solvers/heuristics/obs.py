@@ -15,10 +15,11 @@ For an invertible ``H`` the error increases are exact (no damping). A singular `
 smallest damping from ``1e-10·mean(diag H)`` upward that makes it invertible, as an algorithmic
 device only (``info["damp_used"]``); dead inputs (``H_ii = 0``) get weight 0 and are removed first
 (free). At the end the kept weights are refit exactly on the undamped ``H``
-(:mod:`solvers.heuristics.refit`; ``refit=False`` keeps the OBS-updated values) and the objective
-is recomputed on the undamped ``H``. With an N:M pattern a weight can only be removed from a group
-that still keeps more than ``N``. About ``n³/3 − k³/3`` operations per channel (the update
-touches the remaining block only; compiled kernel :func:`solvers.heuristics.kernels.obs_steps`).
+(:func:`solvers.prune.refit.unboxed_refit`; ``refit=False`` keeps the OBS-updated values) and
+the objective is recomputed on the undamped ``H``. With an N:M pattern a weight can only be
+removed from a group that still keeps more than ``N``. About ``n³/3 − k³/3`` operations per
+channel (the update touches the remaining block only; compiled kernel
+:func:`solvers.heuristics.kernels.obs_steps`).
 A box is respected by clipping the kept weights (message says so).
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..problem import PruneProblem
+from ..prune.refit import unboxed_refit_rows
 from ..result import SolveResult
 from ._layer import (
     LayerRun,
@@ -41,7 +43,6 @@ from ._layer import (
     prune_run,
 )
 from .kernels import obs_steps
-from .refit import refit_rows
 
 
 def obs_layer(
@@ -109,7 +110,7 @@ def _obs(H, W0, k, nm, *, refit, damp, box_factor) -> LayerRun:
         masks[c, act[:m]] = True
         W[c] = np.where(masks[c], w, 0.0)
     if refit:
-        W = refit_rows(H, W0, masks)
+        W = unboxed_refit_rows(H, W0, masks)
     info = {"k": k, "nm": list(nm) if nm else None, "refit": bool(refit), "damp": damp,
             "damp_used": damp_used, "dead_inputs": int(dead.sum())}
     return prune_run("obs", H, W0, W, masks, box_factor, t0, info)

@@ -18,7 +18,7 @@ from ..grid import round_to_grid
 from ..problem import ProblemError, QuantProblem
 from ..result import SolveResult
 from ..scales import minmax_scale, mse_scale
-from ._layer import LayerRun, channel_scales, check_bits, check_layer, layer_errors, layer_norms
+from ._layer import LayerRun, channel_scales, check_bits, check_layer, quant_run
 
 SCALE_CHOICES = ("minmax", "mse")
 
@@ -78,17 +78,7 @@ def _resolve_scale(scale: Any, W0: np.ndarray, bits: int, per_channel: bool) -> 
 def _rtn(H: np.ndarray, W0: np.ndarray, scales: np.ndarray, bits: int) -> LayerRun:
     t0 = time.perf_counter()
     codes = round_to_grid(W0, scales[:, None], bits)
-    W = codes * scales[:, None]
-    return LayerRun(
-        method="rtn",
-        weights=W,
-        objectives=layer_errors(H, W0, W),
-        norms=layer_norms(H, W0),
-        seconds=time.perf_counter() - t0,
-        codes=codes,
-        scales=scales,
-        info={"bits": bits},
-    )
+    return quant_run("rtn", H, W0, codes, scales, t0, {"bits": bits})
 
 
 def rtn(problem: QuantProblem, *, time_limit: float | None = None) -> SolveResult:

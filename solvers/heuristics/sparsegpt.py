@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..problem import PruneProblem
+from ..prune.refit import unboxed_refit_rows
 from ..result import SolveResult
 from ._layer import (
     LayerRun,
@@ -46,7 +47,6 @@ from ._layer import (
     prune_budget,
     prune_run,
 )
-from .refit import refit_rows
 
 
 def sparsegpt_layer(
@@ -137,7 +137,7 @@ def _sparsegpt(H, W0, k, nm, *, block_size, damp, refit, box_factor) -> LayerRun
             W[:, i2:] -= Err1 @ U[i1:i2, i2:]
     masks = ~pruned
     if refit:
-        W = refit_rows(H, W0, masks)
+        W = unboxed_refit_rows(H, W0, masks)
     info = {"k": k, "nm": list(nm) if nm else None, "block_size": block_size, "damp": damp,
             "damp_used": damp_used, "refit": bool(refit), "dead_inputs": int(dead.sum())}
     return prune_run("sparsegpt", H, W0, W, masks, box_factor, t0, info)

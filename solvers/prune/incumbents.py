@@ -1,16 +1,25 @@
 """Starting solutions for the branch-and-bound: feasible masks, each refit exactly.
 
-* **magnitude + refit**: keep the ``k`` largest ``|w0_i|`` (the ``N`` largest per group);
-* **greedy OBS** (Hassibi & Stork 1993; Frantar & Alistarh 2022): repeatedly remove the input of
-  least saliency ``w_j² / (H_KK^-1)_jj`` with the exact rank-one update;
-* **SparseGPT-style** (Frantar & Alistarh 2023): choose the mask by ``w_j² / [chol(H^-1)]_jj²``
-  and sweep the columns left to right, feeding each pruned weight's error forward through the
-  upper Cholesky factor of ``H^-1``;
-* **swap local search**: best-improvement exchanges of one kept and one pruned input (within a
-  group for N:M) with exact updates, until no exchange lowers the error.
+The masks come from the heuristics of :mod:`solvers.heuristics` (one implementation of each),
+run on the problem without damping:
 
-The best is the incumbent. Every mask is refit exactly (:func:`~solvers.prune.refit.refit`), so
-the numbers compare like with like.
+* **magnitude**: keep the ``k`` largest ``|w0_i|`` (the ``N`` largest per group), never a dead
+  input (:func:`solvers.heuristics.magnitude.magnitude_masks` with ``alive``);
+* **greedy OBS** (Hassibi & Stork 1993; Frantar & Alistarh 2022): repeatedly remove the input of
+  least saliency ``w_j² / (H_KK^-1)_jj`` with the exact rank-one update
+  (:func:`solvers.heuristics.obs.obs_greedy`);
+* **SparseGPT** (Frantar & Alistarh 2023): the mask by ``w_j² / [chol(H^-1)]_jj²``, each pruned
+  weight's error fed forward through the upper Cholesky factor of ``H^-1``; one block for the
+  whole row (so an unstructured mask is chosen at once), each N:M group chosen when the sweep
+  reaches it (:func:`solvers.heuristics.sparsegpt.sparsegpt`);
+
+and, what only the search needs, a **swap local search** from the best of them: best-improvement
+exchanges of one kept and one pruned input (within a group for N:M) with exact updates, until no
+exchange lowers the error (compiled: :func:`solvers.prune.kernels.swap_search`).
+
+The best is the incumbent. Every mask is refit exactly (:func:`~solvers.prune.refit.refit`,
+boxed when the problem is), so the numbers compare like with like; dead inputs (``alive``
+false) are dropped from every mask (keeping one only spends budget).
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..heuristics.magnitude import magnitude_masks
+from ..heuristics.obs import obs_greedy
+from ..heuristics.sparsegpt import sparsegpt
 from ..problem import PruneProblem
 from . import kernels
 from .refit import PIVOT_RTOL, refit
@@ -29,7 +41,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Incumbent:
-    """A feasible mask with its refit weights, error and the heuristic that found it."""
+    """A feasible mask with its refit weights, error and the heuristic that found it.
+
+    ``lower`` is a lower bound on the least error *with this mask* (the Frank–Wolfe bound of a
+    boxed refit; ``value`` itself unboxed), not a bound on the problem.
+    """
 
     mask: np.ndarray
     weights: np.ndarray
@@ -45,80 +61,32 @@ def groups(problem: PruneProblem) -> tuple[int, int]:
     return problem.k, problem.n
 
 
-def top_per_group(score: np.ndarray, N: int, M: int, alive: np.ndarray) -> np.ndarray:
-    """Keep the ``N`` highest ``score`` of each group of ``M`` (dead inputs never kept)."""
-    n = score.shape[0]
-    s = np.where(alive, score, -np.inf)
-    mask = np.zeros(n, dtype=bool)
-    for g in range(n // M):
-        sl = slice(g * M, g * M + M)
-        order = np.argsort(-s[sl], kind="stable")[:N]
-        idx = np.arange(g * M, g * M + M)[order]
-        mask[idx[np.isfinite(s[idx])]] = True
-    return mask
-
-
 def magnitude_mask(problem: PruneProblem, alive: np.ndarray) -> np.ndarray:
-    N, M = groups(problem)
-    return top_per_group(np.abs(problem.w0), N, M, alive)
+    """The ``k`` largest ``|w0_i|`` among the ``alive`` inputs (``N`` per group for N:M).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = PruneProblem(np.diag([1.0, 0.0, 1.0, 1.0]), np.array([0.1, -0.9, 0.5, 0.2]), k=2)
+    >>> magnitude_mask(p, np.diag(p.H) > 0).tolist()
+    [False, False, True, True]
+    """
+    return magnitude_masks(problem.w0, problem.k, problem.nm, alive=alive)[0]
 
 
-def _inverse(problem: PruneProblem, alive: np.ndarray) -> np.ndarray | None:
-    G = np.zeros((problem.n, problem.n))
-    ok = kernels.chol_inverse(problem.H, alive, PIVOT_RTOL, G)
-    return G if ok else None
+def obs_mask(problem: PruneProblem, alive: np.ndarray) -> np.ndarray:
+    """Greedy OBS's mask on the undamped ``H``, dead inputs dropped (the caller refits)."""
+    return obs_greedy(problem, refit=False, damp=0.0).mask & alive
 
 
-def obs_mask(problem: PruneProblem, alive: np.ndarray, G: np.ndarray | None) -> np.ndarray | None:
-    if G is None:
-        return None
-    N, M = groups(problem)
-    w = np.where(alive, problem.w0, 0.0)
-    # start from the refit on the alive inputs (dead inputs carry no error)
-    w_alive = np.zeros(problem.n)
-    kernels.refit_from_inverse(problem.H, problem.w0, alive, G, w_alive)
-    del w
-    return kernels.greedy_obs(G, w_alive, N, M, alive)
-
-
-def sparsegpt_mask(
-    problem: PruneProblem, alive: np.ndarray, G: np.ndarray | None
-) -> np.ndarray | None:
-    """SparseGPT-style: per block (whole row, or one N:M group) pick the mask from the
-    current weights, then sweep its columns with inverse-Hessian error feedback."""
-    if G is None:
-        return None
-    N, M = groups(problem)
-    idx = np.flatnonzero(alive)
-    Gs = G[np.ix_(idx, idx)]
-    try:
-        U = np.linalg.cholesky(Gs[::-1, ::-1])[::-1, ::-1].T  # upper factor, G = UᵀU
-    except np.linalg.LinAlgError:
-        return None
-    w = np.zeros(problem.n)
-    w[idx] = problem.w0[idx]
-    Ufull = np.zeros((problem.n, problem.n))
-    Ufull[np.ix_(idx, idx)] = U
-    d = np.ones(problem.n)
-    d[idx] = np.diag(U)
-    mask = np.zeros(problem.n, dtype=bool)
-    # blocks: the whole row (unstructured), one group of M (N:M); the mask of each block is
-    # chosen from the weights as updated by the sweep over the previous blocks
-    for g in range(problem.n // M):
-        sl = slice(g * M, g * M + M)
-        score = np.zeros(problem.n)
-        score[sl] = w[sl] ** 2 / d[sl] ** 2
-        blk = top_per_group(score, N, M, alive)
-        mask[sl] = blk[sl]
-        for a in range(g * M, g * M + M):
-            if alive[a] and not mask[a]:
-                err = w[a] / d[a]
-                w[a:] -= err * Ufull[a, a:]
-    return mask
+def sparsegpt_mask(problem: PruneProblem, alive: np.ndarray) -> np.ndarray:
+    """SparseGPT's mask on the undamped ``H``, one block per row, dead inputs dropped."""
+    return sparsegpt(problem, block_size=problem.n, damp=0.0).mask & alive
 
 
 def swap_improve(problem: PruneProblem, mask: np.ndarray, alive: np.ndarray,
                  max_sweeps: int = 50) -> np.ndarray:
+    """1-swap local search from ``mask`` (unchanged when a kept block is singular)."""
     N, M = groups(problem)
     keep, _, ok = kernels.swap_search(problem.H, problem.w0, mask.copy(), N, M, alive,
                                       PIVOT_RTOL, max_sweeps)
@@ -127,21 +95,27 @@ def swap_improve(problem: PruneProblem, mask: np.ndarray, alive: np.ndarray,
 
 def find_incumbents(problem: PruneProblem, alive: np.ndarray, *, swaps: bool = True
                     ) -> list[Incumbent]:
-    """All heuristics' refit solutions, best first."""
-    G = _inverse(problem, alive)
+    """All heuristics' refit solutions, best first (``alive``: the inputs with ``H_jj > 0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> H = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> p = PruneProblem(H, np.array([1.0, 1.1, 0.8]), k=2)
+    >>> for c in find_incumbents(p, np.diag(H) > 0):
+    ...     print(c.source, c.mask.tolist(), round(c.value, 12))
+    obs [False, True, True] 0.19
+    sparsegpt [False, True, True] 0.19
+    magnitude [True, True, False] 0.64
+    """
     found: list[Incumbent] = []
-    for name, fn in (
-        ("magnitude", lambda: magnitude_mask(problem, alive)),
-        ("obs", lambda: obs_mask(problem, alive, G)),
-        ("sparsegpt", lambda: sparsegpt_mask(problem, alive, G)),
-    ):
-        m = fn()
-        if m is None:
-            continue
+    for name, fn in (("magnitude", magnitude_mask), ("obs", obs_mask),
+                     ("sparsegpt", sparsegpt_mask)):
+        m = fn(problem, alive)
         w, v, lo = refit(problem, m)
         found.append(Incumbent(m, w, v, lo, name))
     found.sort(key=lambda c: c.value)
-    if swaps and found and G is not None:
+    if swaps and found:
         best = found[0]
         m = swap_improve(problem, best.mask, alive)
         if not np.array_equal(m, best.mask):

@@ -12,7 +12,7 @@ import pytest
 from problem_instances import random_hessian
 
 from solvers.heuristics import gptq_layer, obq_layer, obs_layer, sparsegpt_layer
-from solvers.heuristics.refit import refit_weights
+from solvers.prune.refit import unboxed_refit
 
 
 def _fix(H, w, q, free, target):
@@ -64,7 +64,7 @@ def naive_obs(H, w0, k):
         _fix(H, w, q, free, 0.0)
     keep = np.zeros(len(w0), dtype=bool)
     keep[free] = True
-    return keep, refit_weights(H, w0, keep)
+    return keep, unboxed_refit(H, w0, keep)
 
 
 def naive_sparsegpt(H, w0, k, block):

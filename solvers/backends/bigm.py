@@ -35,7 +35,15 @@ DEFAULT_BOX_FACTOR = 2.0
 def boxed_variant(problem: PruneProblem, box_factor: float | None = None
                   ) -> tuple[PruneProblem, bool]:
     """``(boxed problem, defaulted)``: the problem itself when boxed, else its ``c``-boxed
-    variant (``c = box_factor`` or :data:`DEFAULT_BOX_FACTOR`)."""
+    variant (``c = box_factor`` or :data:`DEFAULT_BOX_FACTOR`).
+
+    Examples
+    --------
+    >>> p = PruneProblem(np.eye(2), np.array([1.0, -0.5]), k=1)
+    >>> boxed, defaulted = boxed_variant(p)
+    >>> boxed.box_factor, boxed.box, defaulted
+    (2.0, 2.0, True)
+    """
     if problem.box_factor is not None and box_factor is None:
         return problem, False
     c = DEFAULT_BOX_FACTOR if box_factor is None else float(box_factor)
@@ -45,7 +53,13 @@ def boxed_variant(problem: PruneProblem, box_factor: float | None = None
 
 
 def group_rows(problem: PruneProblem) -> list[tuple[list[int], int]]:
-    """Cardinality rows ``(indices, limit)``: ``Σ m <= k`` and, for N:M, one row per group."""
+    """Cardinality rows ``(indices, limit)``: ``Σ m <= k`` and, for N:M, one row per group.
+
+    Examples
+    --------
+    >>> group_rows(PruneProblem(np.eye(4), np.ones(4), nm=(1, 2)))
+    [([0, 1, 2, 3], 2), ([0, 1], 1), ([2, 3], 1)]
+    """
     rows = [(list(range(problem.n)), problem.k)]
     if problem.nm is not None:
         N, M = problem.nm
@@ -54,7 +68,14 @@ def group_rows(problem: PruneProblem) -> list[tuple[list[int], int]]:
 
 
 def factor_form(problem: PruneProblem) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y0)`` with ``XᵀX = H`` and ``y0 = X w0``: error = ``‖X w − y0‖²``."""
+    """``(X, y0)`` with ``XᵀX = H`` and ``y0 = X w0``: error = ``‖X w − y0‖²``.
+
+    Examples
+    --------
+    >>> X, y0 = factor_form(PruneProblem(np.diag([4.0, 1.0]), np.array([1.0, 2.0]), k=1))
+    >>> np.allclose(X.T @ X, np.diag([4.0, 1.0])), float(y0 @ y0)
+    (True, 8.0)
+    """
     X = hessian_factor(problem.H)
     return X, X @ problem.w0
 

@@ -34,7 +34,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -61,15 +61,16 @@ class LayerInfo(NamedTuple):
     groups: int
 
 
-def list_layers(model: Any = "mobilenet_v2") -> list[LayerInfo]:
-    """Every exportable layer of ``model`` (a built-in name or an ``nn.Module``), in order.
+def list_layers(model: Any = "mobilenet_v2", *, weights: Any = None) -> list[LayerInfo]:
+    """Every exportable layer of ``model`` (a reference or an ``nn.Module``), in order.
 
-    ``n`` is the number of inputs each output channel sees (the length of a weight row):
-    ``in_features`` for Linear, ``(C_in/groups)·kh·kw`` for Conv2d.
+    ``model`` is anything :func:`resolve` takes. ``n`` is the number of inputs each output
+    channel sees (the length of a weight row): ``in_features`` for Linear, ``(C_in/groups)·kh·kw``
+    for Conv2d.
     """
     from layers.export import exportable_layers
 
-    module, _ = _resolve_model(model)
+    module = resolve(model, weights=weights).module
     with _as_problem_error():
         return [
             LayerInfo(s.name, s.module_type, tuple(int(d) for d in s.weight_shape), s.n,
@@ -94,13 +95,17 @@ def export_model(
     inputs: Any = None,
     state_dict: Any = None,
     scale_bits: Sequence[int] | None = None,
+    max_length: int = 128,
 ) -> dict[str, list[LayerProblem]]:
     """Export ``layers`` of ``model`` as per-chunk problems, in memory.
 
     Parameters
     ----------
     model : str or nn.Module
-        ``"mobilenet_v2"``, ``"minilm"`` (see :data:`layers.models.MODEL_NAMES`) or any module.
+        A built-in name (``"mobilenet_v2"``, ``"efficientnet_lite0"``, ``"minilm"``: see
+        :data:`layers.models.MODEL_NAMES`), ``"hf:PATH"`` (a local Hugging Face checkpoint
+        folder), ``"module:factory"`` / ``"path/to/file.py:factory"`` (your own module), any
+        ``nn.Module``, or a :class:`layers.models.LoadedModel` from :func:`resolve`.
     layers : str or sequence of str, optional
         Module names (``pqbound layers`` lists them); every exportable layer when ``None``.
     samples : int
@@ -118,24 +123,30 @@ def export_model(
         Analyse the weights in their own precision instead of rounding them through float16.
     images, text : path, optional
         A folder of images (image models) or a UTF-8 file of sentences, one per line (text
-        models), instead of the built-in calibration set.
+        models, through the model's tokenizer), instead of the built-in calibration set; a
+        user module takes either.
     seed : int
         Seed of the random crops and flips.
     batch_size : int
         Samples per forward pass.
     progress : bool
         Show tqdm progress bars on stderr.
-    inputs : tensor or iterable of batches, optional
-        Calibration batches for a user module (required then): a tensor is split along its first
-        dimension into ``batch_size`` batches; an iterable yields tensors, tuples of positional
-        arguments or mappings of keyword arguments.
+    inputs : path, tensor, tuple, dict or iterable of batches, optional
+        Calibration inputs for any model (a user module needs these, ``images`` or ``text``): a
+        file (:func:`layers.calibration.read_inputs`: ``torch.save``'d tensor / tuple / dict of
+        tensors, ``.npy``, ``.npz``) or a tensor or dict of tensors, split along the first
+        dimension into ``batch_size`` batches; or an iterable (a list, a generator …) yielding
+        tensors, tuples of positional arguments or mappings of keyword arguments.
     state_dict : mapping or path, optional
-        Weights to load into the user module first (``load_state_dict(..., strict=True)``, in
-        place); a path is read with ``torch.load(weights_only=True)``.
+        Weights to load into the module first (``strict=True``, in place; the first missing
+        and unexpected keys are named otherwise); a path is a ``torch.save``'d state dict
+        (``weights_only=True``) or a ``.safetensors`` file.
     scale_bits : sequence of int, optional
         Bit widths whose whole-tensor scale tables are computed (default: all of 1..16; the rows
         of other widths are NaN). The per-channel MSE search is most of an export's time on wide
         layers, so a run that knows its bit widths should pass them.
+    max_length : int
+        Tokens per sequence of text calibration (longer sentences are truncated).
 
     Returns
     -------
@@ -145,8 +156,10 @@ def export_model(
     Raises
     ------
     ProblemError
-        Unknown model or layer (the valid names are listed), unsupported layer type, NaN/inf in
-        weights or activations, calibration data that does not fit the model, missing weights.
+        Unknown model or layer (the valid names are listed), a reference that cannot be loaded
+        (no checkpoint, a factory that fails, weights that do not match), unsupported layer
+        type, NaN/inf in weights or activations, calibration data that does not fit the model,
+        missing weights.
     """
     from layers.export import export_layers
 
@@ -156,18 +169,21 @@ def export_model(
         raise ProblemError(f"opt_dim must be a positive integer, got {opt_dim!r}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ProblemError(f"batch_size must be a positive integer, got {batch_size!r}")
-    module, name = _resolve_model(model)
-    if state_dict is not None:
-        _load_state_dict(module, state_dict)
+    loaded = resolve(model, weights=state_dict)
+    module, name = loaded.module, loaded.name
     with _as_problem_error():
-        calib, source = _calibration(model, name, inputs=inputs, samples=samples, images=images,
-                                     text=text, seed=seed, batch_size=batch_size)
+        from layers.calibration import make_calibration
+
+        calib = make_calibration(loaded, samples=samples, batch_size=batch_size, seed=seed,
+                                 images=images, text=text, inputs=inputs,
+                                 max_length=max_length)
+        source = getattr(calib, "source", "inputs")
         total = getattr(calib, "samples", None)
         bar = _bar(progress, total, "calibration", "sample")
         try:
             result = export_layers(
                 module, calib, layers, opt_dim=opt_dim, unfold=unfold,
-                full_precision=full_precision, stop_early=isinstance(model, str),
+                full_precision=full_precision, stop_early=loaded.builtin,
                 progress=bar.update if bar is not None else None,
             )
         finally:
@@ -299,93 +315,23 @@ def write_manifest(problems: Mapping[str, Sequence[LayerProblem]],
 # ------------------------------------------------------------------------------------------------
 
 
-def _resolve_model(model: Any):
-    from torch import nn
+def resolve(model: Any, *, weights: Any = None):
+    """:func:`layers.models.resolve_model` with :class:`ProblemError` for every bad input.
 
-    if isinstance(model, str):
-        from layers.models import load_model
+    ``weights`` is a state-dict file, or a mapping of name → tensor, loaded strictly.
+    """
+    from layers.models import resolve_model
+    from layers.models.weights import load_weights_into
 
-        with _as_problem_error():
-            return load_model(model), model
-    if isinstance(model, nn.Module):
-        return model, type(model).__name__
-    raise ProblemError(
-        f"model must be a built-in model name or a torch.nn.Module, got {type(model).__name__}"
-    )
-
-
-def _load_state_dict(module, state_dict) -> None:
-    import torch
-
-    if isinstance(state_dict, (str, os.PathLike)):
-        try:
-            state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise ProblemError(f"cannot read state dict {str(state_dict)!r}: {exc}") from None
-    if not isinstance(state_dict, Mapping):
-        raise ProblemError(f"state_dict must be a mapping or a path, got "
-                           f"{type(state_dict).__name__}")
-    try:
-        module.load_state_dict(state_dict, strict=True)
-    except RuntimeError as exc:
-        raise ProblemError(f"state dict does not match the module: {exc}") from None
-
-
-def _calibration(model, name, *, inputs, samples, images, text, seed, batch_size):
-    if inputs is not None:
-        if images is not None or text is not None:
-            raise ProblemError("give either inputs= or images=/text=, not both")
-        return _input_batches(inputs, batch_size, name), "inputs"
-    if not isinstance(model, str):
-        raise ProblemError(
-            "a user module needs calibration data: pass inputs= (a tensor or an iterable of "
-            "batches)"
-        )
-    from layers.calibration import ImageCalibration, TextCalibration
-    from layers.models import model_spec
-
-    spec = model_spec(model)
-    if spec.modality == "image":
-        if text is not None:
-            raise ProblemError(f"model {model!r} takes images; use images=DIR, not text=")
-        cal = ImageCalibration(samples, batch_size=batch_size, seed=seed, images=images)
-        return cal, cal.source
-    if images is not None:
-        raise ProblemError(f"model {model!r} takes text; use text=FILE, not images=")
-    from layers.models.minilm import load_tokenizer
-
-    cal = TextCalibration(load_tokenizer(), samples, batch_size=batch_size, text=text)
-    return cal, cal.source
-
-
-def _input_batches(inputs, batch_size, name):
-    import torch
-
-    from layers.errors import CalibrationError
-
-    if isinstance(inputs, torch.Tensor):
-        if inputs.ndim == 0 or inputs.shape[0] == 0:
-            raise CalibrationError(f"inputs must have a non-empty batch dimension, got shape "
-                                   f"{tuple(inputs.shape)}")
-        if name == "mobilenet_v2" and (inputs.ndim != 4 or inputs.shape[1] != 3):
-            raise CalibrationError(
-                f"mobilenet_v2 takes images of shape (N, 3, H, W), got {tuple(inputs.shape)}"
-            )
-        return _TensorBatches(inputs, batch_size)
-    if isinstance(inputs, Iterable):
-        return inputs
-    raise CalibrationError(
-        f"inputs must be a tensor or an iterable of batches, got {type(inputs).__name__}"
-    )
-
-
-class _TensorBatches:
-    def __init__(self, t, batch_size):
-        self.t, self.batch_size, self.samples = t, batch_size, int(t.shape[0])
-
-    def __iter__(self):
-        for i in range(0, self.samples, self.batch_size):
-            yield self.t[i : i + self.batch_size]
+    with _as_problem_error():
+        if isinstance(weights, Mapping):
+            loaded = resolve_model(model)
+            load_weights_into(loaded.module, weights, source="state_dict")
+            return loaded
+        if weights is not None and not isinstance(weights, (str, os.PathLike)):
+            raise ProblemError(f"state_dict must be a mapping or a path, got "
+                               f"{type(weights).__name__}")
+        return resolve_model(model, weights=weights)
 
 
 def _scale_tables(W: np.ndarray, layer: str, bits: Sequence[int] | None,

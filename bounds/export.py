@@ -171,13 +171,10 @@ def export_model(
         raise ProblemError(f"batch_size must be a positive integer, got {batch_size!r}")
     loaded = resolve(model, weights=state_dict)
     module, name = loaded.module, loaded.name
+    calib = calibration(loaded, samples=samples, batch_size=batch_size, seed=seed,
+                        images=images, text=text, inputs=inputs, max_length=max_length)
+    source = getattr(calib, "source", "inputs")
     with _as_problem_error():
-        from layers.calibration import make_calibration
-
-        calib = make_calibration(loaded, samples=samples, batch_size=batch_size, seed=seed,
-                                 images=images, text=text, inputs=inputs,
-                                 max_length=max_length)
-        source = getattr(calib, "source", "inputs")
         total = getattr(calib, "samples", None)
         bar = _bar(progress, total, "calibration", "sample")
         try:
@@ -332,6 +329,18 @@ def resolve(model: Any, *, weights: Any = None):
             raise ProblemError(f"state_dict must be a mapping or a path, got "
                                f"{type(weights).__name__}")
         return resolve_model(model, weights=weights)
+
+
+def calibration(model: Any, **options: Any):
+    """The calibration batches :func:`export_model` would use for ``model`` (a reference or a
+    :class:`layers.models.LoadedModel`); ``options`` are those of
+    :func:`layers.calibration.make_calibration` (``samples``, ``batch_size``, ``seed``,
+    ``images``, ``text``, ``inputs``, ``max_length``). :class:`ProblemError` on bad input."""
+    from layers.calibration import make_calibration
+
+    loaded = resolve(model)
+    with _as_problem_error():
+        return make_calibration(loaded, **options)
 
 
 def _scale_tables(W: np.ndarray, layer: str, bits: Sequence[int] | None,

@@ -8,7 +8,10 @@ import math
 import sys
 from typing import Any
 
+from solvers.problem import ProblemError
+
 from ..channel_solve import parse_nm
+from ._model_options import DEFAULT_MAX_LENGTH, MODEL_EPILOG, add_model_options
 
 EPILOG = """\
 examples:
@@ -17,10 +20,13 @@ examples:
   pqbound compare --protocol paper --all-chunks --all-channels --workers 2 --db paper.sqlite
   pqbound compare --scheduler tcp://10.0.0.5:8786 --db big.sqlite   # a Dask cluster
   pqbound report --db pqbound-results.sqlite --out pqbound-report    # rebuild the report
+  pqbound compare --model efficientnet_lite0 --report lite0-report   # its default layers
+  pqbound compare --model hf:~/models/opt-125m --layer model.decoder.layers.0.fc1 --bits 4
 
 Re-running the same command resumes: rows already in --db are not solved again. Every result
 row keeps its solution; `pqbound report` writes rows.csv / rows.json. See docs/compare.md.
-"""
+
+""" + MODEL_EPILOG
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", default="mobilenet_v2", help="mobilenet_v2 (default) or minilm")
+    add_model_options(p)
     p.add_argument("--layer", action="append", dest="layers", metavar="NAME",
                    help="a layer to study (repeatable; default: the representative set)")
     p.add_argument("--bits", type=int, nargs="+", default=list(DEFAULT_BITS), metavar="B",
@@ -93,8 +99,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"calibration images / sentences (default {d.samples}; paper: 64)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for data, channel and chunk "
                    "samples")
-    p.add_argument("--images", metavar="DIR", default=None, help="calibration image folder")
-    p.add_argument("--text", metavar="FILE", default=None, help="calibration sentences (MiniLM)")
     p.add_argument("--no-whole-layer", action="store_true",
                    help="skip the whole-channel certified bounds")
     p.add_argument("--no-direct", action="store_true",
@@ -140,10 +144,11 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.run import run_compare
 
     cfg = config_from_args(args)
+    model, inputs = _model_and_calibration(args, cfg)
     try:
-        summary = run_compare(args.model, config=cfg, db=args.db, report=args.report,
+        summary = run_compare(model, config=cfg, db=args.db, report=args.report,
                               workers=args.workers, scheduler=args.scheduler,
-                              progress=not (args.quiet or args.json))
+                              inputs=inputs, progress=not (args.quiet or args.json))
     except KeyboardInterrupt:
         print(f"pqbound: interrupted; every finished problem is stored in {args.db}: run the "
               "same command again to resume", file=sys.stderr)
@@ -159,6 +164,33 @@ def run(args: argparse.Namespace) -> int:
         if summary.report:
             print(f"report: {summary.report}")
     return 1 if summary.errors else 0
+
+
+def _model_and_calibration(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
+    """What :func:`run_compare` gets: a built-in name as is (the run exports it, with
+    ``cfg.images`` / ``cfg.text``), or else the resolved model and its calibration batches
+    (``--weights``, ``--inputs``, ``--max-length``, ``hf:`` and ``module:factory`` models);
+    ``cfg`` is updated in place (the model's recorded name, a built-in's default layers)."""
+    from layers.models import MODELS
+
+    from ..compare.settings import DEFAULT_LAYERS
+    from ..export import calibration, resolve
+
+    if (args.model in MODELS and args.weights is None and args.inputs is None
+            and args.max_length == DEFAULT_MAX_LENGTH):
+        return args.model, None
+    loaded = resolve(args.model, weights=args.weights)
+    cfg.model = loaded.name
+    if not cfg.layers:
+        if not loaded.builtin:
+            raise ProblemError(f"no default layer set for model {loaded.name!r}: pass --layer "
+                               f"NAME (`pqbound layers --model {args.model}` lists them)")
+        cfg.layers = list(DEFAULT_LAYERS[loaded.name])
+    calib = calibration(loaded, samples=cfg.resolved().samples, batch_size=cfg.batch_size,
+                        seed=cfg.seed, images=cfg.images, text=cfg.text, inputs=args.inputs,
+                        max_length=args.max_length)
+    cfg.images = cfg.text = None  # given as batches; their source is in every problem's meta
+    return loaded, calib
 
 
 def _jsonable(obj: Any) -> Any:

@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from layers.models import MODEL_NAMES
 from solvers.problem import ProblemError
 
 from ..export import check_writable, export_model, write_manifest, write_problems
 from ..protocols import PROTOCOLS
+from ._model_options import MODEL_EPILOG, add_model_options
 
 EPILOG = """\
 examples:
@@ -20,11 +20,17 @@ examples:
       --images ~/imagenet/val --out probs
   pqbound export --model minilm --layer encoder.layer.0.attention.self.query --text my.txt \\
       --out probs
+  pqbound export --model efficientnet_lite0 --layer _fc --out probs
+  pqbound export --model hf:~/models/opt-125m --layer model.decoder.layers.0.fc1 \\
+      --text corpus.txt --max-length 256 --out probs
+  pqbound export --model mynets.py:build_net --weights net.pt --inputs batch.pt \\
+      --all-layers --out probs
 
 Each file holds H (n×n, or channels×n×n for grouped/depthwise convs), W0 (channels×n) and the
 metadata (layer, chunk, input_start, input_stop, rows, scale tables, dead inputs/channels); solve
 one with `pqbound solve quant FILE`. export.json in the folder records the settings.
-"""
+
+""" + MODEL_EPILOG
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,8 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", default="mobilenet_v2", choices=MODEL_NAMES,
-                   help="built-in model (default: mobilenet_v2)")
+    add_model_options(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--layer", action="append", metavar="NAME",
                    help="layer to export (repeatable); `pqbound layers` lists them")
@@ -55,12 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "padding, dilation); paper: unfold(kernel) alone, as Kuzmin et al.'s code")
     p.add_argument("--full-precision", action="store_true",
                    help="keep float32 weights (default: rounded through float16, as the paper)")
-    c = p.add_mutually_exclusive_group()
-    c.add_argument("--images", metavar="DIR",
-                   help="folder of calibration images, e.g. ImageNet val (default: the photos "
-                   "bundled with scikit-image, random crops and flips)")
-    c.add_argument("--text", metavar="FILE",
-                   help="text file of calibration sentences, one per line (default: built-in)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random crops (default 0)")
     p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
@@ -85,11 +84,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         progress=not args.quiet and sys.stderr.isatty(),
+        inputs=args.inputs,
+        state_dict=args.weights,
+        max_length=args.max_length,
     )
     paths = write_problems(problems, out)
     seconds = time.perf_counter() - t0
     write_manifest(problems, out, {"files": [p.name for p in paths],
-                                   "seconds": round(seconds, 3)})
+                                   "seconds": round(seconds, 3), "weights": args.weights})
     first = next(iter(problems.values()))[0].meta
     print(f"exported {len(problems)} layer(s), {len(paths)} problem file(s) to {out} "
           f"in {seconds:.1f} s")

@@ -6,28 +6,32 @@ import argparse
 import json
 import sys
 
-from layers.models import MODEL_NAMES, MODELS
-
 from ..export import list_layers
+from ._model_options import MODEL_EPILOG, add_model_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "layers",
         help="list a model's exportable layers (Linear, Conv1d, Conv2d, Conv1D)",
-        description="List the layers `pqbound export --layer` accepts, with their weight shape, "
-        "n (inputs per output channel, the problem size before chunking), channels and groups. "
-        "Models: " + "; ".join(f"{m.name}: {m.summary}" for m in MODELS.values()) + ".",
-        epilog="example: pqbound layers --model mobilenet_v2",
+        description="List the layers `pqbound export --layer` accepts, with their weight shape "
+        "(as stored: GPT-2 Conv1D weights are (in, out)), n (inputs per output channel, the "
+        "problem size before chunking), channels and groups. Docs: docs/layers.md.",
+        epilog=MODEL_EPILOG + """
+examples:
+  pqbound layers --model efficientnet_lite0
+  pqbound layers --model hf:~/models/opt-125m --json
+  pqbound layers --model mynets.py:build_net --weights net.pt
+""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--model", default="mobilenet_v2", choices=MODEL_NAMES,
-                   help="built-in model (default: mobilenet_v2)")
+    add_model_options(p, calibration=False)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = list_layers(args.model)
+    rows = list_layers(args.model, weights=args.weights)
     if args.json:
         json.dump([r._asdict() for r in rows], sys.stdout, indent=1)
         sys.stdout.write("\n")

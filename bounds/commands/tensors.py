@@ -13,6 +13,8 @@ from typing import Any
 
 from solvers.problem import ProblemError
 
+from ._model_options import MODEL_EPILOG, MODEL_HELP
+
 DESCRIPTION = """\
 The paper's model-zoo study on weights alone. For every Conv and Linear weight tensor (after
 conversion to FP16): the sample excess kurtosis (Fisher, biased); the SQNR of per-tensor
@@ -22,13 +24,18 @@ magnitude pruning keeping round(n*b/16) weights (equal compression to b bits fro
 the "corrected" pruning SQNR keeping (1 - zero_fraction)*b/16, crediting quantization's zeros.
 SQNR = 10*log10(sum w^2 / sum (w - w_hat)^2). See docs/distribution-study.md.
 
-MODEL is mobilenet_v2, minilm, or a PATH: a torch checkpoint (state dict, {"state_dict": ...},
-or a pickled module) or a .safetensors file; from a state dict, every key '<module>.weight' with
-2 to 5 dimensions is analysed (module names containing 'embed' are skipped).
+MODEL is a built-in model, hf:PATH, module:factory or file.py:factory (see below; every Conv,
+Linear and GPT-2 Conv1D weight of the module), or a PATH to a torch checkpoint (state dict,
+{"state_dict": ...}, or a pickled module) or a .safetensors file; from a state dict, every key
+'<module>.weight' with 2 to 5 dimensions is analysed (module names containing 'embed' are
+skipped).
 
-Example:
+Examples:
   pqbound tensors --model mobilenet_v2 --bits 2 4 8 --json mnv2.json --plot mnv2.png
-"""
+  pqbound tensors --model efficientnet_lite0 --table
+  pqbound tensors --model hf:~/models/opt-125m --json opt.json
+
+""" + MODEL_EPILOG
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, metavar="MODEL",
-                   help="mobilenet_v2 | minilm | PATH to a checkpoint / .safetensors file")
+                   help=MODEL_HELP + ", or a PATH to a checkpoint / .safetensors file")
+    p.add_argument("--weights", metavar="FILE", default=None,
+                   help="a state dict to load into the model first (strict), e.g. for a "
+                   "module:factory model")
     p.add_argument("--bits", type=int, nargs="+", default=None, metavar="B",
                    help="bit widths (default 2 3 4 5 6 7 8); pruning keeps B/16 of the weights")
     p.add_argument("--json", metavar="FILE", default=None,
@@ -70,7 +80,12 @@ def run(args: argparse.Namespace) -> int:
             _write_json(Path(args.json), study.to_dict())
 
     progress = not args.quiet and sys.stderr.isatty()
-    study = analyse_model(args.model, bits, progress=progress, done=done, on_tensor=save)
+    source: Any = args.model
+    if args.weights is not None:
+        from ..export import resolve
+
+        source = resolve(args.model, weights=args.weights).module
+    study = analyse_model(source, bits, progress=progress, done=done, on_tensor=save)
     save(study)
     if args.table:
         print(_table(study, bits))

@@ -40,6 +40,14 @@ DEFAULT_LAYERS: dict[str, list[str]] = {
         "features.2.conv.2",   # 1×1 projection conv, 96 → 24 (n = 96: three 32-chunks)
         "classifier.1",        # the classifier, 1280 → 1000 (n = 1280: forty 32-chunks)
     ],
+    "efficientnet_lite0": [
+        "_conv_stem",                # 3×3 stem conv, 3 → 32 channels, stride 2 (n = 27)
+        "_blocks.1._expand_conv",    # 1×1 expansion conv, 16 → 96 (n = 16)
+        "_blocks.1._depthwise_conv",  # 3×3 depthwise conv, stride 2 (n = 9 per channel)
+        "_blocks.3._depthwise_conv",  # 5×5 depthwise conv (n = 25 per channel)
+        "_blocks.1._project_conv",   # 1×1 projection conv, 96 → 24 (n = 96: three 32-chunks)
+        "_fc",                       # the classifier, 1280 → 1000 (n = 1280: forty 32-chunks)
+    ],
     "minilm": [
         "encoder.layer.0.attention.self.query",  # attention projection, 384 → 384
         "encoder.layer.0.intermediate.dense",    # MLP expansion, 384 → 1536

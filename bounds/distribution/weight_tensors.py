@@ -257,10 +257,11 @@ def state_dict_weights(state: dict[str, Any]) -> Iterator[tuple[str, np.ndarray]
 def load_weights(source: Any) -> list[tuple[str, np.ndarray]]:
     """The Conv/Linear weight tensors of ``source``.
 
-    ``source`` is a built-in model name (``mobilenet_v2``, ``minilm``: via
-    :func:`layers.models.load_model`), a ``torch.nn.Module``, a state dict, or a path to a
-    torch checkpoint (``torch.save`` of a state dict, of ``{"state_dict": …}`` /
-    ``{"model": …}``, or of a whole module) or a ``.safetensors`` file.
+    ``source`` is a model reference (a built-in name of :data:`layers.models.MODEL_NAMES`,
+    ``hf:PATH``, ``module:factory``: via :func:`layers.models.resolve_model`), a
+    ``torch.nn.Module``, a state dict, or a path to a torch checkpoint (``torch.save`` of a
+    state dict, of ``{"state_dict": …}`` / ``{"model": …}``, or of a whole module) or a
+    ``.safetensors`` file.
     """
     if isinstance(source, dict):
         return list(state_dict_weights(source))
@@ -272,13 +273,13 @@ def load_weights(source: Any) -> list[tuple[str, np.ndarray]]:
     path = Path(name)
     if path.exists():
         return list(_load_path(path))
-    from layers.models import MODEL_NAMES, load_model
+    from layers.errors import UnknownNameError
+    from layers.models import resolve_model
 
-    if name not in MODEL_NAMES:
-        raise ProblemError(f"{name!r} is neither a built-in model ({', '.join(MODEL_NAMES)}) "
-                           "nor an existing checkpoint file")
     try:
-        model = load_model(name)
+        model = resolve_model(name).module
+    except UnknownNameError as exc:
+        raise ProblemError(f"{exc}, or an existing checkpoint file") from exc
     except ValueError as exc:  # layers' errors are ValueErrors with clear messages
         raise ProblemError(str(exc)) from exc
     return list(module_weights(model))

@@ -123,17 +123,20 @@ def load_hf_folder(path: str | os.PathLike[str]) -> HFModel:
     tf = transformers_offline()
     arch, cls = _architecture(tf, folder)
     try:
+        # mis-shaped weights are reported below with the others, not raised half-explained
         model, info = cls.from_pretrained(str(folder), local_files_only=True,
-                                          output_loading_info=True)
+                                          output_loading_info=True,
+                                          ignore_mismatched_sizes=True)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise ModelLoadError(f"hf:{folder}: {arch} cannot be built from this checkpoint: "
                              f"{_first_line(exc)}") from None
     problems = []
     for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
-                      ("mismatched_keys", "of the wrong shape")):
-        keys = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(key) or ())
+                      ("mismatched_keys", "mis-shaped")):
+        keys = sorted(_describe_key(k) for k in info.get(key) or ())
         if keys:
-            problems.append(f"{len(keys)} {what} (first: {', '.join(keys[:3])})")
+            problems.append(f"{len(keys)} {what} key{'s' if len(keys) > 1 else ''} (first: "
+                            f"{', '.join(keys[:3])})")
     if problems or info.get("error_msgs"):
         raise ModelLoadError(
             f"hf:{folder}: the weights do not match {arch}: " + "; ".join(problems)
@@ -177,6 +180,14 @@ def _image_settings(folder: Path) -> ImagePreprocessing | None:
         size = size.get("height") or size.get("shortest_edge") or 224
     return ImagePreprocessing(int(size), tuple(float(m) for m in mean),
                               tuple(float(s) for s in std))
+
+
+def _describe_key(k) -> str:
+    if isinstance(k, str):
+        return k
+    if len(k) == 3:  # (name, shape in the checkpoint, shape the architecture wants)
+        return f"{k[0]} {tuple(k[1])} in the file vs {tuple(k[2])}"
+    return str(k[0])
 
 
 def _first_line(exc: BaseException) -> str:

@@ -132,7 +132,7 @@ def test_tensors_cli_json_plot_and_resume(tmp_path, capsys):
 
 def test_tensors_cli_errors(tmp_path, capsys):
     assert main(["tensors", "--model", "nope"]) == 2
-    assert "neither a built-in model" in capsys.readouterr().err
+    assert "valid models: mobilenet_v2, efficientnet_lite0" in capsys.readouterr().err
     assert main(["tensors", "--model", str(_checkpoint(tmp_path)), "--resume"]) == 2
     assert "--resume needs --json" in capsys.readouterr().err
 

@@ -175,7 +175,9 @@ def test_model_skips_unusable_tensors_with_reasons():
 
 
 def test_unknown_model_and_bad_file(tmp_path):
-    with pytest.raises(ProblemError, match="neither a built-in model"):
+    with pytest.raises(ProblemError, match=r"unknown model .no_such_model.; valid models: "
+                                           r"mobilenet_v2, efficientnet_lite0.*or an existing "
+                                           r"checkpoint file"):
         load_weights("no_such_model")
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")

@@ -155,3 +155,32 @@ def test_folder_without_tokenizer_needs_inputs(gpt2_dir, tmp_path):
     p = export_model(f"hf:{bare}", layers=[layer], inputs={"input_ids": ids}, batch_size=2,
                      scale_bits=[4])[layer][0]
     assert p.meta["rows"] == 4 * 7 and p.meta["samples"] == 4
+
+
+def test_vision_folder_takes_images_with_its_own_normalisation(tmp_path):
+    from layers.models.huggingface import transformers_offline
+
+    tf = transformers_offline()
+    torch.manual_seed(0)
+    cfg = tf.ViTConfig(image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=32)
+    tf.ViTModel(cfg).save_pretrained(str(tmp_path))
+    tf.ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5, 0.4, 0.3],
+                         image_std=[0.2, 0.25, 0.3]).save_pretrained(str(tmp_path))
+    model = resolve_model(f"hf:{tmp_path}")
+    assert model.modality == "image" and model.tokenizer is None
+    assert (model.image.size, model.image.mean, model.image.std) == (32, (0.5, 0.4, 0.3),
+                                                                     (0.2, 0.25, 0.3))
+    probs = export_model(f"hf:{tmp_path}", samples=3, scale_bits=[4],
+                         layers=["embeddings.patch_embeddings.projection",
+                                 "layers.0.attention.q_proj"])
+    patch = probs["embeddings.patch_embeddings.projection"][0]
+    assert patch.meta["kind"] == "conv" and patch.meta["rows"] == 3 * 16  # 4×4 patches
+    assert probs["layers.0.attention.q_proj"][0].meta["rows"] == 3 * 17
+    # the photos were normalised with the folder's mean/std: the same data as these inputs
+    from layers.calibration import ImageCalibration
+
+    x = torch.cat(list(ImageCalibration(3, preprocessing=model.image)))
+    assert patch.meta["calibration"] == export_model(
+        f"hf:{tmp_path}", inputs=x, layers=["embeddings.patch_embeddings.projection"],
+        scale_bits=[4])["embeddings.patch_embeddings.projection"][0].meta["calibration"]

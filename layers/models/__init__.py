@@ -126,10 +126,12 @@ def model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
     except (KeyError, TypeError):
-        raise UnknownNameError(
-            f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}, or "
-            f"{', '.join(REFERENCE_FORMS)}"
-        ) from None
+        raise _unknown(name) from None
+
+
+def _unknown(name: Any) -> UnknownNameError:
+    return UnknownNameError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}, "
+                            f"or {', '.join(REFERENCE_FORMS)}")
 
 
 def load_model(name: str):
@@ -213,8 +215,7 @@ def _resolve(reference: Any) -> LoadedModel:
         tokenizer = getattr(module, "tokenizer", None)
         return LoadedModel(module, reference, tokenizer=tokenizer if callable(tokenizer)
                            else None)
-    model_spec(reference)  # raises, listing the valid names
-    raise AssertionError("unreachable")
+    raise _unknown(reference)
 
 
 __all__ = ["MODELS", "MODEL_NAMES", "REFERENCE_FORMS", "LoadedModel", "ModelSpec", "load_model",

@@ -43,8 +43,10 @@ def test_export_command_errors(tmp_path, capsys):
     rc = main(["export", "--model", "mobilenet_v2", "--layer", "features.0.0",
                "--out", str(blocker), "--quiet"])
     assert rc == 2 and "cannot write to output folder" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["export", "--model", "resnet", "--layer", "x", "--out", str(tmp_path)])
+    rc = main(["export", "--model", "resnet", "--layer", "x", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown model 'resnet'; valid models: mobilenet_v2, efficientnet_lite0" \
+        in err and not (tmp_path / "o" / "export.json").exists()
 
 
 @pytest.mark.mobilenet

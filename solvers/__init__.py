@@ -3,12 +3,20 @@
 The public surface: the problem types, the result type, the method registry and ``solve``.
 """
 
-from .problem import LayerProblem, ProblemError, PruneProblem, QuantProblem, grid_limits
+from .problem import (
+    LayerProblem,
+    LevelProblem,
+    ProblemError,
+    PruneProblem,
+    QuantProblem,
+    grid_limits,
+)
 from .registry import METHODS, Method, get_method, methods, solve
 from .result import OPTIMALITY_RTOL, SolveResult, Status
 
 __all__ = [
     "LayerProblem",
+    "LevelProblem",
     "METHODS",
     "Method",
     "OPTIMALITY_RTOL",

@@ -10,6 +10,11 @@ gets the same clear :class:`ProblemError`. The math (DESIGN.md)::
 * :class:`PruneProblem`: at most ``k`` nonzeros (or the N:M pattern: at most N kept in each
   group of M consecutive inputs), kept weights free or, with ``box_factor = c``, limited to
   ``|w_i| <= c·max|w0|`` (the paper's big-M box).
+* :class:`LevelProblem`: every ``w_j`` one of a finite sorted set of levels ``L_j`` (shared by
+  all inputs, or one set per input with group-wise scales and zero points baked in), optionally
+  with at most ``k`` nonzeros or an N:M pattern (zero must then be a level of every input). The
+  general scalar format (DESIGN.md, "One problem behind every format"); a ``QuantProblem`` is the
+  case ``L_j = s·{zmin, …, zmax}`` (:meth:`LevelProblem.from_quant`).
 * :class:`LayerProblem`: all output channels of one layer chunk, ``W0`` (C×n) with a shared
   ``H`` (n×n) or one per channel (C×n×n, grouped and depthwise convs); it hands out the
   per-channel problems without validating ``H`` again.
@@ -119,6 +124,71 @@ def density_to_k(density: float, n: int) -> int:
     return int(math.floor(d * n + 0.5))
 
 
+def validate_sparsity(k: Any, nm: Any, n: int) -> tuple[int | None, tuple[int, int] | None]:
+    """Check a nonzero limit ``k`` and/or an N:M pattern for ``n`` inputs.
+
+    Returns ``(k, nm)``: with an N:M pattern (at most ``N`` nonzero in each group of ``M``
+    consecutive inputs; ``M`` must divide ``n``) ``k = n·N/M`` (a given ``k`` must agree);
+    ``(None, None)`` when neither is given.
+    """
+    if nm is not None:
+        try:
+            N, M = (int(v) for v in nm)
+        except (TypeError, ValueError):
+            raise ProblemError(f"nm must be a pair (N, M), got {nm!r}") from None
+        if M < 1 or not 0 <= N <= M:
+            raise ProblemError(f"N:M pattern needs 0 <= N <= M and M >= 1, got {N}:{M}")
+        if n % M:
+            raise ProblemError(f"N:M pattern {N}:{M} needs M to divide n = {n}")
+        nm_k = n // M * N
+        if k is not None and int(k) != nm_k:
+            raise ProblemError(f"k = {k} contradicts the N:M pattern {N}:{M} (k = {nm_k})")
+        k, nm = nm_k, (N, M)
+    if k is None:
+        return None, None
+    try:
+        ok = int(k) == k and 0 <= int(k) <= n
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ProblemError(f"k must be an integer in [0, n = {n}], got {k!r}")
+    return int(k), nm
+
+
+def validate_levels(levels: Any, n: int) -> np.ndarray:
+    """Sorted level sets: ``(L,)`` shared by all ``n`` inputs or ``(n, L)`` one row per input.
+
+    Every row must be finite, non-empty and strictly increasing (no repeats). Returns float64.
+    """
+    try:
+        lv = np.asarray(levels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ProblemError(f"levels must be an array of numbers, got {levels!r}") from None
+    if lv.ndim == 1:
+        rows = lv[None, :]
+    elif lv.ndim == 2:
+        if lv.shape[0] != n:
+            raise ProblemError(
+                f"per-input levels must have shape (n, L) = ({n}, L), got {lv.shape}")
+        rows = lv
+    else:
+        raise ProblemError(f"levels must have shape (L,) or (n, L) = ({n}, L), got {lv.shape}")
+    if rows.shape[1] == 0:
+        raise ProblemError("levels are empty: every input needs at least one level")
+    if not np.all(np.isfinite(rows)):
+        raise ProblemError("levels contain NaN or infinite entries")
+    steps = np.diff(rows, axis=1)
+    bad = np.flatnonzero(np.any(steps <= 0.0, axis=1))
+    if bad.size:
+        r = int(bad[0])
+        what = "repeated" if np.any(steps[r] == 0.0) else "not sorted"
+        where = "" if lv.ndim == 1 else f" of input {r}"
+        raise ProblemError(f"levels{where} are {what}: levels must be strictly increasing "
+                           f"(sort them and drop repeats), got {rows[r].tolist()[:8]}"
+                           + (" …" if rows.shape[1] > 8 else ""))
+    return lv
+
+
 def quadratic_error(H: np.ndarray, w0: np.ndarray, w: np.ndarray) -> float:
     """``(w - w0)ᵀ H (w - w0)``, clamped at 0 (H is PSD; tiny negatives are rounding)."""
     d = np.asarray(w, dtype=np.float64) - w0
@@ -147,6 +217,15 @@ class _ChannelProblem:
     def error(self, w: Any) -> float:
         """Exact error ``(w - w0)ᵀ H (w - w0)`` of a candidate ``w``."""
         return quadratic_error(self.H, self.w0, w)
+
+    def __post_init__(self) -> None:
+        # validate H and w0, then the subclass's own fields (``_finish``)
+        H = validate_hessian(self.H)
+        object.__setattr__(self, "H", H)
+        self._finish(validate_vector(self.w0, H.shape[0], name="w0"))
+
+    def _finish(self, w0: np.ndarray) -> None:  # pragma: no cover - every subclass has one
+        object.__setattr__(self, "w0", w0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,34 +313,14 @@ class PruneProblem(_ChannelProblem):
     nm: tuple[int, int] | None = None
     box_factor: float | None = None
 
-    def __post_init__(self) -> None:
-        H = validate_hessian(self.H)
-        object.__setattr__(self, "H", H)
-        self._finish(validate_vector(self.w0, H.shape[0], name="w0"))
-
     def _finish(self, w0: np.ndarray) -> None:
         n = w0.shape[0]
         object.__setattr__(self, "w0", w0)
-        k = self.k
-        if self.nm is not None:
-            try:
-                N, M = (int(v) for v in self.nm)
-            except (TypeError, ValueError):
-                raise ProblemError(f"nm must be a pair (N, M), got {self.nm!r}") from None
-            if M < 1 or not 0 <= N <= M:
-                raise ProblemError(f"N:M pattern needs 0 <= N <= M and M >= 1, got {N}:{M}")
-            if n % M:
-                raise ProblemError(f"N:M pattern {N}:{M} needs M to divide n = {n}")
-            nm_k = n // M * N
-            if k is not None and int(k) != nm_k:
-                raise ProblemError(f"k = {k} contradicts the N:M pattern {N}:{M} (k = {nm_k})")
-            k = nm_k
-            object.__setattr__(self, "nm", (N, M))
-        if k is None:
+        if self.k is None and self.nm is None:
             raise ProblemError("a pruning problem needs k (or density, or an N:M pattern)")
-        if int(k) != k or not 0 <= int(k) <= n:
-            raise ProblemError(f"k must be an integer in [0, n = {n}], got {k!r}")
-        object.__setattr__(self, "k", int(k))
+        k, nm = validate_sparsity(self.k, self.nm, n)
+        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "nm", nm)
         if self.box_factor is not None:
             c = float(self.box_factor)
             if not math.isfinite(c) or c <= 0.0:
@@ -309,6 +368,140 @@ class PruneProblem(_ChannelProblem):
             if np.any(m.reshape(-1, M).sum(axis=1) > N):
                 raise ProblemError(f"mask breaks the {N}:{M} pattern")
         return m
+
+
+@dataclass(frozen=True, eq=False)
+class LevelProblem(_ChannelProblem):
+    """``min (w - w0)ᵀ H (w - w0)`` over ``w_j ∈ L_j``, optionally with a nonzero limit.
+
+    Every scalar number format is a set of allowed values per weight (DESIGN.md): the sorted
+    levels ``L_j`` of input ``j`` carry its group's scale and zero point. Symmetric INT-b with
+    scale ``s`` is ``L_j = s·{-2^(b-1), …, 2^(b-1) - 1}`` (:meth:`from_quant`); the presets of
+    :mod:`solvers.formats` build the others (asymmetric and group-wise INT, FP8, FP4, NF4).
+
+    Parameters
+    ----------
+    H, w0 : as in :class:`QuantProblem`.
+    levels : (L,) or (n, L) array_like
+        Strictly increasing finite levels in weight units, shared by every input or one row per
+        input (all rows the same length ``L``).
+    k : int, optional
+        At most ``k`` nonzero weights, ``0 <= k <= n``. Zero must then be a level of every
+        input.
+    nm : (N, M), optional
+        At most ``N`` nonzero in each group of ``M`` consecutive inputs (``M`` divides ``n``;
+        ``k = n·N/M``). Zero must be a level of every input.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = LevelProblem(np.eye(3), [0.3, -0.8, 0.05], levels=[-1.0, -0.5, 0.0, 0.5], k=2)
+    >>> p.table.shape, p.shared, p.zero_index.tolist()
+    ((3, 4), True, [2, 2, 2])
+    >>> round(p.error(p.check_weights([0.5, -1.0, 0.0])), 12)   # 0.2² + 0.2² + 0.05²
+    0.0825
+    """
+
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    k: int | None = None
+    nm: tuple[int, int] | None = None
+
+    def _finish(self, w0: np.ndarray) -> None:
+        n = w0.shape[0]
+        object.__setattr__(self, "w0", w0)
+        lv = validate_levels(self.levels, n)
+        lv.setflags(write=False)
+        object.__setattr__(self, "levels", lv)
+        k, nm = validate_sparsity(self.k, self.nm, n)
+        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "nm", nm)
+        if k is not None:
+            missing = np.flatnonzero(self.zero_index < 0)
+            if missing.size:
+                limit = f"the {nm[0]}:{nm[1]} pattern" if nm else f"k = {k}"
+                which = ("no input" if lv.ndim == 1 else
+                         f"inputs {', '.join(map(str, missing[:8]))}"
+                         + (" …" if missing.size > 8 else "") + f" (of {n})")
+                raise ProblemError(
+                    f"a sparsity limit ({limit}) needs zero as a level of every input, but "
+                    f"{which} {'has' if lv.ndim == 1 else 'have'} a zero level: add 0.0 to the "
+                    "levels or drop the limit")
+
+    @classmethod
+    def unchecked(cls, H: np.ndarray, w0: np.ndarray, levels: Any, *, k: int | None = None,
+                  nm: tuple[int, int] | None = None) -> LevelProblem:
+        """Build without validating ``H`` again (the caller validated it, e.g. a layer)."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "H", H)
+        object.__setattr__(obj, "levels", levels)
+        object.__setattr__(obj, "k", k)
+        object.__setattr__(obj, "nm", nm)
+        obj._finish(validate_vector(w0, H.shape[0], name="w0"))
+        return obj
+
+    @classmethod
+    def from_quant(cls, problem: QuantProblem, *, k: int | None = None,
+                   nm: tuple[int, int] | None = None) -> LevelProblem:
+        """The signed uniform grid of a :class:`QuantProblem` as levels ``s·{zmin, …, zmax}``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> q = QuantProblem(np.eye(2), np.array([0.3, -0.8]), scale=0.5, bits=2)
+        >>> LevelProblem.from_quant(q).levels.tolist()
+        [-1.0, -0.5, 0.0, 0.5]
+        """
+        lv = problem.scale * np.arange(problem.zmin, problem.zmax + 1, dtype=np.float64)
+        return cls.unchecked(problem.H, problem.w0, lv, k=k, nm=nm)
+
+    @property
+    def shared(self) -> bool:
+        """True when one level set serves every input."""
+        return self.levels.ndim == 1
+
+    @property
+    def table(self) -> np.ndarray:
+        """The levels as an ``(n, L)`` table (a read-only broadcast view when shared)."""
+        return np.broadcast_to(self.levels, (self.n, self.levels.shape[-1]))
+
+    @property
+    def zero_index(self) -> np.ndarray:
+        """Per input, the index of the level ``0.0`` in its row, or ``-1`` when zero is not a
+        level."""
+        t = self.table
+        hit = t == 0.0
+        return np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+
+    @property
+    def sparse(self) -> bool:
+        """True with a nonzero limit (``k`` or N:M)."""
+        return self.k is not None
+
+    def weights(self, indices: Any) -> np.ndarray:
+        """Weights from per-input level indices: ``w_j = L_j[indices_j]``."""
+        i = np.asarray(indices)
+        L = self.levels.shape[-1]
+        if i.shape != (self.n,) or np.any(i != np.round(i)) or np.any((i < 0) | (i >= L)):
+            raise ProblemError(f"level indices must be {self.n} integers in [0, {L - 1}]")
+        return self.table[np.arange(self.n), i.astype(np.int64)].copy()
+
+    def check_weights(self, w: Any) -> np.ndarray:
+        """``w`` as float64 after checking every ``w_j`` is a level of input ``j`` (exactly) and
+        the nonzero limit holds."""
+        w = validate_vector(w, self.n, name="weights")
+        t = self.table
+        off = np.flatnonzero(~np.any(t == w[:, None], axis=1))
+        if off.size:
+            j = int(off[0])
+            raise ProblemError(f"weight {j} = {w[j]!r} is not one of its levels")
+        if self.k is not None and int(np.count_nonzero(w)) > self.k:
+            raise ProblemError(f"{int(np.count_nonzero(w))} nonzero weights, more than k = "
+                               f"{self.k}")
+        if self.nm is not None:
+            N, M = self.nm
+            if np.any(np.count_nonzero(w.reshape(-1, M), axis=1) > N):
+                raise ProblemError(f"weights break the {N}:{M} pattern")
+        return w
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,6 +588,10 @@ class LayerProblem:
     def quant(self, channel: int, *, scale: float, bits: int) -> QuantProblem:
         """Channel ``channel`` as a quantization problem."""
         return QuantProblem.unchecked(self.hessian(channel), self.W0[channel], scale, bits)
+
+    def levels(self, channel: int, levels: Any, **kw: Any) -> LevelProblem:
+        """Channel ``channel`` over the given levels (``(L,)`` or ``(n, L)``; ``k=``, ``nm=``)."""
+        return LevelProblem.unchecked(self.hessian(channel), self.W0[channel], levels, **kw)
 
     def prune(self, channel: int, **kw: Any) -> PruneProblem:
         """Channel ``channel`` as a pruning problem (``k=``, ``density=``, ``nm=``, …)."""

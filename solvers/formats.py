@@ -73,8 +73,9 @@ _NAME = re.compile(
     r"^(?:(?P<int>int(?P<ibits>\d+))(?P<asym>-asym)?"
     r"|(?P<fp>fp(?P<fbits>\d+)-e(?P<e>\d)m(?P<m>\d))"
     r"|(?P<nf>nf4))"
+    r"(?:-(?P<s1>mx|nv))?"
     r"(?:-(?P<gran>tensor|ch|g(?P<g>\d+)))?"
-    r"(?:-(?P<style>mx|nv))?"
+    r"(?:-(?P<s2>mx|nv))?"
     r"(?:\+(?P<N>\d+):(?P<M>\d+))?$"
 )
 #: examples of valid names, for error messages
@@ -206,7 +207,9 @@ def parse_format(name: str, *, group_size: int | None = None) -> FormatSpec:
             spec = replace(spec, granularity="group", group_size=32, scale_type="e8m0")
     else:
         spec = FormatSpec("nf", 4, granularity="group", group_size=64, scale_type="fp32")
-    style = m["style"]
+    if m["s1"] and m["s2"]:
+        raise ProblemError(f"format {name!r}: give one scale type (-mx or -nv)")
+    style = m["s1"] or m["s2"]
     if style is not None:
         if spec.family != "fp":
             raise ProblemError(f"format {name!r}: -mx / -nv scale types are for fp formats")

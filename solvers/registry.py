@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .problem import ProblemError, PruneProblem, QuantProblem
+from .problem import LevelProblem, ProblemError, PruneProblem, QuantProblem
 from .result import SolveResult
 
 
@@ -29,7 +29,7 @@ class Method:
     """One registered solve method."""
 
     name: str
-    kind: str  # "quant" or "prune"
+    kind: str  # "quant", "prune" or "levels"
     target: str  # "package.module:function"
     certified: bool  # returns a proved lower bound
     summary: str
@@ -74,6 +74,7 @@ class Method:
 
 
 _Q, _P = "quant", "prune"
+_L = "levels"  # LevelProblem: every weight one of its levels, optional nonzero limit
 
 METHODS: dict[tuple[str, str], Method] = {
     (m.kind, m.name): m
@@ -102,6 +103,11 @@ METHODS: dict[tuple[str, str], Method] = {
                "OBQ: greedy-order optimal brain quantization"),
         Method("adaround", _Q, "solvers.heuristics.adaround:adaround", False,
                "AdaRound: learned rounding on the layer objective"),
+        # Levels (any scalar format, optional nonzero limit): certified
+        Method("exact", _L, "solvers.levels.exact:solve_levels", True,
+               "Schnorr-Euchner branch-and-bound over per-input sorted levels, nonzero limit"),
+        Method("scip", _L, "solvers.backends.scip_levels:solve_scip_levels", True,
+               "SCIP via pyscipopt (binary expansion of the levels, MIQP)", ("pyscipopt",)),
         # Pruning: certified
         Method("exact", _P, "solvers.prune.exact:solve_exact", True,
                "branch-and-bound over sparsity masks"),
@@ -125,7 +131,7 @@ METHODS: dict[tuple[str, str], Method] = {
 
 
 def methods(kind: str) -> list[Method]:
-    """Registered methods for ``"quant"`` or ``"prune"``."""
+    """Registered methods for ``"quant"``, ``"prune"`` or ``"levels"``."""
     return [m for (k, _), m in METHODS.items() if k == kind]
 
 
@@ -138,7 +144,7 @@ def get_method(kind: str, name: str) -> Method:
 
 
 def solve(
-    problem: QuantProblem | PruneProblem,
+    problem: QuantProblem | PruneProblem | LevelProblem,
     method: str = "exact",
     *,
     time_limit: float | None = None,
@@ -158,8 +164,11 @@ def solve(
         kind = _Q
     elif isinstance(problem, PruneProblem):
         kind = _P
+    elif isinstance(problem, LevelProblem):
+        kind = _L
     else:
-        raise ProblemError(f"expected a QuantProblem or PruneProblem, got {type(problem)!r}")
+        raise ProblemError(f"expected a QuantProblem, PruneProblem or LevelProblem, got "
+                           f"{type(problem)!r}")
     entry = get_method(kind, method)
     entry.check_options(options)
     return entry.load()(problem, time_limit=time_limit, **options)

@@ -1,0 +1,448 @@
+"""Compiled kernels of the exact level solver (numba, ``cache=True``, self-contained).
+
+The search is Schnorr–Euchner enumeration generalised to per-input sorted level sets::
+
+    minimise ‖R(w − c)‖²,  w_k ∈ T[k, :]  (sorted),  at most K nonzeros, at most N per group
+
+with ``R`` upper triangular (``H[π, π] = RᵀR`` in the search order ``π``), rows enumerated from
+the last (the top of the tree) down to row 0. With the rows ``> k`` fixed, the partial distance
+``P_{k+1} = Σ_{i>k} (R(w − c))_i²`` bounds every completion (the rows ``<= k`` can be zeroed by
+the continuous minimiser), and at row ``k`` the centre is ``ĉ_k = c_k − Σ_{j>k} R_kj(w_j −
+c_j)/R_kk``. The candidates of row ``k`` are its levels in order of distance from ``ĉ_k``: a
+binary search finds the two levels around ``ĉ_k``, then two pointers zig-zag outwards (levels
+outside the convex hull are never generated: the box is the first and last level). A row with
+``R_kk = 0`` adds nothing; all its levels are visited, nearest the incumbent's first.
+
+Cardinality: ``used[k]`` counts the nonzeros of the rows above ``k`` and ``gcnt[g]`` those of
+N:M group ``g`` among them. A row whose budget is spent (``used[k] = K`` or its group holds
+``N``) has the zero level as its only candidate; every input has a zero level whenever a limit is
+set (the problem type checks it), so no input is ever forced nonzero and the budget test is the
+whole feasibility test.
+
+The state lives in arrays owned by the caller: the kernel runs in node-budgeted slices and the
+caller checks the clock between them. Centre updates use the partial-sum matrix of Ghasemmehdi &
+Agrell (2011) as the integer solver does (:mod:`solvers.quant.kernels`). The rounding margin of a
+leaf (:func:`leaf_margin`) is the integer solver's, with ``w − c`` for ``z − c``
+(:mod:`solvers.quant.certify` explains it); it is restated here because a cached kernel may not
+call a compiled function of another module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_K = 0  # current row
+_DONE = 1  # 1 when the whole tree has been explored
+_STARTED = 2  # 1 once the root has been set up
+
+
+@njit(cache=True)
+def _term(rkk, v, ctr):
+    if rkk == 0.0:
+        return 0.0
+    d = rkk * (v - ctr)
+    return d * d
+
+
+@njit(cache=True)
+def _refresh_center(R, c, wv, S, last, k, ctr, wref):
+    """Centre of row ``k`` from the partial sums, updating the stale columns only."""
+    n = R.shape[0]
+    j = last[k]
+    acc = S[k, j + 1] if j + 1 < n + 1 else 0.0
+    while j > k:
+        acc += R[k, j] * (wv[j] - c[j])
+        S[k, j] = acc
+        j -= 1
+    last[k] = k
+    rkk = R[k, k]
+    if rkk == 0.0:
+        ctr[k] = wref[k]
+    else:
+        ctr[k] = c[k] - S[k, k + 1] / rkk
+
+
+@njit(cache=True)
+def _mark_descent(last, k):
+    if last[k] < k + 1:
+        last[k] = k + 1
+    if k > 0 and last[k - 1] < last[k]:
+        last[k - 1] = last[k]
+
+
+@njit(cache=True)
+def _lower_index(row, x):
+    """Number of levels ``< x`` in the sorted ``row`` (binary search)."""
+    lo = 0
+    hi = row.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if row[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True)
+def _nearest_index(row, x):
+    """Index of the level of ``row`` nearest ``x`` (ties to the lower)."""
+    i = _lower_index(row, x)
+    if i == 0:
+        return 0
+    if i == row.shape[0]:
+        return i - 1
+    return i - 1 if x - row[i - 1] <= row[i] - x else i
+
+
+@njit(cache=True)
+def _allowed(k, used, K, grp, gcnt, N):
+    if used[k] >= K:
+        return False
+    g = grp[k]
+    return g < 0 or gcnt[g] < N
+
+
+@njit(cache=True)
+def _first(T, zix, k, ctr, alw, ix, up, dn, wv):
+    """Set row ``k`` to its first candidate (nearest the centre, or zero when not allowed)."""
+    L = T.shape[1]
+    if alw[k] == 0:
+        ix[k] = zix[k]
+        up[k] = L
+        dn[k] = -1
+    else:
+        i = _nearest_index(T[k], ctr[k])
+        ix[k] = i
+        up[k] = i + 1
+        dn[k] = i - 1
+    wv[k] = T[k, ix[k]]
+
+
+@njit(cache=True)
+def _peek(T, k, ctr, up, dn):
+    """Index of the next sibling of row ``k`` in zig-zag order, or -1."""
+    L = T.shape[1]
+    cu = up[k] < L
+    cd = dn[k] >= 0
+    if cu and cd:
+        if T[k, up[k]] - ctr[k] <= ctr[k] - T[k, dn[k]]:
+            return up[k]
+        return dn[k]
+    if cu:
+        return up[k]
+    if cd:
+        return dn[k]
+    return -1
+
+
+@njit(cache=True)
+def _next_sibling(T, k, ctr, ix, up, dn, wv):
+    i = _peek(T, k, ctr, up, dn)
+    if i < 0:
+        return False
+    if i == up[k]:
+        up[k] += 1
+    else:
+        dn[k] -= 1
+    ix[k] = i
+    wv[k] = T[k, i]
+    return True
+
+
+@njit(cache=True)
+def leaf_margin(R, c, wv, p, cert):
+    """Rounding margin of one leaf's computed value ``p`` (:mod:`solvers.quant.certify`).
+
+    ``cert = [2‖E‖_F, γ, e_c, γ_E]``; with ``d = w − c``, ``G = ‖|R||d|‖²`` and
+    ``e = γ√G + e_c`` the margin is ``2‖E‖_F‖d‖² + 2(γ_E G + 2√p·e + e² + γp)``.
+    """
+    n = R.shape[0]
+    G = 0.0
+    dd = 0.0
+    for k in range(n):
+        dk = wv[k] - c[k]
+        dd += dk * dk
+        s = 0.0
+        for j in range(k, n):
+            s += abs(R[k, j]) * abs(wv[j] - c[j])
+        G += s * s
+    gamma = cert[1]
+    e = gamma * np.sqrt(G) + cert[2]
+    pp = p if p > 0.0 else 0.0
+    return cert[0] * dd + 2.0 * (cert[3] * G + 2.0 * np.sqrt(pp) * e + e * e + gamma * pp)
+
+
+@njit(cache=True)
+def level_search(R, c, T, zix, K, grp, N, tail, slack, cert, ibest, ubest, ix, wv, P, ctr, up,
+                 dn, S, last, used, gcnt, alw, st, max_nodes):
+    """Run the depth-first search for at most ``max_nodes`` nodes from the saved state.
+
+    Parameters
+    ----------
+    R : (n, n) upper triangular; c : (n,) target, both in the search order.
+    T : (n, L) sorted levels of each row; zix : (n,) index of the zero level (-1: none).
+    K : int, at most ``K`` nonzeros (``n`` for no limit); grp : (n,) N:M group of each row
+        (-1: none); N : int, nonzeros allowed per group.
+    tail : (n + 1,) lower bounds on ``Σ_{i<k}`` rows valid at every node (0 for the classical
+        search). slack : a node is pruned when its bound reaches ``U + slack``.
+    cert : (4,) constants of :func:`leaf_margin`.
+    ibest : (n,) int64 incumbent level indices (updated in place); ubest : (2,) its computed
+        value and the least certified leaf value (updated in place).
+    ix … st : search state (:func:`new_state`).
+
+    Returns
+    -------
+    nodes visited in this call; ``st[1] == 1`` when the tree is exhausted.
+    """
+    n = R.shape[0]
+    nodes = 0
+    if st[_DONE] == 1:
+        return 0
+    wref = np.empty(n)
+    for i in range(n):
+        wref[i] = T[i, ibest[i]]
+    if st[_STARTED] == 0:
+        k = n - 1
+        P[n] = 0.0
+        for i in range(n):
+            last[i] = n - 1
+            S[i, n] = 0.0
+        for g in range(gcnt.shape[0]):
+            gcnt[g] = 0
+        used[k] = 0
+        alw[k] = 1 if _allowed(k, used, K, grp, gcnt, N) else 0
+        _refresh_center(R, c, wv, S, last, k, ctr, wref)
+        _first(T, zix, k, ctr, alw, ix, up, dn, wv)
+        st[_STARTED] = 1
+        st[_K] = k
+    k = st[_K]
+    U = ubest[0]
+    while nodes < max_nodes:
+        nodes += 1
+        p = P[k + 1] + _term(R[k, k], wv[k], ctr[k])
+        if p + tail[k] < U + slack:
+            if k > 0:
+                P[k] = p
+                nz = 1 if wv[k] != 0.0 else 0
+                used[k - 1] = used[k] + nz
+                if nz == 1 and grp[k] >= 0:
+                    gcnt[grp[k]] += 1
+                k -= 1
+                _mark_descent(last, k)
+                _refresh_center(R, c, wv, S, last, k, ctr, wref)
+                alw[k] = 1 if _allowed(k, used, K, grp, gcnt, N) else 0
+                _first(T, zix, k, ctr, alw, ix, up, dn, wv)
+                continue
+            lb = p - leaf_margin(R, c, wv, p, cert)
+            if lb < ubest[1]:
+                ubest[1] = lb
+            if p < U:
+                U = p
+                ubest[0] = p
+                for i in range(n):
+                    ibest[i] = ix[i]
+                    wref[i] = wv[i]
+            if _next_sibling(T, k, ctr, ix, up, dn, wv):
+                continue
+        # pruned (farther siblings too: same P, larger term) or row exhausted: go up
+        while True:
+            k += 1
+            if k >= n:
+                st[_DONE] = 1
+                st[_K] = n
+                return nodes
+            if wv[k] != 0.0 and grp[k] >= 0:  # row k's value is about to change
+                gcnt[grp[k]] -= 1
+            if _next_sibling(T, k, ctr, ix, up, dn, wv):
+                break
+    st[_K] = k
+    return nodes
+
+
+@njit(cache=True)
+def open_bound(R, T, tail, ubest, wv, P, ctr, up, dn, st):
+    """Least bound over the open nodes of a stopped search (``ubest[0]`` when exhausted): the
+    current candidate and, at every row above, the next unvisited sibling."""
+    n = R.shape[0]
+    best = ubest[0]
+    if st[_DONE] == 1 or st[_STARTED] == 0:
+        return best if st[_DONE] == 1 else 0.0
+    k = st[_K]
+    b = P[k + 1] + _term(R[k, k], wv[k], ctr[k]) + tail[k]
+    if b < best:
+        best = b
+    for j in range(k + 1, n):
+        i = _peek(T, j, ctr, up, dn)
+        if i < 0:
+            continue
+        b = P[j + 1] + _term(R[j, j], T[j, i], ctr[j]) + tail[j]
+        if b < best:
+            best = b
+    return best
+
+
+def new_state(n: int, groups: int) -> dict:
+    """Fresh search state arrays for :func:`level_search`."""
+    return {
+        "ix": np.zeros(n, dtype=np.int64),
+        "wv": np.zeros(n, dtype=np.float64),
+        "P": np.zeros(n + 1, dtype=np.float64),
+        "ctr": np.zeros(n, dtype=np.float64),
+        "up": np.zeros(n, dtype=np.int64),
+        "dn": np.zeros(n, dtype=np.int64),
+        "S": np.zeros((n, n + 1), dtype=np.float64),
+        "last": np.zeros(n, dtype=np.int64),
+        "used": np.zeros(n, dtype=np.int64),
+        "gcnt": np.zeros(max(1, groups), dtype=np.int64),
+        "alw": np.zeros(n, dtype=np.int64),
+        "st": np.zeros(3, dtype=np.int64),
+    }
+
+
+@njit(cache=True)
+def r_distance(R, c, wv):
+    """``‖R(w − c)‖²`` summed row by row in the search's order."""
+    n = R.shape[0]
+    tot = 0.0
+    for k in range(n - 1, -1, -1):
+        s = 0.0
+        for j in range(n - 1, k - 1, -1):
+            s += R[k, j] * (wv[j] - c[j])
+        tot += s * s
+    return tot
+
+
+@njit(cache=True)
+def nearest_plane(R, c, T, zix, K, grp, N, iref):
+    """Sequential (nearest-plane, GPTQ-like) rounding over the levels from the top row down,
+    spending the nonzero budget greedily; rows with ``R_kk = 0`` take ``iref``."""
+    n = R.shape[0]
+    ix = np.zeros(n, dtype=np.int64)
+    wv = np.zeros(n)
+    gcnt = np.zeros(n + 1, dtype=np.int64)
+    used = 0
+    for k in range(n - 1, -1, -1):
+        g = grp[k]
+        ok = used < K and (g < 0 or gcnt[g] < N)
+        if not ok:
+            ix[k] = zix[k]
+        elif R[k, k] == 0.0:
+            ix[k] = iref[k]
+        else:
+            s = 0.0
+            for j in range(k + 1, n):
+                s += R[k, j] * (wv[j] - c[j])
+            ix[k] = _nearest_index(T[k], c[k] - s / R[k, k])
+        wv[k] = T[k, ix[k]]
+        if wv[k] != 0.0:
+            used += 1
+            if g >= 0:
+                gcnt[g] += 1
+    return ix
+
+
+@njit(cache=True)
+def one_opt(H, c, T, zix, K, grp, N, ix, max_sweeps):
+    """Coordinate descent over levels in place, within the nonzero limits: best single-level
+    moves, and (with a limit) best swaps of a nonzero to zero against a zero to a level."""
+    n = H.shape[0]
+    w = np.empty(n)
+    for i in range(n):
+        w[i] = T[i, ix[i]]
+    g = np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += H[i, j] * (w[j] - c[j])
+        g[i] = s
+    ng = 1
+    for i in range(n):
+        if grp[i] + 1 > ng:
+            ng = grp[i] + 1
+    gcnt = np.zeros(ng, dtype=np.int64)
+    used = 0
+    for i in range(n):
+        if w[i] != 0.0:
+            used += 1
+            if grp[i] >= 0:
+                gcnt[grp[i]] += 1
+    for _ in range(max_sweeps):
+        improved = False
+        for i in range(n):
+            h = H[i, i]
+            if h <= 0.0:
+                continue
+            # may input i be nonzero after the move (its own nonzero freed first)?
+            own = 1 if w[i] != 0.0 else 0
+            gi = grp[i]
+            free = used - own < K and (gi < 0 or gcnt[gi] - own < N)
+            if free:
+                j = _nearest_index(T[i], w[i] - g[i] / h)
+            else:
+                j = zix[i]
+            t = T[i, j] - w[i]
+            if j != ix[i] and 2.0 * t * g[i] + t * t * h < -1e-15 * h * (1.0 + t * t):
+                nz = 1 if T[i, j] != 0.0 else 0
+                used += nz - own
+                if gi >= 0:
+                    gcnt[gi] += nz - own
+                ix[i] = j
+                w[i] = T[i, j]
+                for r in range(n):
+                    g[r] += t * H[r, i]
+                improved = True
+        if K < n or ng > 1:
+            # swaps: a nonzero a goes to zero, a zero b takes its best level
+            for a in range(n):
+                if w[a] == 0.0 or zix[a] < 0:
+                    continue
+                ta = -w[a]
+                da = 2.0 * ta * g[a] + ta * ta * H[a, a]
+                best_d = -1e-15 * (1.0 + abs(da))
+                best_b = -1
+                best_j = -1
+                for b in range(n):
+                    if b == a or w[b] != 0.0 or H[b, b] <= 0.0:
+                        continue
+                    if grp[b] >= 0 and grp[b] != grp[a] and gcnt[grp[b]] >= N:
+                        continue
+                    gb = g[b] + ta * H[b, a]
+                    j = _nearest_index(T[b], w[b] - gb / H[b, b])
+                    tb = T[b, j] - w[b]
+                    if tb == 0.0:
+                        continue
+                    d = da + 2.0 * tb * gb + tb * tb * H[b, b]
+                    if d < best_d:
+                        best_d, best_b, best_j = d, b, j
+                if best_b >= 0:
+                    b = best_b
+                    tb = T[b, best_j] - w[b]
+                    ix[a] = zix[a]
+                    w[a] = 0.0
+                    ix[b] = best_j
+                    w[b] = T[b, best_j]
+                    if grp[a] >= 0:
+                        gcnt[grp[a]] -= 1
+                    if grp[b] >= 0:
+                        gcnt[grp[b]] += 1
+                    for r in range(n):
+                        g[r] += ta * H[r, a] + tb * H[r, b]
+                    improved = True
+        if not improved:
+            break
+    return ix
+
+
+@njit(cache=True)
+def objective(H, c, wv):
+    """``(w − c)ᵀ H (w − c)``."""
+    n = H.shape[0]
+    tot = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += H[i, j] * (wv[j] - c[j])
+        tot += (wv[i] - c[i]) * s
+    return tot if tot > 0.0 else 0.0

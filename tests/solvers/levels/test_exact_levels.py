@@ -1,0 +1,155 @@
+"""The exact level solver against brute force over every level assignment, and its contract."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from problem_instances import KINDS, random_hessian, random_quant_problem
+from time_budget import ThreadClock
+
+from solvers import LevelProblem, Status, solve
+from solvers.formats import build_levels
+from solvers.levels.exact import solve_levels
+from solvers.quant.exact import solve_exact
+
+PRESETS = ("int3", "int2-asym", "int3-asym-g4", "fp4-e2m1-g4", "fp4-e2m1-nv-g4", "nf4-g4",
+           "fp6-e3m2-g4", "fp8-e4m3")
+
+
+def brute_force_levels(p: LevelProblem, *, max_points: int = 300_000) -> float:
+    """Least error over every assignment of levels that the nonzero limit allows."""
+    T = p.table
+    L = T.shape[1]
+    assert L ** p.n <= max_points, "keep brute force small"
+    ix = np.array(list(itertools.product(range(L), repeat=p.n)), dtype=np.int64)
+    W = T[np.arange(p.n)[None, :], ix]
+    ok = np.ones(len(W), dtype=bool)
+    if p.k is not None:
+        ok &= np.count_nonzero(W, axis=1) <= p.k
+    if p.nm is not None:
+        N, M = p.nm
+        ok &= np.all(np.count_nonzero(W.reshape(len(W), -1, M), axis=2) <= N, axis=1)
+    D = W[ok] - p.w0
+    errs = np.einsum("ij,jk,ik->i", D, p.H, D)
+    i = int(np.argmin(errs))
+    return min(max(float(errs[i]), 0.0), p.error(W[ok][i]))
+
+
+def check(p: LevelProblem, r) -> None:
+    opt = brute_force_levels(p)
+    tol = 1e-9 * opt + 1e-13 * max(p.norm, float(np.abs(p.table).max() ** 2 * np.trace(p.H)))
+    assert r.lower_bound is not None and r.lower_bound <= opt, (r.lower_bound, opt)
+    assert r.status in (Status.OPTIMAL, Status.GAP_LIMIT), r.status
+    if r.status is Status.OPTIMAL:
+        assert r.objective <= opt + tol, (r.objective, opt)
+    else:  # only the floating-point margin remains
+        assert r.objective - r.lower_bound <= 1e-4 * r.objective + 1e-12 * p.norm
+    p.check_weights(r.weights)  # every weight a level, the nonzero limit held
+    assert r.objective == p.error(r.weights)
+    np.testing.assert_array_equal(p.weights(r.codes), r.weights)
+
+
+def _sparsity(rng, n, case):
+    if case == "k":
+        return {"k": int(rng.integers(0, n + 1))}
+    if case == "nm":
+        return {"nm": (1, 2) if n % 2 == 0 else (1, 1)}
+    return {}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fmt", PRESETS)
+@pytest.mark.parametrize("sparsity", ["none", "k", "nm"])
+def test_presets_match_brute_force(kind, fmt, sparsity):
+    rng = np.random.default_rng(abs(hash((kind, fmt, sparsity))) % 2**32)
+    f_levels = 2 ** 3 if fmt.startswith(("int3", "int2")) else 16
+    n = 4 if fmt.startswith(("int2", "int3")) else (3 if f_levels <= 16 else 2)
+    if fmt.startswith("fp6") or fmt.startswith("fp8"):
+        n = 2 if fmt.startswith("fp6") else 1
+    for trial in range(2):
+        W = rng.standard_normal((2, 4)) * 0.1
+        H = random_hessian(rng, n, kind)
+        lv = build_levels(W, fmt, scale_method=("mse", "minmax")[trial])
+        levels = lv.levels(0)[:n] if lv.levels(0).ndim == 2 else lv.levels(0)
+        w0 = W[1, :n] * (3.0 if trial else 1.0)  # trial 1: w0 partly outside the levels' range
+        p = LevelProblem(H, w0, levels=levels, **_sparsity(rng, n, sparsity))
+        check(p, solve_levels(p))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_per_input_random_levels(kind):
+    rng = np.random.default_rng(KINDS.index(kind))
+    for trial in range(12):
+        n = int(rng.integers(2, 7))
+        L = int(rng.integers(2, 5))
+        pool = np.r_[np.linspace(-2, -0.1, 10), np.linspace(0.1, 2, 10)]
+        rows = [np.sort(np.r_[rng.choice(pool, L - 1, replace=False), 0.0]) for _ in range(n)]
+        table = np.array(rows)
+        shared = trial % 3 == 0
+        w0 = rng.standard_normal(n) * (3.0 if trial % 2 else 1.0)
+        kw = {} if trial % 4 == 0 else {"k": int(rng.integers(0, n + 1))}
+        p = LevelProblem(random_hessian(rng, n, kind), w0, levels=table[0] if shared else table,
+                         **kw)
+        check(p, solve_levels(p, ordering=("vblast", "natural")[trial % 2]))
+
+
+def test_levels_without_zero_and_dead_inputs():
+    rng = np.random.default_rng(3)
+    H = random_hessian(rng, 6, "well")
+    H[2, :] = H[:, 2] = 0.0
+    p = LevelProblem(H, rng.standard_normal(6), levels=[-1.5, -0.25, 0.75, 2.0])
+    r = solve_levels(p)
+    check(p, r)
+    assert r.info["dead_inputs"] == 1
+    r0 = solve_levels(LevelProblem(np.zeros((3, 3)), np.ones(3), levels=[-1.0, 0.0, 1.0], k=1))
+    assert r0.status is Status.OPTIMAL and r0.objective == 0.0 and np.all(r0.weights == 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_symmetric_int_agrees_with_integer_solver(kind):
+    rng = np.random.default_rng(11 + KINDS.index(kind))
+    for trial in range(6):
+        q = random_quant_problem(rng, 10, 3, kind, outside=trial % 2 == 1)
+        a, b = solve_exact(q), solve_levels(LevelProblem.from_quant(q))
+        tol = 1e-9 * a.objective + 1e-12 * q.norm
+        assert abs(a.objective - b.objective) <= tol + max(a.gap or 0, b.gap or 0) * a.objective
+        assert b.lower_bound <= a.objective + tol and a.lower_bound <= b.objective + tol
+
+
+def test_registry_initial_weights_and_limits():
+    rng = np.random.default_rng(5)
+    q = random_quant_problem(rng, 24, 4, "corr")
+    p = LevelProblem.from_quant(q, k=8)
+    r = solve(p, "exact", node_limit=2000)
+    assert r.status is Status.NODE_LIMIT and r.lower_bound <= r.objective
+    p.check_weights(r.weights)
+    r2 = solve(p, "exact", node_limit=2000, initial_weights=r.weights)
+    assert r2.objective <= r.objective
+    with ThreadClock() as clock:
+        r3 = solve_levels(p, time_limit=0.3)
+    assert r3.status in (Status.TIME_LIMIT, Status.OPTIMAL) and clock.seconds < 0.3 + 2.0
+    with pytest.raises(Exception, match="ordering"):
+        solve_levels(p, ordering="box")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), L=st.integers(1, 5),
+       kind=st.sampled_from(KINDS), limit=st.sampled_from(["none", "k", "nodes"]))
+def test_bound_never_above_brute_force(seed, n, L, kind, limit):
+    rng = np.random.default_rng(seed)
+    levels = np.sort(rng.choice(np.linspace(-3, 3, 25), size=L, replace=False))
+    kw = {}
+    if limit == "k":
+        levels = np.unique(np.r_[levels, 0.0])
+        kw["k"] = int(rng.integers(0, n + 1))
+    p = LevelProblem(random_hessian(rng, n, kind), rng.standard_normal(n) * 2, levels=levels,
+                     **kw)
+    r = solve_levels(p, node_limit=int(rng.integers(1, 20)) if limit == "nodes" else None)
+    opt = brute_force_levels(p)
+    assert r.lower_bound <= opt
+    assert r.objective >= opt - 1e-9 * opt - 1e-12 * p.norm
+    p.check_weights(r.weights)

@@ -28,7 +28,6 @@ from .base import Stopwatch, backend_result
 from .scip_quant import _SCIP_STATUS  # SCIP's status strings, one map for every SCIP model
 
 
-
 @dataclass(frozen=True)
 class LevelModel:
     """The binary expansion's data, for any MIQP backend (SCIP here, CPLEX in benchmarks/).

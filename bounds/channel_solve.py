@@ -14,7 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from solvers.problem import LayerProblem, ProblemError, density_to_k
+import numpy as np
+
+from solvers.problem import (
+    LayerProblem,
+    ProblemError,
+    density_to_k,
+    validate_levels,
+    validate_sparsity,
+)
 from solvers.registry import get_method
 from solvers.result import SolveResult, _json_float, sqnr_db
 
@@ -173,6 +181,95 @@ def solve_prune_channels(
     return out
 
 
+@dataclass(frozen=True)
+class LevelSpec:
+    """Where a quantization's levels come from, and its nonzero limit.
+
+    Exactly one source: ``format`` (a preset of :mod:`solvers.formats`, built from the file's
+    ``W0`` with ``group_size`` and ``scale_method``), ``levels`` (``(L,)`` or ``(n, L)`` in weight
+    units, e.g. the problem file's), or ``grid_scales`` (today's signed ``bits``-bit grid with one
+    scale per channel). The limit: at most ``nonzeros`` (or ``round(density·n)``) nonzero, or an
+    N:M pattern.
+    """
+
+    format: str | None = None
+    group_size: int | None = None
+    scale_method: str = "mse"
+    levels: Any = None
+    grid_scales: Any = None
+    bits: int | None = None
+    nonzeros: int | None = None
+    density: float | None = None
+    nm: tuple[int, int] | None = None
+
+    def limit(self, n: int) -> dict[str, Any]:
+        """``{"k": …}``, ``{"nm": …}`` or ``{}`` for ``n`` inputs (validated)."""
+        given = [x is not None for x in (self.nonzeros, self.density, self.nm)]
+        if sum(given) > 1:
+            raise ProblemError("give at most one of nonzeros, density or an N:M pattern")
+        k = density_to_k(self.density, n) if self.density is not None else self.nonzeros
+        k, nm = validate_sparsity(k, self.nm, n)
+        return {} if k is None else ({"nm": nm} if nm is not None else {"k": k})
+
+    def channel_levels(self, problem: LayerProblem):
+        """A function ``channel -> levels`` and a description dict for the output."""
+        sources = [x is not None for x in (self.format, self.levels, self.grid_scales)]
+        if sum(sources) != 1:
+            raise ProblemError("give exactly one source of levels: a format, levels, or a grid")
+        if self.format is not None:
+            from solvers.formats import build_levels
+
+            f = build_levels(problem.W0, self.format, group_size=self.group_size,
+                             scale_method=self.scale_method)
+            desc = {"format": f.spec.name, "scale_method": self.scale_method,
+                    "bits_per_weight": f.bits_per_weight, "format_nm": f.spec.nm}
+            return f.levels, desc
+        if self.levels is not None:
+            lv = validate_levels(self.levels, problem.n)
+            return (lambda c: lv), {"levels": "given", "levels_shape": list(lv.shape)}
+        zmin, zmax = -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        grid = np.arange(zmin, zmax + 1, dtype=np.float64)
+        scales = np.asarray(self.grid_scales, dtype=np.float64)
+        return (lambda c: scales[c] * grid), {"bits": self.bits}
+
+
+def solve_level_channels(
+    problem: LayerProblem,
+    spec: LevelSpec,
+    *,
+    method: str = "exact",
+    channels: Sequence[int] | None = None,
+    time_limit: float | None = None,
+    options: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> tuple[list[tuple[int, SolveResult]], dict[str, Any]]:
+    """Solve the selected channels over the levels of ``spec`` (every channel's
+    :class:`~solvers.problem.LevelProblem` is built, so validated, before any is solved).
+
+    Returns the results and a description of the levels and the limit (for the output).
+    """
+    entry = get_method("levels", method)
+    entry.check_options(options or {})
+    fn = entry.load()
+    levels_of, desc = spec.channel_levels(problem)
+    limit = spec.limit(problem.n)
+    fmt_nm = desc.pop("format_nm", None)
+    if fmt_nm is not None:  # the format's own N:M pattern (e.g. int4+2:4)
+        if limit and limit.get("nm") != fmt_nm:
+            raise ProblemError(f"format {desc['format']} has its own {fmt_nm[0]}:{fmt_nm[1]} "
+                               "pattern: give no other nonzero limit")
+        limit = {"nm": validate_sparsity(None, fmt_nm, problem.n)[1]}
+    desc.update({"k": limit.get("k"), "nm": list(limit["nm"]) if "nm" in limit else None})
+    chans = list(range(problem.channels)) if channels is None else list(channels)
+    problems = [(c, problem.levels(c, levels_of(c), **limit)) for c in chans]
+    if "nm" in limit:
+        desc["k"] = problems[0][1].k if problems else None
+    out = []
+    for c, p in _progress(problems, progress, f"levels {method}"):
+        out.append((c, fn(p, time_limit=time_limit, **(options or {}))))
+    return out, desc
+
+
 def summarize(results: Iterable[tuple[int, SolveResult]]) -> dict[str, Any]:
     """Layer totals: summed errors, norms and bounds, the layer SQNRs, status counts."""
     results = list(results)
@@ -193,7 +290,7 @@ def summarize(results: Iterable[tuple[int, SolveResult]]) -> dict[str, Any]:
     }
 
 
-def _progress(items: list[int], enabled: bool, desc: str) -> Iterable[int]:
+def _progress(items: list, enabled: bool, desc: str) -> Iterable:
     if not enabled or len(items) < 2:
         return items
     from tqdm import tqdm

@@ -10,6 +10,9 @@ Keys (see docs/problem-file.md)::
     input_stop    int    one past the last
     rows          int    number of calibration rows X has
     scale, bits   optional: a given quantization scale (scalar or per channel) and bit width
+    levels        optional (L,) or (n, L) float64: the allowed values of every weight (shared,
+                  or per input with group scales and zero points baked in), sorted, instead
+                  of scale/bits; ``pqbound solve quant`` then solves over them
     scales_mse_tensor, scales_minmax_tensor        optional (16,): per-tensor scales for bits
     scales_mse_channel, scales_minmax_channel      1..16 (row b-1), computed on the *whole*
                                                    weight tensor / rows, not just this chunk
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from solvers.problem import LayerProblem, ProblemError
+from solvers.problem import LayerProblem, ProblemError, validate_levels
 
 #: Scalar metadata keys stored as their own arrays.
 SCALAR_KEYS = ("layer", "chunk", "input_start", "input_stop", "rows", "bits")
@@ -43,6 +46,7 @@ ARRAY_KEYS = (
     "scales_minmax_channel",
     "dead_inputs",
     "dead_channels",
+    "levels",
 )
 
 
@@ -109,7 +113,10 @@ def load_problem(path: str | os.PathLike[str]) -> LayerProblem:
             meta[key] = value.item() if value.ndim == 0 else value
     meta.setdefault("source", str(path))
     try:
-        return LayerProblem(files["H"], W0, meta)
+        problem = LayerProblem(files["H"], W0, meta)
+        if "levels" in problem.meta:
+            problem.meta["levels"] = validate_levels(problem.meta["levels"], problem.n)
+        return problem
     except ProblemError as exc:
         raise ProblemError(f"{path}: {exc}") from None
 

@@ -7,19 +7,23 @@ import json
 import sys
 from typing import Any
 
+from solvers.problem import ProblemError
 from solvers.registry import methods
 
 from ..channel_solve import (
+    LevelSpec,
     PruneSpec,
+    parse_nm,
     parse_options,
     results_table,
     select_channels,
+    solve_level_channels,
     solve_prune_channels,
     solve_quant_channels,
     summarize,
 )
 from ..problem_file import load_problem
-from ..scale_choice import SCALE_METHODS
+from ..scale_choice import SCALE_METHODS, choose_scales
 
 
 def _method_help(kind: str) -> str:
@@ -37,8 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = kinds.add_parser(
         "quant",
-        help="quantization: min (s·z − w0)ᵀH(s·z − w0) over the signed b-bit grid",
-        description="Quantize each channel. Methods: " + _method_help("quant"),
+        help="quantization: min (s·z − w0)ᵀH(s·z − w0) over the signed b-bit grid, or over any "
+             "format's levels, optionally with a nonzero limit",
+        description="Quantize each channel. Methods: " + _method_help("quant")
+        + ". Over levels (a file's `levels`, --format, or any grid with --nonzeros/--density/"
+        "--nm) the methods are: " + _method_help("levels") + ". See docs/formats.md.",
     )
     _common(q)
     q.add_argument("--bits", type=int, default=None,
@@ -50,8 +57,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--per-channel", action="store_true",
                    help="one scale per output channel instead of one per tensor")
     q.add_argument("--method", default="exact", metavar="METHOD",
-                   choices=[m.name for m in methods("quant")],
-                   help="one of: " + ", ".join(m.name for m in methods("quant")))
+                   choices=sorted({m.name for m in methods("quant") + methods("levels")}),
+                   help="grid: " + ", ".join(m.name for m in methods("quant"))
+                   + "; levels: " + ", ".join(m.name for m in methods("levels")))
+    f = q.add_argument_group(
+        "formats and sparsity",
+        "Solve over a number format's levels (every weight one of a sorted set, group-wise "
+        "scales and zero points baked in) instead of the signed grid; a problem file with a "
+        "`levels` array is solved over those levels. A nonzero limit applies to any of them.")
+    f.add_argument("--format", default=None, metavar="NAME",
+                   help="build the levels from W0 with a preset: int4, int4-asym-g128, fp8-e4m3, "
+                        "fp4-e2m1 (MX), fp4-e2m1-nv, nf4, … (scale rule: --scale-method)")
+    f.add_argument("--group-size", type=int, default=None, metavar="G",
+                   help="one scale (and zero point) per G consecutive inputs; G must divide n")
+    s = f.add_mutually_exclusive_group()
+    s.add_argument("--nonzeros", type=int, default=None, metavar="K",
+                   help="at most K nonzero weights per channel (zero must be a level)")
+    s.add_argument("--density", type=float, default=None, metavar="D",
+                   help="at most round(D·n) nonzero weights per channel")
+    s.add_argument("--nm", default=None, metavar="N:M",
+                   help="at most N nonzero weights in each group of M consecutive inputs")
     q.set_defaults(func=run_quant)
 
     r = kinds.add_parser(
@@ -98,6 +123,11 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def run_quant(args: argparse.Namespace) -> int:
     problem = load_problem(args.problem)
+    sparse = any(x is not None for x in (args.nonzeros, args.density, args.nm))
+    if args.format is not None or "levels" in problem.meta or sparse:
+        return _run_levels(args, problem, sparse)
+    if args.group_size is not None:
+        raise ProblemError("--group-size applies to --format only")
     bits = args.bits if args.bits is not None else int(problem.meta.get("bits", 4))
     chans = select_channels(problem, args.channel)
     results = solve_quant_channels(
@@ -113,6 +143,37 @@ def run_quant(args: argparse.Namespace) -> int:
         progress=_show_progress(args),
     )
     head = {"problem": args.problem, "kind": "quant", "method": args.method, "bits": bits}
+    return _emit(args, head, results)
+
+
+def _run_levels(args: argparse.Namespace, problem, sparse: bool) -> int:
+    """``solve quant`` over levels: a format preset, the file's levels, or the grid + a limit."""
+    if args.format is not None and (args.bits is not None or args.scale is not None
+                                    or args.per_channel):
+        raise ProblemError("--format builds its own levels: --bits, --scale and --per-channel "
+                           "do not apply (per-channel scales: a -ch format, e.g. int4-ch)")
+    if args.group_size is not None and args.format is None:
+        raise ProblemError("--group-size applies to --format only")
+    common = {"nonzeros": args.nonzeros, "density": args.density,
+              "nm": parse_nm(args.nm) if args.nm else None}
+    if args.format is not None:
+        spec = LevelSpec(format=args.format, group_size=args.group_size,
+                         scale_method=args.scale_method, **common)
+    elif "levels" in problem.meta and args.bits is None and args.scale is None:
+        spec = LevelSpec(levels=problem.meta["levels"], **common)
+    elif "levels" in problem.meta:
+        raise ProblemError(f"{args.problem} carries levels: --bits and --scale do not apply "
+                           "(drop them, or use --format)")
+    else:
+        bits = args.bits if args.bits is not None else int(problem.meta.get("bits", 4))
+        scales = choose_scales(problem, bits, scale=args.scale, method=args.scale_method,
+                               per_channel=args.per_channel)
+        spec = LevelSpec(grid_scales=scales, bits=bits, **common)
+    chans = select_channels(problem, args.channel)
+    results, desc = solve_level_channels(
+        problem, spec, method=args.method, channels=chans, time_limit=args.time_limit,
+        options=parse_options(args.option), progress=_show_progress(args))
+    head = {"problem": args.problem, "kind": "quant", "method": args.method, **desc}
     return _emit(args, head, results)
 
 

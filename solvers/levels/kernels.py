@@ -38,16 +38,34 @@ _STARTED = 2  # 1 once the root has been set up
 
 
 @njit(cache=True)
-def _term(rkk, v, ctr):
+def _term(rkk, v, ctr, dk, ck):
+    """Row ``k``'s cost of value ``v``: ``(R_kk(v − ĉ_k))² + D_k(v − c_k)²``."""
+    t = dk * (v - ck) * (v - ck)
     if rkk == 0.0:
-        return 0.0
+        return t
     d = rkk * (v - ctr)
-    return d * d
+    return d * d + t
 
 
 @njit(cache=True)
-def _refresh_center(R, c, wv, S, last, k, ctr, wref):
-    """Centre of row ``k`` from the partial sums, updating the stale columns only."""
+def _budget(K, used, k, v):
+    """Nonzeros left for the rows below ``k`` when row ``k`` takes ``v`` (at least 0)."""
+    b = K - used[k] - (1 if v != 0.0 else 0)
+    return b if b > 0 else 0
+
+
+@njit(cache=True)
+def _zero_ahead(zix, k, up, dn):
+    """True when row ``k``'s zero level is still among its unvisited candidates."""
+    z = zix[k]
+    return z >= 0 and (z >= up[k] or z <= dn[k])
+
+
+@njit(cache=True)
+def _refresh_center(R, c, wv, S, last, k, ctr, wref, Dv, vc):
+    """Centre ``ĉ_k`` of row ``k`` from the partial sums (stale columns only), and in ``vc`` the
+    minimiser of row ``k``'s cost ``(R_kk(v − ĉ_k))² + D_k(v − c_k)²``, around which the
+    candidates are visited."""
     n = R.shape[0]
     j = last[k]
     acc = S[k, j + 1] if j + 1 < n + 1 else 0.0
@@ -61,6 +79,11 @@ def _refresh_center(R, c, wv, S, last, k, ctr, wref):
         ctr[k] = wref[k]
     else:
         ctr[k] = c[k] - S[k, k + 1] / rkk
+    r2 = rkk * rkk
+    if r2 + Dv[k] > 0.0:
+        vc[k] = (r2 * ctr[k] + Dv[k] * c[k]) / (r2 + Dv[k])
+    else:
+        vc[k] = wref[k]
 
 
 @njit(cache=True)
@@ -175,28 +198,36 @@ def leaf_margin(R, c, wv, p, cert):
 
 
 @njit(cache=True)
-def level_search(R, c, T, zix, K, grp, N, tail, slack, cert, ibest, ubest, ix, wv, P, ctr, up,
-                 dn, S, last, used, gcnt, alw, st, max_nodes):
+def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, ix, wv, P, ctr,
+                 vc, up, dn, S, last, used, gcnt, alw, st, max_nodes):
     """Run the depth-first search for at most ``max_nodes`` nodes from the saved state.
 
     Parameters
     ----------
-    R : (n, n) upper triangular; c : (n,) target, both in the search order.
+    R : (n, n) upper triangular; c : (n,) target, both in the search order; ``RᵀR`` is ``H``
+        or, with a diagonal split, ``H − diag(Dv)``.
     T : (n, L) sorted levels of each row; zix : (n,) index of the zero level (-1: none).
     K : int, at most ``K`` nonzeros (``n`` for no limit); grp : (n,) N:M group of each row
         (-1: none); N : int, nonzeros allowed per group.
-    tail : (n + 1,) lower bounds on ``Σ_{i<k}`` rows valid at every node (0 for the classical
-        search). slack : a node is pruned when its bound reaches ``U + slack``.
+    Dv : (n,) the diagonal split (zeros: none); row ``k`` costs
+        ``(R_kk(w_k − ĉ_k))² + Dv_k(w_k − c_k)²``.
+    tail : (n + 1, n + 1), ``tail[k, b]`` a lower bound on the cost of rows ``< k`` when at most
+        ``b`` of them are nonzero (zeros for the classical search).
+    slack : a node is pruned when its bound reaches ``U + slack``.
     cert : (4,) constants of :func:`leaf_margin`.
     ibest : (n,) int64 incumbent level indices (updated in place); ubest : (2,) its computed
         value and the least certified leaf value (updated in place).
     ix … st : search state (:func:`new_state`).
+
+    A pruned nonzero candidate prunes its farther siblings except the zero level, whose bound
+    has a smaller tail (one more nonzero left below): it is visited next, then the row ends.
 
     Returns
     -------
     nodes visited in this call; ``st[1] == 1`` when the tree is exhausted.
     """
     n = R.shape[0]
+    L = T.shape[1]
     nodes = 0
     if st[_DONE] == 1:
         return 0
@@ -213,16 +244,16 @@ def level_search(R, c, T, zix, K, grp, N, tail, slack, cert, ibest, ubest, ix, w
             gcnt[g] = 0
         used[k] = 0
         alw[k] = 1 if _allowed(k, used, K, grp, gcnt, N) else 0
-        _refresh_center(R, c, wv, S, last, k, ctr, wref)
-        _first(T, zix, k, ctr, alw, ix, up, dn, wv)
+        _refresh_center(R, c, wv, S, last, k, ctr, wref, Dv, vc)
+        _first(T, zix, k, vc, alw, ix, up, dn, wv)
         st[_STARTED] = 1
         st[_K] = k
     k = st[_K]
     U = ubest[0]
     while nodes < max_nodes:
         nodes += 1
-        p = P[k + 1] + _term(R[k, k], wv[k], ctr[k])
-        if p + tail[k] < U + slack:
+        p = P[k + 1] + _term(R[k, k], wv[k], ctr[k], Dv[k], c[k])
+        if p + tail[k, _budget(K, used, k, wv[k])] < U + slack:
             if k > 0:
                 P[k] = p
                 nz = 1 if wv[k] != 0.0 else 0
@@ -231,9 +262,9 @@ def level_search(R, c, T, zix, K, grp, N, tail, slack, cert, ibest, ubest, ix, w
                     gcnt[grp[k]] += 1
                 k -= 1
                 _mark_descent(last, k)
-                _refresh_center(R, c, wv, S, last, k, ctr, wref)
+                _refresh_center(R, c, wv, S, last, k, ctr, wref, Dv, vc)
                 alw[k] = 1 if _allowed(k, used, K, grp, gcnt, N) else 0
-                _first(T, zix, k, ctr, alw, ix, up, dn, wv)
+                _first(T, zix, k, vc, alw, ix, up, dn, wv)
                 continue
             lb = p - leaf_margin(R, c, wv, p, cert)
             if lb < ubest[1]:
@@ -244,8 +275,15 @@ def level_search(R, c, T, zix, K, grp, N, tail, slack, cert, ibest, ubest, ix, w
                 for i in range(n):
                     ibest[i] = ix[i]
                     wref[i] = wv[i]
-            if _next_sibling(T, k, ctr, ix, up, dn, wv):
+            if _next_sibling(T, k, vc, ix, up, dn, wv):
                 continue
+        elif wv[k] != 0.0 and _zero_ahead(zix, k, up, dn):
+            # farther nonzero siblings are pruned too; the zero level may not be
+            ix[k] = zix[k]
+            wv[k] = 0.0
+            up[k] = L
+            dn[k] = -1
+            continue
         # pruned (farther siblings too: same P, larger term) or row exhausted: go up
         while True:
             k += 1
@@ -255,31 +293,36 @@ def level_search(R, c, T, zix, K, grp, N, tail, slack, cert, ibest, ubest, ix, w
                 return nodes
             if wv[k] != 0.0 and grp[k] >= 0:  # row k's value is about to change
                 gcnt[grp[k]] -= 1
-            if _next_sibling(T, k, ctr, ix, up, dn, wv):
+            if _next_sibling(T, k, vc, ix, up, dn, wv):
                 break
     st[_K] = k
     return nodes
 
 
 @njit(cache=True)
-def open_bound(R, T, tail, ubest, wv, P, ctr, up, dn, st):
+def open_bound(R, c, T, zix, K, Dv, tail, ubest, wv, P, ctr, vc, up, dn, used, st):
     """Least bound over the open nodes of a stopped search (``ubest[0]`` when exhausted): the
-    current candidate and, at every row above, the next unvisited sibling."""
+    current candidate and, at every row above, the next unvisited sibling and the zero level
+    when it is still unvisited."""
     n = R.shape[0]
     best = ubest[0]
     if st[_DONE] == 1 or st[_STARTED] == 0:
         return best if st[_DONE] == 1 else 0.0
     k = st[_K]
-    b = P[k + 1] + _term(R[k, k], wv[k], ctr[k]) + tail[k]
+    b = P[k + 1] + _term(R[k, k], wv[k], ctr[k], Dv[k], c[k]) + tail[k, _budget(K, used, k,
+                                                                              wv[k])]
     if b < best:
         best = b
-    for j in range(k + 1, n):
-        i = _peek(T, j, ctr, up, dn)
-        if i < 0:
-            continue
-        b = P[j + 1] + _term(R[j, j], T[j, i], ctr[j]) + tail[j]
-        if b < best:
-            best = b
+    for j in range(k, n):
+        cands = (_peek(T, j, vc, up, dn), zix[j] if _zero_ahead(zix, j, up, dn) else -1)
+        for i in cands:
+            if i < 0:
+                continue
+            v = T[j, i]
+            b = P[j + 1] + _term(R[j, j], v, ctr[j], Dv[j], c[j]) + tail[j, _budget(K, used, j,
+                                                                                     v)]
+            if b < best:
+                best = b
     return best
 
 
@@ -290,6 +333,7 @@ def new_state(n: int, groups: int) -> dict:
         "wv": np.zeros(n, dtype=np.float64),
         "P": np.zeros(n + 1, dtype=np.float64),
         "ctr": np.zeros(n, dtype=np.float64),
+        "vc": np.zeros(n, dtype=np.float64),
         "up": np.zeros(n, dtype=np.int64),
         "dn": np.zeros(n, dtype=np.int64),
         "S": np.zeros((n, n + 1), dtype=np.float64),
@@ -302,15 +346,15 @@ def new_state(n: int, groups: int) -> dict:
 
 
 @njit(cache=True)
-def r_distance(R, c, wv):
-    """``‖R(w − c)‖²`` summed row by row in the search's order."""
+def r_distance(R, c, wv, Dv):
+    """``‖R(w − c)‖² + Σ Dv_k(w_k − c_k)²`` summed row by row in the search's order."""
     n = R.shape[0]
     tot = 0.0
     for k in range(n - 1, -1, -1):
         s = 0.0
         for j in range(n - 1, k - 1, -1):
             s += R[k, j] * (wv[j] - c[j])
-        tot += s * s
+        tot += s * s + Dv[k] * (wv[k] - c[k]) * (wv[k] - c[k])
     return tot
 
 

@@ -80,8 +80,9 @@ def test_presets_match_brute_force(kind, fmt, sparsity):
         check(p, solve_levels(p))
 
 
+@pytest.mark.parametrize("split", ["auto", True, False])
 @pytest.mark.parametrize("kind", KINDS)
-def test_per_input_random_levels(kind):
+def test_per_input_random_levels(kind, split):
     rng = np.random.default_rng(KINDS.index(kind))
     for trial in range(12):
         n = int(rng.integers(2, 7))
@@ -94,7 +95,7 @@ def test_per_input_random_levels(kind):
         kw = {} if trial % 4 == 0 else {"k": int(rng.integers(0, n + 1))}
         p = LevelProblem(random_hessian(rng, n, kind), w0, levels=table[0] if shared else table,
                          **kw)
-        check(p, solve_levels(p, ordering=("vblast", "natural")[trial % 2]))
+        check(p, solve_levels(p, ordering=("vblast", "natural")[trial % 2], split=split))
 
 
 def test_levels_without_zero_and_dead_inputs():
@@ -134,6 +135,8 @@ def test_registry_initial_weights_and_limits():
     assert r3.status in (Status.TIME_LIMIT, Status.OPTIMAL) and clock.seconds < 0.3 + 2.0
     with pytest.raises(Exception, match="ordering"):
         solve_levels(p, ordering="box")
+    with pytest.raises(Exception, match="split"):
+        solve_levels(p, split="sdp")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -148,7 +151,8 @@ def test_bound_never_above_brute_force(seed, n, L, kind, limit):
         kw["k"] = int(rng.integers(0, n + 1))
     p = LevelProblem(random_hessian(rng, n, kind), rng.standard_normal(n) * 2, levels=levels,
                      **kw)
-    r = solve_levels(p, node_limit=int(rng.integers(1, 20)) if limit == "nodes" else None)
+    r = solve_levels(p, node_limit=int(rng.integers(1, 20)) if limit == "nodes" else None,
+                     split=bool(seed % 2))
     opt = brute_force_levels(p)
     assert r.lower_bound <= opt
     assert r.objective >= opt - 1e-9 * opt - 1e-12 * p.norm

@@ -10,11 +10,14 @@ Algorithm
    nonzero spent) or, without one, the level nearest ``w0_j``, and leave the search.
 2. Order the variables (V-BLAST, largest conditional precision at the top, from
    :mod:`solvers.quant.ordering`; under a nonzero limit the least OBS saliency at the top) and
-   factor
-   ``H[π, π] = RᵀR`` exactly, null directions as zero rows (:mod:`solvers.quant.factor`).
+   factor ``H[π, π] = RᵀR`` exactly, null directions as zero rows (:mod:`solvers.quant.factor`).
 3. Incumbents, each polished by level 1-opt (and swaps under a nonzero limit): the nearest level
    (with a limit: the largest ``H_jj·w_j²`` kept), sequential GPTQ-like rounding over the levels
-   in input order, and nearest-plane rounding in the search order.
+   in input order, nearest-plane rounding in the search order and, under a limit, the exact
+   pruning solver's mask quantized exactly over the levels (whose certified pruning bound is a
+   lower bound too).
+   Under a limit the search runs on a diagonal split ``H = D + (H − D)`` with a per-depth,
+   per-budget separable tail bound (``split``, :func:`separable_tail`).
 4. Depth-first search over the levels nearest each running centre, pruning on the partial
    distance, with the nonzero count tracked (:mod:`solvers.levels.kernels`, compiled), in
    node-budgeted slices with a clock check between slices.
@@ -24,7 +27,10 @@ Algorithm
    leaf reached gets the certificate ``p − m(d, p)``, and the reported bound is
    ``(1 − 4u)·min(leaf certificates, open-node bound − M)``. The level values are exact floats
    and ``w − c`` is one rounding, as ``z − c`` is for integer codes, so the margin carries over
-   unchanged; the nonzero count is exact integer logic.
+   unchanged; the nonzero count is exact integer logic. With the split, ``E`` is measured for
+   ``H − D`` (plus ``2u‖diag(H − D)‖`` for the subtraction), ``γ`` is doubled to cover the
+   rounding of the separable part ``Σ D_k(w_k − c_k)²`` (``(n + 5)u`` relative at most), and the
+   tail table is shrunk by ``8(n + 4)u``; the pruning solver's bound by ``8(n + 4)u`` too.
 
 Contract: ``lower_bound <= optimum <= objective``; every returned weight is one of its levels and
 the nonzero limit holds. ``OPTIMAL`` when the tree was exhausted and the margin leaves a relative
@@ -156,6 +162,8 @@ def solve_levels(
     deadline = None if time_limit is None else t0 + max(0.0, float(time_limit))
     if ordering not in ORDERINGS:
         raise ProblemError(f"unknown ordering {ordering!r}; valid: {', '.join(ORDERINGS)}")
+    if split not in ("auto", True, False):
+        raise ProblemError(f"split must be 'auto', True or False, got {split!r}")
     H, c, n = problem.H, problem.w0, problem.n
     zero = problem.zero_index
     table = problem.table
@@ -189,8 +197,6 @@ def solve_levels(
             cands["support+1opt"] = kn.one_opt(Hl, cl, d.T, d.zix, d.K, d.grp, d.N,
                                                ix_sup.copy(), 50)
         info["prune_bound"] = prune_bound
-    if split not in ("auto", True, False):
-        raise ProblemError(f"split must be 'auto', True or False, got {split!r}")
     Dp = np.zeros(idx.size)
     if split is True or (split == "auto" and d.K < idx.size):
         from ..prune.bounds import diagonal_split
@@ -212,8 +218,8 @@ def solve_levels(
     wv0 = Tp[np.arange(idx.size), ibest]
     u0 = kn.r_distance(R, cp, wv0, Dp)
     # the split's diagonal is subtracted in float64: at most u·|H_jj − D_j| per entry
-    certifier = Certifier(Hs, R, cp, Tp[:, 0].copy(), Tp[:, -1].copy(),
-                          extra_residual=2 * U_ROUND * float(np.linalg.norm(np.diag(Hs))))
+    extra = 2 * U_ROUND * float(np.linalg.norm(np.diag(Hs))) if info["split"] else 0.0
+    certifier = Certifier(Hs, R, cp, Tp[:, 0].copy(), Tp[:, -1].copy(), extra_residual=extra)
     if info["split"]:  # the separable part's rounding: γ more, relative (module docstring)
         certifier.gamma *= 2.0
         certifier.cert[1] = certifier.gamma

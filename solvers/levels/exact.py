@@ -52,13 +52,16 @@ import numpy as np
 from ..problem import LevelProblem, ProblemError
 from ..quant.certify import U_ROUND, Certifier, certified_bound
 from ..quant.factor import live_inputs, ordered_cholesky
-from ..quant.ordering import order_variables
+from ..quant.ordering import _regularised_inverse, order_variables
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from . import kernels as kn
 
 log = logging.getLogger(__name__)
 
-ORDERINGS = ("auto", "vblast", "natural", "saliency")
+ORDERINGS = ("auto", "box", "vblast", "natural", "saliency")
+#: nodes of the first search after which ``ordering="auto"`` (without a nonzero limit) starts a
+#: second search in the box-aware order beside it
+SECOND_AFTER_NODES = 20_000
 
 
 class LevelData:
@@ -97,7 +100,7 @@ def solve_levels(
     ordering: str = "auto",
     initial_weights: Any = None,
     margin_rtol: float = 1e-6,
-    slice_nodes: int = 200_000,
+    slice_nodes: int = 20_000,
     log_every: float = 10.0,
     split: bool | str = "auto",
     support_time: float = 1.0,
@@ -181,31 +184,26 @@ def solve_levels(
     cl = np.ascontiguousarray(c[idx])
     d = LevelData(problem, idx)
 
+    sparse = d.K < idx.size
     order = _order(Hl, cl, d, ordering)
-    Hp = Hl[np.ix_(order, order)]
-    R, rank = ordered_cholesky(Hp, None)
+    Rs, rank = ordered_cholesky(Hl, order)
     info["rank"] = int(rank)
-    cp = np.ascontiguousarray(cl[order])
     Tp, zp, gp = d.permuted(order)
-
-    cands = _incumbents(Hl, cl, d, R, cp, order, Tp, zp, gp)
+    cands = _incumbents(Hl, cl, d, Rs, np.ascontiguousarray(cl[order]), order, Tp, zp, gp)
     prune_bound = None
-    if d.K < idx.size and support_time > 0:
+    if sparse and support_time > 0:
         ix_sup, prune_bound = _support_incumbent(problem, idx, d, support_time, deadline)
         if ix_sup is not None:
             cands["support"] = ix_sup
             cands["support+1opt"] = kn.one_opt(Hl, cl, d.T, d.zix, d.K, d.grp, d.N,
                                                ix_sup.copy(), 50)
         info["prune_bound"] = prune_bound
-    Dp = np.zeros(idx.size)
-    if split is True or (split == "auto" and d.K < idx.size):
+    D = np.zeros(idx.size)
+    if split is True or (split == "auto" and sparse):
         from ..prune.bounds import diagonal_split
 
-        Dp = diagonal_split(Hl, cl, np.ones(idx.size, dtype=bool), d.K, "logdet")[order]
-    info["split"] = bool(np.any(Dp > 0))
-    Hs = Hp - np.diag(Dp) if info["split"] else Hp
-    if info["split"]:
-        R, _ = ordered_cholesky(Hs, None)
+        D = diagonal_split(Hl, cl, np.ones(idx.size, dtype=bool), d.K, "logdet")
+    info["split"] = bool(np.any(D > 0))
     if initial_weights is not None:
         w_init = problem.check_weights(initial_weights)
         cands["given"] = np.array([int(np.flatnonzero(table[j] == w_init[j])[0]) for j in idx])
@@ -214,57 +212,63 @@ def solve_levels(
     info["incumbent"] = best_name
     info["incumbent_values"] = {k: float(v) for k, v in values.items()}
 
-    ibest = np.ascontiguousarray(cands[best_name][order]).astype(np.int64)
-    wv0 = Tp[np.arange(idx.size), ibest]
-    u0 = kn.r_distance(R, cp, wv0, Dp)
-    # the split's diagonal is subtracted in float64: at most u·|H_jj − D_j| per entry
-    extra = 2 * U_ROUND * float(np.linalg.norm(np.diag(Hs))) if info["split"] else 0.0
-    certifier = Certifier(Hs, R, cp, Tp[:, 0].copy(), Tp[:, -1].copy(), extra_residual=extra)
-    if info["split"]:  # the separable part's rounding: γ more, relative (module docstring)
-        certifier.gamma *= 2.0
-        certifier.cert[1] = certifier.gamma
-    slack, used_ell = certifier.global_margin(u0)
-    ubest = np.array([u0, u0 - kn.leaf_margin(R, cp, wv0, u0, certifier.cert)])
-    info["slack"] = slack
-    info["ellipsoid"] = used_ell
-    info["residual_norm"] = certifier.residual_norm
-    tail = separable_tail(Dp, cp, Tp, zp, sparse=d.K < idx.size)
-    st = kn.new_state(idx.size, d.groups)
+    searches = [_Search(Hl, cl, d, order, D, cands[best_name])]
+    info["slack"] = searches[0].slack
+    info["residual_norm"] = searches[0].certifier.residual_norm
+    second = "box" if ordering == "auto" and not sparse else None
     nodes = 0
     budget = max(1000, int(slice_nodes))
     limit_hit: Status | None = None
     next_log = t0 + log_every
-    while True:
-        if node_limit is not None:
-            budget = max(1, min(budget, int(node_limit) - nodes))
-        ts = time.perf_counter()
-        nodes += kn.level_search(R, cp, Tp, zp, d.K, gp, d.N, Dp, tail, slack, certifier.cert,
-                                 ibest, ubest, st["ix"], st["wv"], st["P"], st["ctr"], st["vc"],
-                                 st["up"], st["dn"], st["S"], st["last"], st["used"],
-                                 st["gcnt"], st["alw"], st["st"], budget)
-        now = time.perf_counter()
-        if st["st"][1] == 1:
+    done = None
+    while done is None:
+        if second is not None and nodes >= SECOND_AFTER_NODES:
+            # the first order is slow on this problem: a second search in the box-aware order
+            # beside it, slice by slice, sharing incumbents; the first to finish proves
+            searches.append(_Search(Hl, cl, d, _order(Hl, cl, d, second), D,
+                                    searches[0].incumbent()))
+            info["second_ordering"], second = second, None
+        for sr in searches:
+            if node_limit is not None:
+                budget = max(1, min(budget, int(node_limit) - nodes))
+            ts = time.perf_counter()
+            nodes += sr.run(budget)
+            now = time.perf_counter()
+            if sr.done:
+                done = sr
+                break
+            if node_limit is not None and nodes >= node_limit:
+                limit_hit = Status.NODE_LIMIT
+            elif deadline is not None and now >= deadline:
+                limit_hit = Status.TIME_LIMIT
+            if limit_hit is not None:
+                break
+            dt = max(now - ts, 1e-6)
+            target = 0.02 if deadline is None else min(0.02, max(1e-3, (deadline - now) / 2))
+            budget = int(min(max(1000, budget * target / dt), 50_000_000))
+        if limit_hit is not None:
             break
-        if node_limit is not None and nodes >= node_limit:
-            limit_hit = Status.NODE_LIMIT
-            break
-        if deadline is not None and now >= deadline:
-            limit_hit = Status.TIME_LIMIT
-            break
-        dt = max(now - ts, 1e-6)
-        target = 0.02 if deadline is None else min(0.02, max(1e-3, (deadline - now) / 2))
-        budget = int(min(max(1000, budget * target / dt), 50_000_000))
+        if len(searches) == 2:  # share the better incumbent
+            a, b2 = searches
+            ia, ib = a.incumbent(), b2.incumbent()
+            if a.value(ia) < a.value(ib):
+                b2.offer(ia)
+            else:
+                a.offer(ib)
         if now >= next_log:
-            lb = _open_bound(R, cp, Tp, zp, d.K, Dp, tail, ubest, st)
             log.info("levels exact n=%d: %d nodes, %.1f s, incumbent %.6g, bound %.6g",
-                     n, nodes, now - t0, ubest[0], lb)
+                     n, nodes, now - t0, min(sr.ubest[0] for sr in searches),
+                     max(sr.open_bound() for sr in searches))
             next_log = now + log_every
 
-    b = float(ubest[1])
-    if limit_hit is not None:
-        ob = float(_open_bound(R, cp, Tp, zp, d.K, Dp, tail, ubest, st))
-        b = min(b, ob - slack)
-    ix_all[idx] = ibest[np.argsort(order)]
+    best = min(searches, key=lambda sr: sr.ubest[0]) if done is None else done
+    if done is not None:
+        b = float(done.ubest[1])
+        if len(searches) == 2:
+            info["proved_by"] = "box" if done is searches[1] else "first ordering"
+    else:
+        b = max(min(float(sr.ubest[1]), sr.open_bound() - sr.slack) for sr in searches)
+    ix_all[idx] = best.incumbent()
     w = problem.weights(ix_all)
     obj = problem.error(w)
     lower = float(min(certified_bound(b, 1.0), obj))
@@ -272,6 +276,77 @@ def solve_levels(
         info["search_bound"] = lower
         lower = float(min(prune_bound, obj))
     return _result(problem, w, obj, lower, ix_all, nodes, limit_hit, margin_rtol, t0, info)
+
+
+class _Search:
+    """One depth-first search in one variable order (its factor, margins, tail and state).
+
+    Incumbents enter and leave in input order (level indices of the live inputs).
+    """
+
+    def __init__(self, Hl, cl, d: LevelData, order, D, ix0):
+        m = cl.size
+        self.order, self.inv = order, np.argsort(order)
+        self.Dp = np.ascontiguousarray(D[order])
+        self.split = bool(np.any(self.Dp > 0))
+        Hp = Hl[np.ix_(order, order)]
+        Hs = Hp - np.diag(self.Dp) if self.split else Hp
+        self.R, _ = ordered_cholesky(Hs, None)
+        self.cp = np.ascontiguousarray(cl[order])
+        self.Tp, self.zp, self.gp = d.permuted(order)
+        self.K, self.N = d.K, d.N
+        # the split's diagonal is subtracted in float64: at most u·|H_jj − D_j| per entry
+        extra = 2 * U_ROUND * float(np.linalg.norm(np.diag(Hs))) if self.split else 0.0
+        self.certifier = Certifier(Hs, self.R, self.cp, self.Tp[:, 0].copy(),
+                                   self.Tp[:, -1].copy(), extra_residual=extra)
+        if self.split:  # the separable part's rounding: γ more, relative (module docstring)
+            self.certifier.gamma *= 2.0
+            self.certifier.cert[1] = self.certifier.gamma
+        self.ibest = np.ascontiguousarray(np.asarray(ix0)[order]).astype(np.int64)
+        u0 = self.value(ix0)
+        self.slack, _ = self.certifier.global_margin(u0)
+        self.ubest = np.array([u0, u0 - self._margin(self.ibest, u0)])
+        self.tail = separable_tail(self.Dp, self.cp, self.Tp, self.zp, sparse=d.K < m)
+        self.st = kn.new_state(m, d.groups)
+
+    def _margin(self, ixp, u):
+        wv = self.Tp[np.arange(ixp.size), ixp]
+        return kn.leaf_margin(self.R, self.cp, wv, u, self.certifier.cert)
+
+    def value(self, ix) -> float:
+        """The search's computed value of a solution given in input order."""
+        ixp = np.asarray(ix)[self.order]
+        return kn.r_distance(self.R, self.cp, self.Tp[np.arange(ixp.size), ixp], self.Dp)
+
+    def incumbent(self) -> np.ndarray:
+        return self.ibest[self.inv].copy()
+
+    def offer(self, ix) -> None:
+        """Take ``ix`` (input order) as incumbent if its value is lower (with its leaf
+        certificate, as for a leaf reached)."""
+        u = self.value(ix)
+        if u < self.ubest[0]:
+            self.ibest[:] = np.asarray(ix)[self.order]
+            self.ubest[0] = u
+            self.ubest[1] = min(self.ubest[1], u - self._margin(self.ibest, u))
+
+    @property
+    def done(self) -> bool:
+        return bool(self.st["st"][1] == 1)
+
+    def run(self, budget: int) -> int:
+        st = self.st
+        return kn.level_search(self.R, self.cp, self.Tp, self.zp, self.K, self.gp, self.N,
+                               self.Dp, self.tail, self.slack, self.certifier.cert, self.ibest,
+                               self.ubest, st["ix"], st["wv"], st["P"], st["ctr"], st["vc"],
+                               st["up"], st["dn"], st["S"], st["last"], st["used"],
+                               st["gcnt"], st["alw"], st["st"], budget)
+
+    def open_bound(self) -> float:
+        st = self.st
+        return float(kn.open_bound(self.R, self.cp, self.Tp, self.zp, self.K, self.Dp,
+                                   self.tail, self.ubest, st["wv"], st["P"], st["ctr"],
+                                   st["vc"], st["up"], st["dn"], st["used"], st["st"]))
 
 
 def _order(Hl, cl, d: LevelData, ordering: str) -> np.ndarray:
@@ -282,15 +357,12 @@ def _order(Hl, cl, d: LevelData, ordering: str) -> np.ndarray:
     if ordering == "natural":
         return np.arange(m)[::-1].copy()
     if ordering == "saliency":  # OBS saliency w0_j²/(H⁻¹)_jj: the likely pruned on top
-        G = np.linalg.pinv(Hl, hermitian=True)
+        G = _regularised_inverse(Hl)
         sal = cl * cl / np.maximum(np.diag(G), np.finfo(float).tiny)
         return np.argsort(-sal, kind="stable")
+    if ordering == "box":
+        return kn.order_box(np.ascontiguousarray(_regularised_inverse(Hl)), Hl, cl, d.T)
     return order_variables(Hl, cl, 0, 0, "vblast")
-
-
-def _open_bound(R, cp, Tp, zp, K, Dp, tail, ubest, st) -> float:
-    return kn.open_bound(R, cp, Tp, zp, K, Dp, tail, ubest, st["wv"], st["P"], st["ctr"],
-                         st["vc"], st["up"], st["dn"], st["used"], st["st"])
 
 
 def separable_tail(D: np.ndarray, c: np.ndarray, T: np.ndarray, zix: np.ndarray, *,

@@ -490,3 +490,51 @@ def objective(H, c, wv):
             s += H[i, j] * (wv[j] - c[j])
         tot += (wv[i] - c[i]) * s
     return tot if tot > 0.0 else 0.0
+
+
+@njit(cache=True)
+def order_box(G, H, c, T):
+    """Chang & Han's box-aware greedy order with levels for integers (``G`` = inverse of ``H``,
+    destroyed): from the top down, the variable whose nearest-level residual
+    ``(1/G_jj)·(v_j − ĉ_j)²`` at its conditional centre is largest goes next, and its nearest
+    level is fixed for the next centres (:mod:`solvers.quant.ordering` for integers)."""
+    n = G.shape[0]
+    alive = np.ones(n, dtype=np.bool_)
+    y = np.zeros(n)
+    order = np.empty(n, dtype=np.int64)
+    tiny = 1e-300
+    for level in range(n - 1, -1, -1):
+        best = -1
+        best_score = -1.0
+        best_prec = -1.0
+        best_v = 0.0
+        for j in range(n):
+            if not alive[j]:
+                continue
+            gjj = G[j, j] if G[j, j] > tiny else tiny
+            prec = 1.0 / gjj
+            s = 0.0
+            for i in range(n):
+                if alive[i]:
+                    s += G[j, i] * y[i]
+            ctr = c[j] - s
+            v = T[j, _nearest_index(T[j], ctr)]
+            score = prec * (v - ctr) * (v - ctr)
+            if score > best_score or (score == best_score and prec > best_prec):
+                best, best_score, best_prec, best_v = j, score, prec, v
+        order[level] = best
+        alive[best] = False
+        d = best_v - c[best]
+        for i in range(n):
+            y[i] += H[i, best] * d
+        gbb = G[best, best] if G[best, best] > tiny else tiny
+        for i in range(n):
+            if not alive[i]:
+                continue
+            f = G[i, best] / gbb
+            if f == 0.0:
+                continue
+            for j in range(n):
+                if alive[j]:
+                    G[i, j] -= f * G[best, j]
+    return order

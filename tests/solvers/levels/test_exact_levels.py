@@ -136,7 +136,7 @@ def test_registry_initial_weights_and_limits():
         r3 = solve_levels(p, time_limit=0.3)
     assert r3.status in (Status.TIME_LIMIT, Status.OPTIMAL) and clock.seconds < 0.3 + 2.0
     with pytest.raises(Exception, match="ordering"):
-        solve_levels(p, ordering="box")
+        solve_levels(p, ordering="bogus")
     with pytest.raises(Exception, match="split"):
         solve_levels(p, split="sdp")
 
@@ -159,3 +159,20 @@ def test_bound_never_above_brute_force(seed, n, L, kind, limit):
     assert r.lower_bound <= opt
     assert r.objective >= opt - 1e-9 * opt - 1e-12 * p.norm
     p.check_weights(r.weights)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_second_search_in_box_order(kind, monkeypatch):
+    """The box-ordered search that ``ordering="auto"`` starts beside a slow first one (here at
+    once), sharing incumbents: still exact against brute force."""
+    import solvers.levels.exact as ex
+
+    monkeypatch.setattr(ex, "SECOND_AFTER_NODES", 0)
+    rng = np.random.default_rng(40 + KINDS.index(kind))
+    for _ in range(6):
+        n = int(rng.integers(2, 7))
+        levels = np.sort(rng.choice(np.linspace(-2, 2, 21), size=4, replace=False))
+        p = LevelProblem(random_hessian(rng, n, kind), 2 * rng.standard_normal(n), levels=levels)
+        r = solve_levels(p, slice_nodes=1)
+        check(p, r)
+        assert r.info.get("second_ordering") == "box"

@@ -45,8 +45,8 @@ LAYER_SETS = {
     "confirm": ["features.4.conv.2", "features.11.conv.0.0", "features.15.conv.0.0",
                 "features.17.conv.0.0", "features.14.conv.2"],
 }
-#: (label, format name (``{n}``: the chunk size), nonzero share or None)
-CASES_32 = [("int4-asym", "int4-asym-ch", None), ("fp4-e2m1", "fp4-e2m1", None),
+#: (label, format name (``{n}``: the chunk size, ``{g}``: min(32, n)), nonzero share or None)
+CASES_32 = [("int4-asym", "int4-asym-ch", None), ("fp4-e2m1", "fp4-e2m1-g{g}-mx", None),
             ("nf4", "nf4-g{n}", None), ("int4 50% nz", "int4-ch", 0.5),
             ("int4 25% nz", "int4-ch", 0.25)]
 CASES_64 = [("int4-asym", "int4-asym-ch"), ("fp4-e2m1", "fp4-e2m1")]
@@ -135,7 +135,8 @@ def part1(args, lines) -> None:
     lines.append(f"## Part 1: n = {args.n}, ours vs CPLEX (binary expansion, 1 thread, gap "
                  f"1e-9, limit {args.cplex_limit:g} s); ours limit {args.limit:g} s, warm")
     for label, fmt, share in CASES_32:
-        inst, source = instances(args.n, args.count, fmt.format(n=args.n), share, args.seed,
+        name = fmt.format(n=args.n, g=min(32, args.n))
+        inst, source = instances(args.n, args.count, name, share, args.seed,
                                  args.layer_list, args.samples, args.synthetic)
         ours_t, cpx_t, ratios, same, proved, cpx_opt = [], [], [], 0, 0, 0
         for name, p in inst:

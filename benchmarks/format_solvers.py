@@ -75,8 +75,9 @@ def cplex_levels(p, *, time_limit: float | None = None) -> Any:
     import cplex
     from suite.extra_solvers import _cplex_model, _cplex_solve
 
-    from solvers.backends.base import Stopwatch, backend_result
+    from solvers.backends.base import backend_result
     from solvers.backends.scip_levels import LevelModel
+    from solvers.stopwatch import Stopwatch
 
     sw = Stopwatch()
     lm = LevelModel.build(p)

@@ -106,7 +106,7 @@ METHODS: dict[tuple[str, str], Method] = {
         # Levels (any scalar format, optional nonzero limit): certified
         Method("exact", _L, "solvers.levels.exact:solve_levels", True,
                "Schnorr-Euchner branch-and-bound over per-input sorted levels, nonzero limit"),
-        Method("scip", _L, "solvers.backends.scip_levels:solve_scip_levels", True,
+        Method("scip", _L, "solvers.backends.scip_levels:SCIP_LEVELS.solve_levels", True,
                "SCIP via pyscipopt (binary expansion of the levels, MIQP)", ("pyscipopt",)),
         # Pruning: certified
         Method("exact", _P, "solvers.prune.exact:solve_exact", True,

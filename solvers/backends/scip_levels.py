@@ -17,15 +17,15 @@ stays at or below it, valid up to SCIP's tolerances (``info["bound_source"]``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ..problem import LevelProblem, ProblemError
+from ..problem import LevelProblem
 from ..quant.factor import ordered_cholesky
-from ..result import SolveResult, Status
-from .base import Stopwatch, backend_result
-from .scip_quant import _SCIP_STATUS  # SCIP's status strings, one map for every SCIP model
+from ..result import SolveResult
+from ..stopwatch import Stopwatch
+from .base import Backend, backend_result
+from .scip import Scip
 
 
 @dataclass(frozen=True)
@@ -75,29 +75,35 @@ class LevelModel:
         return self.T[np.arange(self.n), ix]
 
 
-def solve_scip_levels(
-    problem: LevelProblem,
-    *,
-    time_limit: float | None = None,
-    gap: float = 1e-6,
-    threads: int = 1,
-    verbose: bool = False,
-    **options: Any,
-) -> SolveResult:
-    """Solve the binary-expansion MIQP with SCIP (pyscipopt); ``nodes`` is SCIP's count.
+class ScipLevels(Backend):
+    """SCIP on level problems (its name, modules and status map are :class:`Scip`'s)."""
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> p = LevelProblem(np.array([[2.0, 1.9], [1.9, 2.0]]), [0.8, -0.45],
-    ...                  levels=[-1.0, -0.5, 0.0, 0.5, 1.0], k=1)
-    >>> solve_scip_levels(p).weights.tolist()
-    [0.5, 0.0]
+    name = Scip.name
+    requires = Scip.requires
+    STATUS_MAP = Scip.STATUS_MAP
+
+    def solve_levels(self, problem: LevelProblem, *, time_limit: float | None = None,
+                     gap: float = 1e-6, threads: int = 1, verbose: bool = False) -> SolveResult:
+        """Solve the binary-expansion MIQP with SCIP (pyscipopt); ``nodes`` is SCIP's count.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> p = LevelProblem(np.array([[2.0, 1.9], [1.9, 2.0]]), [0.8, -0.45],
+        ...                  levels=[-1.0, -0.5, 0.0, 0.5, 1.0], k=1)
+        >>> SCIP_LEVELS.solve_levels(p).weights.tolist()
+        [0.5, 0.0]
+        """
+        return solve_scip_levels(problem, time_limit=time_limit, gap=gap, threads=threads,
+                                 verbose=verbose, status=self.status)
+
+
+def solve_scip_levels(problem: LevelProblem, *, time_limit: float | None, gap: float,
+                      threads: int, verbose: bool, status) -> SolveResult:
+    """The model and its solve (see the module docstring); ``status`` maps SCIP's codes.
     """
     from pyscipopt import Model, quicksum
 
-    if options:
-        raise ProblemError(f"unknown options for scip: {sorted(options)}")
     sw = Stopwatch()
     lm = LevelModel.build(problem)
     n, L = lm.T.shape
@@ -138,7 +144,7 @@ def solve_scip_levels(
     m.addSol(start, free=True)
     m.optimize()
     raw = m.getStatus()
-    status = _SCIP_STATUS.get(raw, Status.ERROR)
+    mapped = status(raw)
     if m.getNSols() > 0:
         weights = lm.weights(np.array([[m.getVal(v) for v in row] for row in b]))
     else:
@@ -146,8 +152,11 @@ def solve_scip_levels(
     problem.check_weights(weights)
     return backend_result(
         problem, weights, method="scip", dual_bound=float(m.getDualbound()),
-        backend_status=status, seconds=sw.seconds, nodes=int(m.getNNodes()),
+        backend_status=mapped, seconds=sw.seconds, nodes=int(m.getNNodes()),
         message=f"SCIP status {raw}",
         info={"backend": "SCIP (pyscipopt)", "model": "binary expansion of the levels",
               "gap_setting": gap, "bound_source": "SCIP dual bound (SCIP tolerances)"},
     )
+
+
+SCIP_LEVELS = ScipLevels()

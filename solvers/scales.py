@@ -16,6 +16,14 @@ channel (one scale per row of a (C, n) weight matrix).
   37.15 dB for the best scale ≤ ``s_minmax``). ``candidates=100, refine=False, max_ratio=1`` is
   the paper's 100-candidate search.
 
+* **output** (per channel, needs ``H``): ``s* = argmin_s (s·q(s) − w0)ᵀ H (s·q(s) − w0)`` with
+  ``q(s) = clip(rint(w0/s), zmin, zmax)`` — the scale under which round-to-nearest serves the
+  layer's *output* best (:func:`output_scale`), searched on ``candidates`` ratios of the min-max
+  scale in ``(0, max_ratio]``, then on a finer grid between the neighbours of the best one, with
+  the weight-MSE scale as one more candidate (so it is never worse than MSE for round-to-nearest
+  on the output error). It needs one ``n × n`` product per candidate: chosen per channel, for the
+  channels one solves.
+
 Every candidate is evaluated exactly on the distinct values with their multiplicities, by a
 compiled pass over the values or from sorted prefix sums (one binary search per grid level),
 whichever is cheaper for the bit width (:mod:`solvers.scale_kernels`).
@@ -95,6 +103,60 @@ def mse_scale(
             out[r] = _search(W[r], zmin, zmax, candidates, refine, max_ratio)
         return out
     return _search(w.ravel(), zmin, zmax, candidates, refine, max_ratio)
+
+
+def rtn_output_errors(H: np.ndarray, w0: np.ndarray, scales: np.ndarray, bits: int
+                      ) -> np.ndarray:
+    """``(s·q − w0)ᵀ H (s·q − w0)`` for round-to-nearest ``q`` at each scale of ``scales``."""
+    zmin, zmax = grid_limits(bits)
+    s = np.asarray(scales, dtype=np.float64)[:, None]
+    D = s * np.clip(np.rint(w0[None, :] / s), zmin, zmax) - w0[None, :]
+    return np.maximum(np.einsum("ij,ij->i", D @ H, D), 0.0)
+
+
+def output_scale(
+    H: np.ndarray,
+    w0: np.ndarray,
+    bits: int,
+    *,
+    candidates: int = 128,
+    refine: int = 32,
+    max_ratio: float = MAX_RATIO,
+) -> float:
+    """The per-channel scale whose round-to-nearest has the least output error
+    ``(s·q − w0)ᵀ H (s·q − w0)`` (see the module docstring): the best of ``candidates`` ratios
+    ``r·s_minmax``, ``r ∈ (0, max_ratio]``, of ``refine`` ratios between the best one's
+    neighbours, and of the weight-MSE scale. An all-zero ``w0`` gets 1.0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((40, 8)); H = X.T @ X; w0 = rng.standard_normal(8)
+    >>> s = output_scale(H, w0, 3)
+    >>> errs = rtn_output_errors(H, w0, np.array([s, mse_scale(w0, 3)]), 3)
+    >>> bool(errs[0] <= errs[1])
+    True
+    """
+    w0 = _finite(w0).ravel()
+    H = np.asarray(H, dtype=np.float64)
+    if H.shape != (w0.size, w0.size):
+        raise ProblemError(f"H must have shape ({w0.size}, {w0.size}), got {H.shape}")
+    if candidates < 1 or refine < 0:
+        raise ProblemError(f"candidates must be >= 1 and refine >= 0, got {candidates}, {refine}")
+    if not np.any(w0):
+        return 1.0
+    base = float(minmax_scale(w0, bits))
+    step = max_ratio / candidates
+    ratios = step * np.arange(1, candidates + 1)
+    errs = rtn_output_errors(H, w0, base * ratios, bits)
+    i = int(np.argmin(errs))
+    lo, hi = ratios[max(i - 1, 0)] if i else 0.5 * step, ratios[min(i + 1, candidates - 1)]
+    fine = np.linspace(lo, hi, refine + 2)[1:-1] if refine else np.empty(0)
+    pool = np.concatenate([base * ratios, base * fine, [float(mse_scale(w0, bits))]])
+    pool = pool[pool > 0]
+    errs = rtn_output_errors(H, w0, pool, bits)
+    return float(pool[int(np.argmin(errs))])
 
 
 def scale_tables(W: np.ndarray, bits: Iterable[int] | None = None) -> dict[str, np.ndarray]:

@@ -12,6 +12,13 @@ every compression of the run:
   and N:M, :func:`~solvers.whole_channel.budget_bound` for pruning budgets), which owns the math
   and its margins; the least stitched error is the objective it is clamped to.
 
+On the layers whose plan asks for it (:attr:`LayerPlan.scale_range`), :func:`range_rows` adds
+the certified bound on quantization over **every scale** in the run's range (scope ``range``,
+one row per bit width and granularity: ``scale-range channel`` lets each sampled channel have
+its own scale in ``[lo, hi]·max|w_c|/zmax``, ``scale-range tensor`` one shared scale in
+``[lo, hi]·max|W|/zmax``), over the same sampled chunk problems, from
+:mod:`solvers.scale_range`; the search stops once it decides pruning's best chunk error.
+
 This module only maps stored rows to arrays and back: which row holds which block bound, and the
 derived rows' identity (their keys hash the problem, and the source rows or the run).
 """
@@ -26,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from solvers.problem import grid_limits, quadratic_error
+from solvers.scale_range import per_channel_bound, scale_range_bound
+from solvers.scales import minmax_scale
 from solvers.whole_channel import block_sum_bound, box_dist2, budget_bound, grid_dist2
 
 from ..provenance import pqbound_version
@@ -72,6 +81,84 @@ def whole_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
                     out.append(ch.row(kind, "block-split bound", comp, bits, obj, lb,
                                       "certified", info, None))
     return out
+
+
+def derived_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
+                 ) -> list[dict[str, Any]]:
+    """Every row derived after the solves: :func:`whole_rows` and :func:`range_rows`."""
+    return whole_rows(plan, run, store, run_id) + range_rows(plan, run, store, run_id)
+
+
+#: Exact-solve node limit per interval centre of the scale-range bound (deterministic).
+RANGE_NODE_LIMIT = 200_000
+
+
+def range_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
+               ) -> list[dict[str, Any]]:
+    """The certified bound over every scale of the run's range, per channel and per tensor,
+    on the layer's sampled chunk problems (see the module docstring)."""
+    cfg = run.cfg
+    if not plan.scale_range or cfg.scale_range is None:
+        return []
+    lo, hi = cfg.scale_range
+    P = plan.problem
+    groups = []
+    for c in plan.channels:
+        Hc, w0 = P.hessian(c), P.W0[c]
+        groups.append([(np.ascontiguousarray(Hc[a:b, a:b]), np.ascontiguousarray(w0[a:b]))
+                       for a, b in (plan.chunks[i] for i in plan.chunk_ids)])
+    norm = sum(max(0.0, float(w @ H @ w)) for g in groups for H, w in g)
+    solved = [r for r in store.rows(run_id, layer=plan.layer, scope="chunk")
+              if r["objective"] is not None and r["status"] != "error"]
+    out = []
+    for bits in cfg.bits:
+        comp = f"{bits}bit"
+        best = {kind: _best_total(solved, kind, comp, len(plan.channels) * len(plan.chunk_ids))
+                for kind in ("quant", "prune")}
+        # Search until the bound decides pruning's error only where pruning wins (or may) at
+        # the rule's scales; else run to the tolerance: the ceiling over every scale is the
+        # figure then.
+        target = best["prune"] if best["prune"] is not None and (
+            best["quant"] is None or best["quant"] >= best["prune"]) else None
+        opts = {"rtol": 1e-3, "max_intervals": cfg.scale_range_intervals,
+                "node_limit": RANGE_NODE_LIMIT, "target": target}
+        ranges = [(lo * float(minmax_scale(P.W0[c], bits)), hi * float(minmax_scale(P.W0[c], bits)))
+                  for c in plan.channels]
+        per = per_channel_bound(groups, bits, ranges, **opts)
+        s_t = float(minmax_scale(P.W0, bits))
+        shared = scale_range_bound([p for g in groups for p in g], bits, lo * s_t, hi * s_t,
+                                   **opts)
+        for gran, res in (("channel", per), ("tensor", shared)):
+            info = {k: v for k, v in res.to_dict().items() if k != "weights"}
+            info.update({"ratio_range": [lo, hi], "granularity": gran, "target": target,
+                         "channels": plan.channels, "chunk_ids": plan.chunk_ids})
+            key = task_key(problem=plan.problem_hash, kind="quant", scope="range",
+                           method=f"scale-range {gran}", compression=comp, run=run_id,
+                           version=pqbound_version())
+            out.append({
+                "task_key": key, "run_id": run_id, "model": run.model, "layer": plan.layer,
+                "chunk": -1, "channel": -1, "scope": "range", "kind": "quant",
+                "method": f"scale-range {gran}", "compression": comp, "bits": bits,
+                "n": P.n, "input_start": 0, "input_stop": P.n, "status": res.status,
+                "objective": res.objective, "lower_bound": res.lower_bound, "norm": norm,
+                "seconds": res.seconds, "nodes": res.intervals,
+                "method_version": f"pqbound {pqbound_version()}",
+                "problem_hash": plan.problem_hash, "calibration": plan.calibration,
+                "message": "", "weights": [float(x) for w in res.weights for x in w],
+                "info_json": info,
+            })
+    return out
+
+
+def _best_total(rows: list[dict[str, Any]], kind: str, comp: str, units: int) -> float | None:
+    """Σ over (chunk, channel) of the least error of ``kind`` at ``comp`` (``None`` if one
+    problem has no row)."""
+    best: dict[tuple, float] = {}
+    for r in rows:
+        if r["kind"] == kind and r["compression"] == comp:
+            u = (r["chunk"], r["channel"])
+            best[u] = min(best.get(u, math.inf), float(r["objective"]))
+    return sum(best.values()) if len(best) == units else None
 
 
 def _chunk_solutions(by: RowIndex, plan: LayerPlan, kind: str, method: str, comp: str, c: int

@@ -11,13 +11,20 @@ these; nothing is resolved or hashed twice.
 Per layer and sampled channel the tasks are
 
 * every chunk problem in the run (scope ``chunk``): quantization at each bit width with every
-  quantization method; pruning at the budget the accounting matches to it and at each N:M
-  pattern whose groups fit the chunk, with every pruning method;
+  quantization method, at the run's scale rule (``scale_rule``, default per-channel scales
+  for the output error, :mod:`bounds.scale_choice`); pruning at the budget the accounting
+  matches to it and at each N:M pattern whose groups fit the chunk, with every pruning method;
 * when every chunk is in the run (whole-channel figures): the certified method on the whole
   channel directly (scope ``whole``, unless ``whole_direct`` is off) and on every block ``B_i``
   of the split (scope ``block``): quantization at each bit width, pruning at every budget
   ``k = 1 … min(n_i − 1, K)`` (the budget DP needs them all) and at each N:M pattern whose
-  groups never straddle a chunk.
+  groups never straddle a chunk;
+* with the paper's scale rule beside the run's own (``paper_scale``, the default), the chunk
+  problems once more at the paper's per-tensor MSE scale (scope ``paper``), quantization only,
+  with the certified bound method and round-to-nearest (those of the run's methods).
+
+On the layers of ``scale_range_layers`` (default: the model's stem) the certified bound over
+every scale in a range is derived after the solves (:func:`bounds.compare.derive.range_rows`).
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ class LayerPlan:
     chunk_ids: list[int]
     channels: list[int]
     whole: bool  # all chunks in the run: whole-channel figures are derived
-    scales: dict[int, np.ndarray]
+    scales: dict[int, np.ndarray]  # the run's scale rule, one per channel
     densities: dict[int, float]
     zero_fractions: dict[int, float]
     calibration: str = ""  # the calibration fingerprint of the problem
@@ -57,6 +64,9 @@ class LayerPlan:
     channel_hashes: dict[int, str] = field(default_factory=dict)  # whole channel (H_c, w0_c)
     splits: dict[int, BlockSplit] = field(default_factory=dict)
     note: str = ""
+    scale_rule: str = ""
+    paper_scales: dict[int, np.ndarray] = field(default_factory=dict)  # when solved beside
+    scale_range: bool = False  # derive the bound over every scale in the run's range
 
     def chunk_k(self, bits: int, chunk: int) -> int:
         """The pruning budget of one chunk at ``bits`` bits: ``round(d·n_chunk)``."""
@@ -80,6 +90,11 @@ class LayerPlan:
                 "densities": {str(b): self.densities[b] for b in bits},
                 "zero_fractions": {str(b): self.zero_fractions[b] for b in bits},
                 "rows": self.problem.meta.get("rows"),
+                "scale_rule": self.scale_rule, "scale_range": self.scale_range,
+                "scales": {str(b): [float(self.scales[b][c]) for c in self.channels]
+                           for b in bits},
+                "paper_scales": {str(b): float(self.paper_scales[b][0])
+                                 for b in bits if b in self.paper_scales},
                 "splits": {str(c): s.info() for c, s in self.splits.items()}}
 
 
@@ -126,7 +141,7 @@ def make_plan(cfg: CompareConfig, problems: Mapping[str, LayerProblem]) -> RunPl
 
 def plan_layer(layer: str, problem: LayerProblem, cfg: CompareConfig) -> LayerPlan:
     """Sample the channels and chunks of one layer and compute what its tasks share."""
-    from bounds.scale_choice import choose_scales
+    from bounds.scale_choice import PAPER_RULE, choose_scales, parse_scale_rule
     from layers.hessian import chunk_bounds  # layers' own chunking (imports torch: lazily)
 
     chunks = chunk_bounds(problem.n, cfg.opt_dim)
@@ -152,14 +167,22 @@ def plan_layer(layer: str, problem: LayerProblem, cfg: CompareConfig) -> LayerPl
                 "in this run (use --all-chunks)")
     if len(live) < problem.channels:
         note += f"{'; ' if note else ''}{problem.channels - len(live)} dead channels skipped"
-    scales, dens, zfs = {}, {}, {}
+    scales, dens, zfs, paper = {}, {}, {}, {}
+    method, per_channel = parse_scale_rule(cfg.scale_rule)
     for b in cfg.bits:
-        scales[b] = choose_scales(problem, b)
+        scales[b] = choose_scales(problem, b, method=method, per_channel=per_channel,
+                                  channels=chans)
+        if cfg.paper_rule_beside:
+            m, pc = parse_scale_rule(PAPER_RULE)
+            paper[b] = choose_scales(problem, b, method=m, per_channel=pc)
         zfs[b] = zero_fraction(problem.W0, scales[b], b)
         dens[b] = prune_density(b, cfg.accounting, zero_fraction=zfs[b])
     plan = LayerPlan(layer, problem, chunks, chunk_ids, chans, whole, scales, dens, zfs,
                      calibration=calibration_fingerprint(problem),
-                     problem_hash=array_hash(problem.H, problem.W0), note=note)
+                     problem_hash=array_hash(problem.H, problem.W0), note=note,
+                     scale_rule=cfg.scale_rule, paper_scales=paper,
+                     scale_range=cfg.scale_range is not None
+                     and layer in (cfg.scale_range_layers or ()))
     if whole:
         for c in chans:
             plan.channel_hashes[c] = array_hash(problem.hessian(c), problem.W0[c])
@@ -227,6 +250,11 @@ class _LayerTasks:
             s = float(plan.scales[bits][c])
             for m in cfg.quant_methods:
                 self.add("quant", m, "chunk", ci, c, comp, H, w, a, b, ph, bits=bits, scale=s)
+            if bits in plan.paper_scales:
+                sp = float(plan.paper_scales[bits][c])
+                for m in self.paper_methods():
+                    self.add("quant", m, "paper", ci, c, comp, H, w, a, b, ph, bits=bits,
+                             scale=sp)
             k = density_to_k(plan.densities[bits], b - a)
             for m in cfg.prune_methods:
                 self.add("prune", m, "chunk", ci, c, comp, H, w, a, b, ph,
@@ -237,6 +265,10 @@ class _LayerTasks:
             for m in cfg.prune_methods:
                 self.add("prune", m, "chunk", ci, c, f"nm{N}:{M}", H, w, a, b, ph,
                          nm=(N, M), k=(b - a) // M * N, density=N / M, box=box)
+
+    def paper_methods(self) -> list[str]:
+        """The methods solved at the paper's scale: the certified bound method and RTN."""
+        return [m for m in self.cfg.quant_methods if m in (self.run.quant_bound, "rtn")]
 
     def whole(self, c: int, Hc: np.ndarray, w0: np.ndarray) -> None:
         """The certified methods on the whole channel directly (time-limited): their bounds are

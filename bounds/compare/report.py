@@ -9,6 +9,8 @@ figures show as "—"). Files written to ``out``::
     gaps.png, times.png         method gaps to the proved ceiling; solve-time distributions
     rows.csv                    every row of the run (without the solutions)
     rows.json                   every row of the run, solutions included
+    verdicts.json               per layer and compression: the verdicts with their conditions,
+                                the paper's-scale verdict, the scale-range bound, sensitivity
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from solvers.problem import ProblemError
 
+from ..scale_choice import PAPER_RULE, RULE_TEXT
 from . import plots, tables
 from .store import COLUMNS, ResultStore
 
@@ -50,7 +53,24 @@ def build_report(db: str | os.PathLike[str], out: str | os.PathLike[str], *,
     (out / "report.md").write_text(_markdown(blocks), encoding="utf-8")
     (out / "report.html").write_text(_html(blocks, settings), encoding="utf-8")
     export_rows(rows, out)
+    with open(out / "verdicts.json", "w", encoding="utf-8") as fh:
+        json.dump(verdicts_json(layers), fh, indent=1, default=str, allow_nan=True)
     return out / "report.md"
+
+
+def verdicts_json(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per layer and compression of the chunk problems: the verdict with its conditions, the
+    verdict at the paper's scale, the scale-range bound (with the solutions' ``weights`` in
+    ``rows.json``, scope ``range``) and the sensitivity."""
+    out = []
+    for e in layers:
+        for ln in e["scopes"].get("chunk", []):
+            pap = ln.get("paper")
+            out.append({"layer": e["layer"], "compression": ln["compression"],
+                        "verdict": ln["verdict"],
+                        "paper_scale_verdict": pap["verdict"] if pap else None,
+                        "scale_range": ln.get("range"), "sensitivity": ln.get("sensitivity")})
+    return out
 
 
 def export_rows(rows: list[dict[str, Any]], out: Path) -> None:
@@ -94,7 +114,7 @@ def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[s
                         + (f", text {s['text']}" if s.get("text") else "")],
         ["weights", "FP16 (converted to float64 for the math)"
                     if not proto.get("full_precision") else "full precision"],
-        ["quantization scale", str(proto.get("scale", ""))],
+        ["quantization scale", _rule_text(s)],
         ["bits", ", ".join(str(x) for x in s.get("bits", []))],
         ["accounting", _accounting_text(s.get("accounting"))],
         ["N:M patterns", ", ".join(s.get("nm", [])) or "none"],
@@ -127,6 +147,14 @@ def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[s
         "whole-channel one.",
         "A verdict is **proved** when the winner's achieved error is below the loser's "
         "certified lower bound, otherwise only observed.",
+        "Every verdict holds **under its conditions**, stated per layer: the scale rule and the "
+        "scales, the sampled channels and chunks (k of N) and the calibration set. A pruning "
+        "win is proved *for every scale* of the range only where quantization's certified "
+        "bound over every scale in that range (per channel or per tensor) is above pruning's "
+        "error; otherwise it is proved at the rule's scales only. The paper's scale rule (one "
+        "per-tensor weight-MSE scale) is solved beside the run's own. The sensitivity line "
+        "counts the sampled channels whose own winner differs, with a Clopper–Pearson interval "
+        "on the share of the layer's channels where quantization wins.",
         "Status marks: † some problems stopped at the time limit (number is still achieved / "
         "the bound still valid); ! errors or missing rows (figure incomplete).",
     ]))
@@ -144,6 +172,18 @@ def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[s
     b.append(("p", "Every stored row of this run: `rows.csv` (without solutions), `rows.json` "
                    "(with each solution's weights, codes and mask)."))
     return b
+
+
+def _rule_text(s: dict[str, Any]) -> str:
+    rule = s.get("scale_rule") or PAPER_RULE
+    text = f"**{rule}**: {RULE_TEXT.get(rule, rule)}"
+    if rule != PAPER_RULE and s.get("paper_scale"):
+        text += f"; beside it the paper's rule ({PAPER_RULE})"
+    rng = s.get("scale_range")
+    if rng and s.get("scale_range_layers"):
+        text += (f"; certified over every scale in [{rng[0]:g}, {rng[1]:g}]× the min-max scale "
+                 f"on {', '.join(s['scale_range_layers'])}")
+    return text
 
 
 def _accounting_text(acc: str | None) -> str:
@@ -169,6 +209,8 @@ def _layer_blocks(e: dict[str, Any], s: dict[str, Any], out: Path) -> list[Block
                    f"{e['channels_total']}; {e['chunks']} chunk(s), in this run "
                    f"{e['chunk_ids']}. **Verdict (chunk problems):** {e['summary']}."
                    + (f" Note: {e['note']}." if e.get("note") else "")))
+    b.append(("p", "**Conditions:** " + tables.conditions_text(e["conditions"]) + "."))
+    b.extend(_robustness_blocks(e))
     if e["scopes"]:
         png = plots.plot_layer(e, out / f"layer-{_slug(e['layer'])}.png", s)
         b.append(("img", (png.name, f"SQNR vs bits for {e['layer']}")))
@@ -215,6 +257,40 @@ def _layer_blocks(e: dict[str, Any], s: dict[str, Any], out: Path) -> list[Block
     return b
 
 
+def _robustness_blocks(e: dict[str, Any]) -> list[Block]:
+    """Per compression: the scales, the paper's rule beside, the bound over every scale of the
+    range, the verdict with its conditions, and the sensitivity line (chunk problems)."""
+    lines = [ln for ln in e["scopes"].get("chunk", []) if ln["bits"] is not None]
+    if not lines:
+        return []
+    head = ["bits", "scales (run's rule)", "quant ≤ / best at the paper's scale",
+            "verdict at the paper's scale", "quant ≤ over the range: per channel / per tensor",
+            "verdict (conditions)", "sensitivity"]
+    body = []
+    for ln in lines:
+        v = ln["verdict"]
+        sc = (v.get("conditions") or {}).get("scales") or {}
+        pap = ln.get("paper")
+        if pap:
+            pq = pap["quant"]
+            paper_cell = (f"{tables.fmt_db(pq.get('sqnr_ceiling_db'), True)} / "
+                          f"{tables.fmt_db(pq.get('best_sqnr_db'))} (s = {pap['scale']:.4g})"
+                          if pap.get("scale") is not None else "—")
+            paper_v = pap["verdict"]["text"]
+        else:
+            paper_cell, paper_v = "—", "—"
+        rng = ln.get("range") or {}
+        rng_cell = " / ".join(
+            tables.fmt_db(rng[g]["ceiling_db"], True) + ("" if rng[g]["status"] in (
+                "converged", "above_target", "below_target") else " †")
+            if g in rng else "—" for g in ("channel", "tensor")) if rng else "not computed"
+        sens = ln.get("sensitivity")
+        body.append([str(ln["bits"]), ", ".join(f"ch {c}: {x:.4g}" for c, x in sc.items()),
+                     paper_cell, paper_v, rng_cell, v["text"], sens["text"] if sens else "—"])
+    return [("h3", "Verdicts, their conditions and their robustness (chunk problems)"),
+            ("table", (head, body))]
+
+
 def _split_text(s: dict[str, Any], e: dict[str, Any]) -> str:
     info = s.get("layer_problems", {}).get(e["layer"], {}).get("splits", {})
     if not info:
@@ -250,7 +326,11 @@ def _method_cell(f: dict[str, Any], m: str) -> str:
 def _verdict_cell(v: dict[str, Any]) -> str:
     if v["winner"] in (None, "tie"):
         return v["text"]
-    return f"**{v['winner']}** (proved)" if v["proved"] else f"{v['winner']} (observed)"
+    if v.get("every_scale"):
+        return f"**{v['winner']}** (proved for every per-{v['every_scale']} scale in the range)"
+    rule = (v.get("conditions") or {}).get("scale_rule")
+    at = f" at the {rule} scales" if rule else ""
+    return f"**{v['winner']}** (proved{at})" if v["proved"] else f"{v['winner']} (observed{at})"
 
 
 # --------------------------------------------------------------------------------------------

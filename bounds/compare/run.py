@@ -5,7 +5,8 @@ problems (:func:`bounds.export.export_model`, unless given); plan the run and it
 (:mod:`bounds.compare.plan`); open the results store and register the run (its id hashes the
 settings and the layers' problems); solve every task not already stored, writing each row as it
 arrives (:mod:`bounds.compare.executors`: in-process, a process pool or Dask); derive the
-whole-channel rows from the stored ones (:mod:`bounds.compare.derive`); tabulate the verdicts
+whole-channel and scale-range rows from the stored ones (:mod:`bounds.compare.derive`); tabulate
+the verdicts
 (:mod:`bounds.compare.tables`) and, if asked, write the report (:mod:`bounds.compare.report`).
 Re-running the same command resumes: rows already stored are not solved again.
 """
@@ -24,7 +25,7 @@ from solvers.problem import LayerProblem, ProblemError
 from ..protocols import get_protocol
 from ..provenance import versions
 from . import tables
-from .derive import whole_rows
+from .derive import derived_rows
 from .executors import make_executor
 from .plan import make_plan
 from .settings import DEFAULT_LAYERS, CompareConfig
@@ -164,7 +165,7 @@ def run_compare(
             log.info("run %s: %d tasks, %d already stored, %d to solve", run_id, len(tasks),
                      len(done), len(todo))
             solved, errors = _execute(executor, todo, store, run_id, progress, len(done))
-            derived = [r for pl in plan.layers for r in whole_rows(pl, plan, store, run_id)]
+            derived = [r for pl in plan.layers for r in derived_rows(pl, plan, store, run_id)]
             for row in derived:
                 store.write(row)
             store.add_run_tasks(run_id, (r["task_key"] for r in derived))

@@ -27,6 +27,7 @@ from solvers.problem import ProblemError
 from solvers.registry import get_method, methods
 
 from ..protocols import get_protocol
+from ..scale_choice import PAPER_RULE, parse_scale_rule
 from .accounting import ACCOUNTINGS
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ DEFAULT_LAYERS: dict[str, list[str]] = {
         "encoder.layer.0.output.dense",          # MLP projection, 1536 → 384
     ],
 }
+
+#: The stem layer of each built-in model: the default report bounds its quantization error over
+#: every scale in a range (``scale_range_layers``; see :mod:`solvers.scale_range`).
+STEM_LAYERS: dict[str, str] = {"mobilenet_v2": "features.0.0",
+                               "efficientnet_lite0": "_conv_stem"}
 
 DEFAULT_BITS: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
 DEFAULT_QUANT_METHODS: tuple[str, ...] = ("exact", "rtn", "gptq", "adaround")
@@ -84,6 +90,15 @@ class CompareConfig:
     batch_size: int = 16
     images: str | None = None
     text: str | None = None
+    # How the quantization scale is chosen (bounds.scale_choice.SCALE_RULES); the paper's rule
+    # (one per-tensor weight-MSE scale) is also solved beside it when paper_scale is on.
+    scale_rule: str = "output-channel"
+    paper_scale: bool = True
+    # Certified bound over every scale in [lo, hi] × the min-max scale (per channel: each
+    # channel's own; per tensor: the tensor's), on these layers (None: the model's stem layer).
+    scale_range: tuple[float, float] | None = (0.1, 2.0)
+    scale_range_layers: tuple[str, ...] | None = None
+    scale_range_intervals: int = 512  # exact solves per problem at most, per bit width
 
     def resolved(self) -> CompareConfig:
         """Apply the protocol's forced settings and check everything."""
@@ -115,8 +130,29 @@ class CompareConfig:
         for N, M in cfg.nm:
             if M < 1 or not 0 <= N <= M:
                 raise ProblemError(f"N:M pattern needs 0 <= N <= M, got {N}:{M}")
+        if proto.name == "paper" and cfg.scale_rule != PAPER_RULE:
+            log.warning("protocol paper uses the %s scale rule", PAPER_RULE)
+            cfg.scale_rule = PAPER_RULE
+        parse_scale_rule(cfg.scale_rule)
+        if cfg.scale_range is not None:
+            lo, hi = (float(x) for x in cfg.scale_range)
+            if not 0 < lo <= hi < float("inf"):
+                raise ProblemError(f"scale_range needs 0 < lo <= hi, got {list(cfg.scale_range)}")
+            cfg.scale_range = (lo, hi)
+        if cfg.scale_range_layers is None:
+            stem = STEM_LAYERS.get(cfg.model)
+            cfg.scale_range_layers = (stem,) if stem else ()
+        cfg.scale_range_layers = tuple(cfg.scale_range_layers)
+        if cfg.scale_range_intervals < 1:
+            raise ProblemError(f"scale_range_intervals must be >= 1, got "
+                               f"{cfg.scale_range_intervals}")
         check_methods(cfg.quant_methods, cfg.prune_methods)
         return cfg
+
+    @property
+    def paper_rule_beside(self) -> bool:
+        """Whether the paper's scale rule is solved beside the run's own."""
+        return self.paper_scale and self.scale_rule != PAPER_RULE
 
     @property
     def box_factor(self) -> float | None:
@@ -129,6 +165,9 @@ class CompareConfig:
         d["quant_methods"] = list(self.quant_methods)
         d["prune_methods"] = list(self.prune_methods)
         d["box_factor"] = self.box_factor
+        d["scale_range"] = None if self.scale_range is None else list(self.scale_range)
+        d["scale_range_layers"] = (None if self.scale_range_layers is None
+                                   else list(self.scale_range_layers))
         d["protocol_detail"] = get_protocol(self.protocol).to_dict()
         return d
 

@@ -69,11 +69,32 @@ def test_partial_chunks_skip_whole_channel_work(toy):
     (pl,) = run.layers
     assert not pl.whole and not pl.splits and not pl.channel_hashes
     assert "whole-channel bound not computed: 2 of 3 chunks" in pl.note
-    assert {t.scope for t in run.tasks()} == {"chunk"}
+    # chunk problems, and the same at the paper's scale (beside the run's own rule)
+    assert {t.scope for t in run.tasks()} == {"chunk", "paper"}
     assert len(pl.chunk_ids) == 2
 
 
 def test_no_certified_method_no_bound_tasks(toy):
     run = _plan(toy, quant_methods=("rtn",), prune_methods=("magnitude",))
     assert (run.quant_bound, run.prune_bound) == (None, None)
-    assert {t.scope for t in run.tasks()} == {"chunk"}
+    assert {t.scope for t in run.tasks()} == {"chunk", "paper"}  # paper: RTN only
+
+
+def test_scale_rules_and_the_papers_scale_beside(toy):
+    from bounds.scale_choice import choose_scales
+    from solvers.scales import rtn_output_errors
+
+    run = _plan(toy, max_chunks=None, whole_direct=False)
+    (pl,) = run.layers
+    assert pl.scale_rule == "output-channel" and pl.paper_scales
+    for b, s in pl.scales.items():
+        mse = choose_scales(toy, b, method="mse", per_channel=True)
+        for c in pl.channels:  # output-error scales: never worse than MSE's for RTN
+            e = rtn_output_errors(toy.hessian(c), toy.W0[c], np.array([s[c], mse[c]]), b)
+            assert e[0] <= e[1] * (1 + 1e-12)
+        assert np.all(pl.paper_scales[b] == pl.paper_scales[b][0])  # one per-tensor scale
+    paper = [t for t in run.tasks() if t.scope == "paper"]
+    assert {t.method for t in paper} == {"exact", "rtn"} and {t.kind for t in paper} == {"quant"}
+    assert {t.scale for t in paper} == {float(pl.paper_scales[t.bits][0]) for t in paper}
+    (pp,) = _plan(toy, protocol="paper").layers
+    assert pp.scale_rule == "mse-tensor" and not pp.paper_scales

@@ -131,7 +131,9 @@ def test_accounting_rules_set_the_budgets(tmp_path, toy, fast):
             assert dens == 3 / 16
         else:
             from bounds.scale_choice import choose_scales
-            zf = zero_fraction(toy.W0, choose_scales(toy, 4), 4)
+            chans = s.settings["layer_problems"]["toy"]["channels"]
+            zf = zero_fraction(toy.W0, choose_scales(toy, 4, method="output", per_channel=True,
+                                                     channels=chans), 4)
             assert dens == pytest.approx(prune_density(4, "corrected", zero_fraction=zf))
             assert dens <= 0.25
         assert ks == {density_to_k(dens, 12)}

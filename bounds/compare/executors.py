@@ -12,7 +12,8 @@ solve, so numba's compilation is never charged to a task's time limit.
 * :class:`SerialExecutor`: ``workers = 1``; no subprocess (easy to debug, used by tests).
 * :class:`PoolExecutor`: ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start
   method (safe after torch has started threads); children get ``OMP_NUM_THREADS=1`` and friends
-  so N workers use N cores, not N².
+  so N workers use N cores, not N². Workers end when the parent process dies, even by
+  ``SIGKILL`` (:func:`die_with_parent`), so a killed run leaves no solver running.
 * :class:`DaskExecutor`: ``distributed.Client(address)``; tasks are shipped with their data, rows
   come back to the client, which alone writes the store. Workers need pqbound installed (same
   version) to import :func:`bounds.compare.tasks.run_task`.
@@ -20,9 +21,14 @@ solve, so numba's compilation is never charged to a task's time limit.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
@@ -82,7 +88,7 @@ class PoolExecutor:
         try:
             pool = ProcessPoolExecutor(max_workers=self.workers,
                                        mp_context=mp.get_context("spawn"),
-                                       initializer=warm_up)
+                                       initializer=_start_worker, initargs=(os.getpid(),))
             # Start the workers now, while the environment says one thread each.
             list(pool.map(_noop, range(self.workers)))
         finally:
@@ -170,6 +176,47 @@ def make_executor(workers: int | None = None, scheduler: str | None = None) -> A
 
 def _noop(i: int) -> int:
     return i
+
+
+def _start_worker(parent: int) -> None:
+    """A pool worker's initializer: end with ``parent``, then compile the kernels."""
+    die_with_parent(parent)
+    warm_up()
+
+
+#: ``prctl`` option: the signal a process gets when its parent dies (linux/prctl.h).
+_PR_SET_PDEATHSIG = 1
+#: How often the watchdog thread checks the parent (seconds).
+WATCH_INTERVAL = 0.5
+
+
+def die_with_parent(parent: int) -> None:
+    """End this process (``SIGKILL``) as soon as process ``parent`` is gone.
+
+    Two mechanisms, because a worker may sit for minutes in a compiled kernel that holds the
+    GIL: on Linux the kernel's ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, which needs no Python
+    code to run (it fires when the *thread* that started this process ends: the pool is made,
+    used and closed by one thread, :func:`run_compare`'s); and everywhere a daemon thread that
+    checks ``os.getppid()`` every :data:`WATCH_INTERVAL` seconds and exits when this process
+    has been handed to another parent. A worker has nothing to clean up: only the parent
+    writes the store.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+                log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+        except (OSError, AttributeError) as exc:
+            log.debug("prctl unavailable: %s", exc)
+    if os.getppid() != parent:  # the parent died before the above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_INTERVAL)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="pqbound-parent-watch", daemon=True).start()
 
 
 def _cancel_futures(futs: Iterable[Any]) -> None:

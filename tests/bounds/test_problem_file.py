@@ -34,7 +34,7 @@ def test_bad_files(tmp_path):
         load_problem(tmp_path / "missing.npz")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(ProblemError, match="not a readable"):
+    with pytest.raises(ProblemError, match="not an .npz file"):
         load_problem(bad)
     np.savez(tmp_path / "noh.npz", W0=np.ones((1, 2)))
     with pytest.raises(ProblemError, match="no 'H'"):

@@ -84,6 +84,11 @@ class CompareConfig:
     batch_size: int = 16
     images: str | None = None
     text: str | None = None
+    # --formats (bounds/compare/formats.py): formats side by side at equal bits per weight
+    formats: tuple[str, ...] = ()
+    format_methods: tuple[str, ...] = ()  # () = DEFAULT_FORMAT_METHODS
+    format_accounting: str = "hardware"
+    format_scale: str = "mse"
 
     def resolved(self) -> CompareConfig:
         """Apply the protocol's forced settings and check everything."""
@@ -116,6 +121,17 @@ class CompareConfig:
             if M < 1 or not 0 <= N <= M:
                 raise ProblemError(f"N:M pattern needs 0 <= N <= M, got {N}:{M}")
         check_methods(cfg.quant_methods, cfg.prune_methods)
+        if cfg.formats:
+            from solvers.formats import SCALE_METHODS
+
+            from .formats import DEFAULT_FORMAT_METHODS, canonical_formats, check_format_methods
+
+            cfg.formats = canonical_formats(cfg.formats)
+            cfg.format_methods = check_format_methods(
+                cfg.format_methods or DEFAULT_FORMAT_METHODS, cfg.format_accounting)
+            if cfg.format_scale not in SCALE_METHODS:
+                raise ProblemError(f"unknown format scale rule {cfg.format_scale!r}; valid: "
+                                   f"{', '.join(SCALE_METHODS)}")
         return cfg
 
     @property
@@ -128,6 +144,12 @@ class CompareConfig:
         d["nm"] = [f"{a}:{b}" for a, b in self.nm]
         d["quant_methods"] = list(self.quant_methods)
         d["prune_methods"] = list(self.prune_methods)
+        if self.formats:
+            d["formats"] = list(self.formats)
+            d["format_methods"] = list(self.format_methods)
+        else:  # a run without formats keeps the settings (and run id) it had before them
+            for key in ("formats", "format_methods", "format_accounting", "format_scale"):
+                d.pop(key)
         d["box_factor"] = self.box_factor
         d["protocol_detail"] = get_protocol(self.protocol).to_dict()
         return d

@@ -124,7 +124,11 @@ def verdict(q: dict[str, Any] | None, p: dict[str, Any] | None) -> dict[str, Any
 def layer_tables(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-layer tables (in the settings' layer order) from a run's rows."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    levels: dict[str, list[dict[str, Any]]] = defaultdict(list)  # --formats rows by layer
     for r in rows:
+        if r["kind"] == "levels":
+            levels[r["layer"]].append(r)
+            continue
         if r["scope"] == "block":
             continue
         groups[(r["layer"], r["scope"], r["compression"], r["kind"])].append(r)
@@ -161,6 +165,10 @@ def layer_tables(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[d
             if lines:
                 entry["scopes"][scope] = lines
         entry["summary"] = _layer_line(entry)
+        if li.get("formats"):
+            from .formats import format_lines
+
+            entry["formats"] = format_lines(levels.get(layer, []), li["formats"])
         out.append(entry)
     return out
 
@@ -239,6 +247,10 @@ def summary_text(layers: list[dict[str, Any]], settings: dict[str, Any]) -> str:
                     f"{fmt_db(q.get('best_sqnr_db')):>7} | "
                     f"{fmt_db(p.get('sqnr_ceiling_db'), True):>9} / "
                     f"{fmt_db(p.get('best_sqnr_db')):>7} | {ln['verdict']['text']}")
+        if e.get("formats"):
+            from .formats import format_text
+
+            out.extend(format_text(e["formats"]))
         if e.get("note"):
             out.append(f"  note: {e['note']}")
     return "\n".join(out)

@@ -64,6 +64,10 @@ from ._layer import (
 from .magnitude import magnitude_masks
 from .wanda import wanda_masks
 
+#: registry ``levels`` methods that need a nonzero limit / that refuse one
+SPARSE_ONLY = ("wanda", "wanda-gptq", "prune-gptq", "sparsegpt")
+DENSE_ONLY = ("gptq",)
+
 
 def nearest_rows(w: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Per row ``c``, the level of the sorted row ``T[c]`` nearest ``w[c]`` (ties to the lower).

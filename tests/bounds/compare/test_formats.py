@@ -130,3 +130,37 @@ def test_cli_json_has_formats(tmp_path, capsys, monkeypatch):
     assert lines[0]["storage"]["accounting"] == "entropy"
     assert set(lines[0]["figures"]["methods"]) == {"exact", "rtn", "sparsegpt"}
     assert set(lines[1]["figures"]["methods"]) == {"exact", "rtn"}
+
+
+def test_tiny_model_end_to_end(tmp_path, capsys):
+    """A real export: the conv layer (n = 27) of tests/tiny_models.py's user module."""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tiny_models import write_user_module
+
+    src, weights = write_user_module(tmp_path / "user")
+    x = tmp_path / "x.pt"
+    torch.save(torch.randn(4, 3, 6, 6), x)
+    rep = tmp_path / "rep"
+    code = main(["compare", "--model", f"{src}:build", "--weights", str(weights), "--inputs",
+                 str(x), "--layer", "conv", "--bits", "4", "--opt-dim", "9", "--channels", "2",
+                 "--chunks", "2", "--workers", "1", "--no-whole-layer", "--methods", "rtn",
+                 "magnitude", "--db", str(tmp_path / "r.sqlite"), "--report", str(rep),
+                 "--json", "--formats", "int4-asym-ch", "nf4-g9", "int4-ch+1:3", "fp4-e2m1"])
+    assert code == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    e = out["layers"][0]
+    assert "fp4-e2m1-g32-mx skipped" in e["note"]  # 32 does not divide n = 27
+    lines = {ln["format"]: ln for ln in e["formats"]}
+    assert set(lines) == {"int4-asym-ch", "nf4-g9", "int4-ch+1:3"}
+    for ln in lines.values():
+        f = ln["figures"]
+        assert f["problems"] == 4 and f["methods"]["exact"]["complete"]
+        assert f["lower_bound"] <= f["best_error"]
+        for m, mf in f["methods"].items():
+            assert mf["complete"] and mf["error"] >= f["lower_bound"] * (1 - 1e-9), m
+    assert (rep / "formats-conv.png").exists()

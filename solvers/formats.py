@@ -46,7 +46,9 @@ charged in the bit count but not applied); MX and NV scales are exactly represen
 Bits per weight include the metadata (:meth:`FormatSpec.bits_per_weight`): a 16-bit scale per 128
 inputs adds 0.125, an asymmetric format's zero point (stored in ``b`` bits, as GPTQ packs them)
 ``b/G`` more; a per-tensor scale adds ``scale_bits/(C·n)``. Sparsity metadata (N:M indices, masks)
-is not included here: it depends on the accounting rule of the comparison.
+is not included there: :func:`storage_bits` adds it under a stated accounting
+(``SPARSE_ACCOUNTINGS``), with only the kept values stored. Every figure is bits per weight of
+the dense ``C × n`` tensor (the FP16 original is 16).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ CANDIDATES, MAX_RATIO = 200, 1.5
 ASYM_GRID, ASYM_MAX_SHRINK = 100, 0.8
 #: bits of each scale type
 SCALE_BITS = {"fp16": 16, "fp32": 32, "e8m0": 8, "e4m3": 8}
+#: how the positions of the kept weights of a sparse format are charged (:func:`storage_bits`)
+SPARSE_ACCOUNTINGS = ("hardware", "bitmask", "entropy", "paper")
 
 _NAME = re.compile(
     r"^(?:(?P<int>int(?P<ibits>\d+))(?P<asym>-asym)?"
@@ -361,6 +365,10 @@ class FormatLevels:
         nm = self.spec.nm if nm is None and k is None else nm
         return LevelProblem(H, w0, levels=self.levels(channel), k=k, nm=nm)
 
+    def storage(self, *, k: int | None = None, accounting: str = "hardware") -> StorageBits:
+        """:func:`storage_bits` of this format on its ``channels × n`` tensor."""
+        return storage_bits(self.spec, self.n, self.channels, k=k, accounting=accounting)
+
     def nearest(self, W: Any, channels: Any = None) -> np.ndarray:
         """Round-to-nearest level of every weight of ``W`` (``(C, n)``: the rows of
         ``channels``, default all), ties to the lower level."""
@@ -532,6 +540,91 @@ def _asym_scales(rows, bits, method):
             better = ei < err
             s[better], z[better], err[better] = si[better], zi[better], ei[better]
     return s, z.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class StorageBits:
+    """Bits per weight of a format, by part (each per weight of the dense tensor).
+
+    ``values``: element codes of the stored (kept) weights; ``scales`` and ``zero_points``: the
+    quantization metadata; ``positions``: where the kept weights are (sparse formats);
+    ``total``: their sum. ``accounting`` names the rule for ``positions``.
+    """
+
+    values: float
+    scales: float
+    zero_points: float
+    positions: float
+    accounting: str
+
+    @property
+    def total(self) -> float:
+        return self.values + self.scales + self.zero_points + self.positions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": self.values, "scales": self.scales, "zero_points": self.zero_points,
+                "positions": self.positions, "total": self.total,
+                "accounting": self.accounting}
+
+
+def storage_bits(spec: str | FormatSpec, n: int, channels: int = 1, *, k: int | None = None,
+                 accounting: str = "hardware") -> StorageBits:
+    """Bits per weight of a ``channels × n`` tensor in format ``spec``, metadata included.
+
+    Dense: ``b`` per weight, plus ``(scale bits + zero-point bits)/G`` for groups of ``G``
+    (``G = n`` per channel, ``C·n`` per tensor), plus NV's FP32 tensor scale ``32/(C·n)``.
+    Sparse — the format's ``+N:M`` (density ``N/M``) or at most ``k`` of every row's ``n``
+    nonzero (density ``k/n``): only the kept values are stored (``b·density``); the scales and
+    zero points stay one per group of ``G`` inputs; the positions cost, per weight, under
+    ``accounting``:
+
+    * ``"hardware"`` (default): N:M as sparse tensor cores store it, a ``⌈log2 M⌉``-bit index
+      per kept value (``N·⌈log2 M⌉/M``: 2:4 costs 1 bit per weight); unstructured, a bitmask
+      (1 bit per weight);
+    * ``"bitmask"``: one bit per weight, N:M too;
+    * ``"entropy"``: the least any code can use, ``log2 C(M, N)/M`` (2:4: ``log2 6 / 4``) or
+      ``log2 C(n, k)/n``;
+    * ``"paper"``: positions free (the paper's mask-free rule; it favours sparsity).
+
+    Examples
+    --------
+    >>> storage_bits("int4-asym-g128", 1024).total       # 4 + 16/128 + 4/128
+    4.15625
+    >>> b = storage_bits("int4-ch+2:4", 64)               # 4·½ + 16/64 + 2·2/4
+    >>> b.values, b.scales, b.positions, b.total
+    (2.0, 0.25, 1.0, 3.25)
+    >>> storage_bits("int8-ch", 64, k=16).total            # 8·¼ + 16/64 + 1 (bitmask)
+    3.25
+    >>> round(storage_bits("fp4-e2m1+2:4", 64, accounting="entropy").total, 6)
+    2.896241
+    """
+    spec = spec if isinstance(spec, FormatSpec) else parse_format(spec)
+    if accounting not in SPARSE_ACCOUNTINGS:
+        raise ProblemError(f"unknown sparsity accounting {accounting!r}; valid: "
+                           f"{', '.join(SPARSE_ACCOUNTINGS)}")
+    n, C = int(n), int(channels)
+    if n < 1 or C < 1:
+        raise ProblemError(f"storage_bits needs n >= 1 and channels >= 1, got {n}, {C}")
+    per = {"tensor": C * n, "channel": n}.get(spec.granularity, spec.group_size)
+    scales = spec.scale_bits / per + (32.0 / (C * n) if spec.scale_type == "e4m3" else 0.0)
+    zeros = spec.zero_point_bits / per
+    if spec.nm is not None and k is not None:
+        raise ProblemError(f"format {spec.name} has its N:M pattern: give no k as well")
+    if spec.nm is not None:
+        N, M = spec.nm
+        density = N / M
+        pos = {"hardware": N * math.ceil(math.log2(M)) / M if M > 1 else 0.0,
+               "bitmask": 1.0, "entropy": math.log2(math.comb(M, N)) / M, "paper": 0.0}
+    elif k is not None:
+        k = int(k)
+        if not 0 <= k <= n:
+            raise ProblemError(f"k = {k} must lie in 0..{n}")
+        density = k / n
+        pos = {"hardware": 1.0, "bitmask": 1.0, "entropy": math.log2(math.comb(n, k)) / n,
+               "paper": 0.0}
+    else:
+        return StorageBits(float(spec.bits), scales, zeros, 0.0, accounting)
+    return StorageBits(spec.bits * density, scales, zeros, float(pos[accounting]), accounting)
 
 
 def format_names() -> tuple[str, ...]:

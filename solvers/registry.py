@@ -108,6 +108,19 @@ METHODS: dict[tuple[str, str], Method] = {
                "Schnorr-Euchner branch-and-bound over per-input sorted levels, nonzero limit"),
         Method("scip", _L, "solvers.backends.scip_levels:SCIP_LEVELS.solve_levels", True,
                "SCIP via pyscipopt (binary expansion of the levels, MIQP)", ("pyscipopt",)),
+        # Levels: heuristics (solvers/heuristics/levels.py)
+        Method("rtn", _L, "solvers.heuristics.levels:rtn_levels", False,
+               "nearest level (under a nonzero limit: magnitude mask first)"),
+        Method("gptq", _L, "solvers.heuristics.levels:gptq_levels", False,
+               "GPTQ with nearest-level rounding (static groups; act_order option)"),
+        Method("wanda", _L, "solvers.heuristics.levels:wanda_levels", False,
+               "Wanda mask |w|·sqrt(H_jj), kept weights to the nearest level"),
+        Method("wanda-gptq", _L, "solvers.heuristics.levels:wanda_gptq", False,
+               "Wanda mask, then GPTQ over the kept inputs towards their exact refit"),
+        Method("prune-gptq", _L, "solvers.heuristics.levels:prune_gptq", False,
+               "prune then quantize: SparseGPT mask, exact refit, GPTQ over the kept inputs"),
+        Method("sparsegpt", _L, "solvers.heuristics.levels:sparsegpt_levels", False,
+               "SparseGPT's joint sparse + quantized pass (nearest level)"),
         # Pruning: certified
         Method("exact", _P, "solvers.prune.exact:solve_exact", True,
                "branch-and-bound over sparsity masks"),
@@ -126,6 +139,10 @@ METHODS: dict[tuple[str, str], Method] = {
                "OBS greedy: remove the least-damaging weight, exact update, repeat"),
         Method("sparsegpt", _P, "solvers.heuristics.sparsegpt:sparsegpt", False,
                "SparseGPT: column-wise mask selection with inverse-Hessian updates"),
+        Method("wanda", _P, "solvers.heuristics.wanda:wanda", False,
+               "Wanda: keep the largest |w|·sqrt(H_jj), weights unchanged"),
+        Method("wanda-refit", _P, "solvers.heuristics.wanda:wanda_refit", False,
+               "Wanda's mask with an exact least-squares refit of the kept weights"),
     ]
 }
 

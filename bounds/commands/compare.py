@@ -22,6 +22,7 @@ examples:
   pqbound report --db pqbound-results.sqlite --out pqbound-report    # rebuild the report
   pqbound compare --model efficientnet_lite0 --report lite0-report   # its default layers
   pqbound compare --model hf:~/models/opt-125m --layer model.decoder.layers.0.fc1 --bits 4
+  pqbound compare --formats int4 int4-asym-g128 fp4-e2m1-g32 nf4-g64 int4+2:4 --report fmt
 
 Re-running the same command resumes: rows already in --db are not solved again. Every result
 row keeps its solution; `pqbound report` writes rows.csv / rows.json. See docs/compare.md.
@@ -30,6 +31,7 @@ row keeps its solution; `pqbound report` writes rows.csv / rows.json. See docs/c
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from solvers.formats import SCALE_METHODS, SPARSE_ACCOUNTINGS
     from solvers.whole_channel import CONSTRUCTIONS
 
     from ..compare.accounting import ACCOUNTINGS
@@ -75,6 +77,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "prune exact magnitude obs sparsegpt)")
     p.add_argument("--nm", nargs="+", metavar="N:M", default=[],
                    help="also prune to these N:M patterns (e.g. 2:4)")
+    p.add_argument("--formats", nargs="+", metavar="FORMAT", default=[],
+                   help="also solve these number formats side by side at equal bits per "
+                   "weight (exact bound, best found, practical methods), e.g. int4 "
+                   "int4-asym-g128 fp4-e2m1-g32 nf4-g64 int4+2:4 (see docs/formats.md)")
+    p.add_argument("--format-methods", nargs="+", metavar="M", default=None,
+                   help="levels methods for --formats (default: exact rtn gptq wanda "
+                   "prune-gptq sparsegpt; the pruning ones run on +N:M formats only)")
+    p.add_argument("--format-accounting", choices=SPARSE_ACCOUNTINGS, default="hardware",
+                   help="how --formats charges sparsity positions: hardware (N:M index per "
+                   "kept value, bitmask otherwise; default), bitmask, entropy, paper (free)")
+    p.add_argument("--format-scale", choices=SCALE_METHODS, default="mse",
+                   help="scale rule of the --formats levels (default mse)")
     p.add_argument("--time-limit", type=float, default=d.time_limit, metavar="SEC",
                    help=f"per-problem limit for each solve (default {d.time_limit}); bounds "
                    "stay valid on time-out; 0: none")
@@ -136,6 +150,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
         construction=args.split,
         images=args.images,
         text=args.text,
+        formats=tuple(args.formats),
+        format_methods=tuple(args.format_methods or ()),
+        format_accounting=args.format_accounting,
+        format_scale=args.format_scale,
         **kw,
     )
 
@@ -144,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from ..compare.run import run_compare
 
     cfg = config_from_args(args)
+    cfg.resolved()  # bad settings (an unknown format, …) fail here: nothing loaded or written
     model, inputs = _model_and_calibration(args, cfg)
     try:
         summary = run_compare(model, config=cfg, db=args.db, report=args.report,

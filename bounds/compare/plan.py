@@ -67,6 +67,8 @@ class LayerPlan:
     scale_rule: str = ""
     paper_scales: dict[int, np.ndarray] = field(default_factory=dict)  # when solved beside
     scale_range: bool = False  # derive the bound over every scale in the run's range
+    formats: dict[str, Any] = field(default_factory=dict)  # name -> FormatLevels (--formats)
+    format_record: dict[str, Any] = field(default_factory=dict)
 
     def chunk_k(self, bits: int, chunk: int) -> int:
         """The pruning budget of one chunk at ``bits`` bits: ``round(d·n_chunk)``."""
@@ -95,7 +97,8 @@ class LayerPlan:
                            for b in bits},
                 "paper_scales": {str(b): float(self.paper_scales[b][0])
                                  for b in bits if b in self.paper_scales},
-                "splits": {str(c): s.info() for c, s in self.splits.items()}}
+                "splits": {str(c): s.info() for c, s in self.splits.items()},
+                **({"formats": self.format_record} if self.formats else {})}
 
 
 @dataclass
@@ -183,6 +186,13 @@ def plan_layer(layer: str, problem: LayerProblem, cfg: CompareConfig) -> LayerPl
                      scale_rule=cfg.scale_rule, paper_scales=paper,
                      scale_range=cfg.scale_range is not None
                      and layer in (cfg.scale_range_layers or ()))
+    if cfg.formats:
+        from .formats import plan_formats
+
+        plan.formats, plan.format_record, skipped = plan_formats(
+            problem, cfg.formats, scale_method=cfg.format_scale,
+            accounting=cfg.format_accounting)
+        plan.note = "; ".join([plan.note, *skipped]) if plan.note else "; ".join(skipped)
     if whole:
         for c in chans:
             plan.channel_hashes[c] = array_hash(problem.hessian(c), problem.W0[c])
@@ -265,6 +275,25 @@ class _LayerTasks:
             for m in cfg.prune_methods:
                 self.add("prune", m, "chunk", ci, c, f"nm{N}:{M}", H, w, a, b, ph,
                          nm=(N, M), k=(b - a) // M * N, density=N / M, box=box)
+        self.formats(c, ci, H, w, ph)
+
+    def formats(self, c: int, ci: int, H: np.ndarray, w: np.ndarray, ph: str) -> None:
+        """``--formats``: chunk ``ci`` of channel ``c`` over each format's levels (those of the
+        chunk's inputs, built on the whole layer), every method that applies."""
+        from .formats import PREFIX, methods_for
+
+        a, b = self.plan.chunks[ci]
+        for name, f in self.plan.formats.items():
+            nm = f.spec.nm
+            if nm is not None and (b - a) % nm[1]:
+                continue
+            lv = f.levels(c)
+            lv = lv if lv.ndim == 1 else np.ascontiguousarray(lv[a:b])
+            k = None if nm is None else (b - a) // nm[1] * nm[0]
+            for m in methods_for(f.spec, self.cfg.format_methods):
+                self.add("levels", m, "chunk", ci, c, PREFIX + name, H, w, a, b, ph,
+                         bits=f.spec.bits, levels=lv, nm=nm, k=k,
+                         density=None if nm is None else nm[0] / nm[1])
 
     def paper_methods(self) -> list[str]:
         """The methods solved at the paper's scale: the certified bound method and RTN."""

@@ -6,6 +6,9 @@
   dashed line; chunk problems and whole channels in separate panels.
 * :func:`plot_gaps`: how far each method stays from its kind's proved ceiling (dB).
 * :func:`plot_times`: distributions of solve times per method (log scale).
+* :func:`plot_format_frontier`: ``--formats`` — per format family, the certified SQNR ceiling
+  and the best found against bits per weight (metadata and sparsity positions included), with
+  the practical methods' points.
 """
 
 from __future__ import annotations
@@ -206,5 +209,64 @@ def plot_times(rows: list[dict[str, Any]], path: str | Path) -> Path | None:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_format_frontier(entry: dict[str, Any], path: str | Path,
+                         settings: dict[str, Any]) -> Path | None:
+    """The format frontier of one layer (``entry["formats"]``, :mod:`bounds.compare.formats`).
+
+    Per family (one colour): the certified SQNR ceilings (open markers on a dotted line), the
+    best found (filled, solid line) — the optimum lies between them — and each practical
+    method's SQNR (small markers, one shape per method), all at the format's bits per weight.
+    An infinite ceiling (lower bound 0) is drawn at the top. ``None`` when nothing is finite.
+    """
+    lines = [ln for ln in entry.get("formats") or [] if ln.get("figures")]
+    vals = [v for ln in lines for v in
+            [ln["figures"].get("best_sqnr_db"), ln["figures"].get("sqnr_ceiling_db")]
+            + [m.get("sqnr_db") for m in ln["figures"]["methods"].values()]
+            if _finite(v) is not None]
+    if not vals:
+        return None
+    top = max(vals) + _CEIL_HEADROOM
+    fams = sorted({ln["family"] for ln in lines})
+    colors = plt.get_cmap("tab10")
+    names = sorted({m for ln in lines for m in ln["figures"]["methods"] if m != "exact"})
+    fig, ax = plt.subplots(figsize=(7.6, 5.6))
+    for i, fam in enumerate(fams):
+        col = colors(i % 10)
+        pts = sorted((ln["bits_per_weight"], ln) for ln in lines if ln["family"] == fam)
+        ceil = [(x, top if math.isinf(c) else c) for x, ln in pts
+                if (c := ln["figures"].get("sqnr_ceiling_db")) is not None]
+        best = [(x, b) for x, ln in pts if _finite(b := ln["figures"].get("best_sqnr_db"))]
+        if ceil:
+            ax.plot(*zip(*ceil, strict=True), color=col, ls=":", marker="o", mfc="none",
+                    label=f"{fam}: certified ceiling")
+        if best:
+            ax.plot(*zip(*best, strict=True), color=col, lw=2, marker="o",
+                    label=f"{fam}: best found")
+        for j, m in enumerate(names):
+            mp = [(x, v) for x, ln in pts
+                  if _finite(v := ln["figures"]["methods"].get(m, {}).get("sqnr_db"))]
+            if mp:
+                ax.scatter(*zip(*mp, strict=True), color=col, marker=_MARKERS[j % len(_MARKERS)],
+                           s=22, alpha=0.8, label=f"{fam}: {m}")
+    for ln in lines:
+        y = _finite(ln["figures"].get("best_sqnr_db"))
+        if y is not None:
+            ax.annotate(ln["format"], (ln["bits_per_weight"], y), fontsize=6, color="0.3",
+                        xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"bits per weight (scales, zero points and, under "
+                  f"{settings.get('format_accounting', 'hardware')} accounting, sparsity "
+                  "positions included)")
+    ax.set_ylabel("SQNR (dB), higher is better")
+    ax.set_title(f"{settings.get('model')} · {entry['layer']}: format frontier (chunk problems)",
+                 fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, ncol=2, frameon=False)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -126,6 +126,8 @@ def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[s
         ["time limit", f"{s.get('time_limit')} s per problem (bounds stay valid on time-out)"],
         ["quantization methods", meths_q],
         ["pruning methods", meths_p],
+        *([["formats", f"{', '.join(s['formats'])}; methods {', '.join(s['format_methods'])}"
+                       f"; {s.get('format_accounting')} accounting"]] if s.get("formats") else []),
         ["whole-layer split", f"{s.get('construction')} (see docs/compare.md)"
                               if s.get("whole_layer") else "off"],
         ["executor", json.dumps(s.get("executor", {}))],
@@ -254,6 +256,38 @@ def _layer_blocks(e: dict[str, Any], s: dict[str, Any], out: Path) -> list[Block
                 row += [_verdict_cell(ln["verdict"]), _split_text(s, e)]
             body.append(row)
         b.append(("table", (head, body)))
+    if e.get("formats"):
+        b.extend(_format_blocks(e, s, out))
+    return b
+
+
+def _format_blocks(e: dict[str, Any], s: dict[str, Any], out: Path) -> list[Block]:
+    """``--formats``: the formats by bits per weight and the frontier plot."""
+    b: list[Block] = [("h3", "Number formats at equal size (chunk problems) — SQNR in dB")]
+    acc = s.get("format_accounting", "hardware")
+    b.append(("p", f"Levels from the whole layer's weights ({s.get('format_scale', 'mse')} "
+                   f"scale rule); bits per weight include scales, zero points and, for sparse "
+                   f"formats, the kept positions under **{acc}** accounting. **≤** is the "
+                   f"certified ceiling of the exact level solver; 'best' the best solution "
+                   f"found by any method."))
+    png = plots.plot_format_frontier(e, out / f"formats-{_slug(e['layer'])}.png", s)
+    if png:
+        b.append(("img", (png.name, f"format frontier for {e['layer']}")))
+    names = sorted({m for ln in e["formats"] if ln["figures"]
+                    for m in ln["figures"]["methods"] if m != "exact"})
+    head = ["format", "family", "bits/weight", "values + scales + zp + positions", "≤ (proved)",
+            "best", *names]
+    body = []
+    for ln in e["formats"]:
+        f, st = ln["figures"] or {}, ln["storage"]
+        body.append([ln["format"], ln["family"], f"{ln['bits_per_weight']:.4g}",
+                     f"{st['values']:.4g} + {st['scales']:.3g} + {st['zero_points']:.3g} + "
+                     f"{st['positions']:.3g}",
+                     tables.fmt_db(f.get("sqnr_ceiling_db"), True)
+                     + (_mark(f["methods"]["exact"]) if "exact" in f.get("methods", {}) else ""),
+                     tables.fmt_db(f.get("best_sqnr_db")),
+                     *[_method_cell(f, m) for m in names]])
+    b.append(("table", (head, body)))
     return b
 
 

@@ -99,6 +99,11 @@ class CompareConfig:
     scale_range: tuple[float, float] | None = (0.1, 2.0)
     scale_range_layers: tuple[str, ...] | None = None
     scale_range_intervals: int = 512  # exact solves per problem at most, per bit width
+    # --formats (bounds/compare/formats.py): formats side by side at equal bits per weight
+    formats: tuple[str, ...] = ()
+    format_methods: tuple[str, ...] = ()  # () = DEFAULT_FORMAT_METHODS
+    format_accounting: str = "hardware"
+    format_scale: str = "mse"
 
     def resolved(self) -> CompareConfig:
         """Apply the protocol's forced settings and check everything."""
@@ -147,6 +152,17 @@ class CompareConfig:
             raise ProblemError(f"scale_range_intervals must be >= 1, got "
                                f"{cfg.scale_range_intervals}")
         check_methods(cfg.quant_methods, cfg.prune_methods)
+        if cfg.formats:
+            from solvers.formats import SCALE_METHODS
+
+            from .formats import DEFAULT_FORMAT_METHODS, canonical_formats, check_format_methods
+
+            cfg.formats = canonical_formats(cfg.formats)
+            cfg.format_methods = check_format_methods(
+                cfg.format_methods or DEFAULT_FORMAT_METHODS, cfg.format_accounting)
+            if cfg.format_scale not in SCALE_METHODS:
+                raise ProblemError(f"unknown format scale rule {cfg.format_scale!r}; valid: "
+                                   f"{', '.join(SCALE_METHODS)}")
         return cfg
 
     @property
@@ -164,6 +180,12 @@ class CompareConfig:
         d["nm"] = [f"{a}:{b}" for a, b in self.nm]
         d["quant_methods"] = list(self.quant_methods)
         d["prune_methods"] = list(self.prune_methods)
+        if self.formats:
+            d["formats"] = list(self.formats)
+            d["format_methods"] = list(self.format_methods)
+        else:  # a run without formats keeps the settings (and run id) it had before them
+            for key in ("formats", "format_methods", "format_accounting", "format_scale"):
+                d.pop(key)
         d["box_factor"] = self.box_factor
         d["scale_range"] = None if self.scale_range is None else list(self.scale_range)
         d["scale_range_layers"] = (None if self.scale_range_layers is None

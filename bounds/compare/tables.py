@@ -279,7 +279,11 @@ def clopper_pearson(k: int, m: int, confidence: float = 0.95) -> tuple[float, fl
 def layer_tables(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-layer tables (in the settings' layer order) from a run's rows."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    levels: dict[str, list[dict[str, Any]]] = defaultdict(list)  # --formats rows by layer
     for r in rows:
+        if r["kind"] == "levels":
+            levels[r["layer"]].append(r)
+            continue
         if r["scope"] == "block":
             continue
         groups[(r["layer"], r["scope"], r["compression"], r["kind"])].append(r)
@@ -335,6 +339,10 @@ def layer_tables(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[d
             if lines:
                 entry["scopes"][scope] = lines
         entry["summary"] = _layer_line(entry)
+        if li.get("formats"):
+            from .formats import format_lines
+
+            entry["formats"] = format_lines(levels.get(layer, []), li["formats"])
         out.append(entry)
     return out
 
@@ -427,6 +435,10 @@ def summary_text(layers: list[dict[str, Any]], settings: dict[str, Any]) -> str:
                 extra.append(ln["sensitivity"]["text"])
             for x in extra:
                 out.append(f"  {ln['compression']:>7}  {x}")
+        if e.get("formats"):
+            from .formats import format_text
+
+            out.extend(format_text(e["formats"]))
         if e.get("note"):
             out.append(f"  note: {e['note']}")
     return "\n".join(out)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from solvers.problem import PruneProblem, QuantProblem
+from solvers.problem import LevelProblem, PruneProblem, QuantProblem
 
 from ..provenance import method_version, pqbound_version
 
@@ -33,7 +33,7 @@ class Task:
     """Everything one solve needs, and the identity of its result row."""
 
     key: str
-    kind: str  # "quant" | "prune"
+    kind: str  # "quant" | "prune" | "levels"
     method: str
     scope: str  # "chunk" | "block"
     model: str
@@ -57,8 +57,14 @@ class Task:
     calibration: str = ""
     settings_hash: str = ""
     validate: bool = False  # run the full PSD check on H (block problems built here)
+    levels: np.ndarray | None = None  # kind "levels" (--formats): (L,) or (n, L)
 
-    def problem(self) -> QuantProblem | PruneProblem:
+    def problem(self) -> QuantProblem | PruneProblem | LevelProblem:
+        if self.kind == "levels":
+            nm = None if self.nm is None else tuple(self.nm)
+            if self.validate:
+                return LevelProblem(self.H, self.w0, levels=self.levels, nm=nm)
+            return LevelProblem.unchecked(self.H, self.w0, self.levels, nm=nm)
         if self.kind == "quant":
             if self.validate:
                 return QuantProblem(self.H, self.w0, scale=self.scale, bits=self.bits)

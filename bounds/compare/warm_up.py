@@ -6,7 +6,8 @@ that time would count against the task's time limit, and short limits (the main 
 problem) would end in time-outs that say nothing about the problem. So every worker first solves
 tiny problems, untimed, with each compiled path forced: the exact quantization search with and
 without the reduced basis, the exact pruning search with the cheap and the perspective bounds,
-boxed and unboxed, and the heuristics of ``pqbound compare``'s defaults. Nothing here may fail
+boxed and unboxed, the exact level solver (``--formats``) with and without a nonzero limit, and
+the heuristics of ``pqbound compare``'s defaults. Nothing here may fail
 a run: errors are logged and ignored (the real task will report them).
 """
 
@@ -37,6 +38,11 @@ def warm_up() -> None:
         p = PruneProblem(H, w0, k=3, box_factor=box)
         calls += [("prune", "exact", p, {"diagonal": d}) for d in ("jacobi", "logdet")]
         calls += [("prune", name, p, {}) for name in _PRUNE]
+    from solvers.problem import LevelProblem
+
+    levels = np.array([-0.4, -0.1, 0.0, 0.2, 0.5])  # --formats: the level solver's kernels
+    calls += [("levels", "exact", LevelProblem(H, w0, levels=levels, k=k), {})
+              for k in (None, 3)]
     for kind, name, problem, options in calls:
         try:
             get_method(kind, name).load()(problem, **options)

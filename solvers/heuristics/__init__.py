@@ -3,7 +3,12 @@
 Quantization: :func:`~.rtn.rtn` (round to nearest), :func:`~.gptq.gptq` (GPTQ),
 :func:`~.obq.obq` (OBQ, greedy order), :func:`~.adaround.adaround` (AdaRound).
 Pruning: :func:`~.magnitude.magnitude`, :func:`~.magnitude.magnitude_refit`,
-:func:`~.obs.obs_greedy` (OBS greedy), :func:`~.sparsegpt.sparsegpt` (SparseGPT).
+:func:`~.obs.obs_greedy` (OBS greedy), :func:`~.sparsegpt.sparsegpt` (SparseGPT),
+:func:`~.wanda.wanda` and :func:`~.wanda.wanda_refit` (Wanda).
+Any number format (:class:`~solvers.problem.LevelProblem`, :mod:`.levels`): RTN, GPTQ over
+levels (act-order; static groups, and dynamic groups on a whole layer with
+:func:`~.levels.gptq_format_layer`), Wanda then nearest level or GPTQ, prune-then-quantize and
+SparseGPT's joint sparse + quantized pass.
 
 Each has a per-channel registry function ``fn(problem, *, time_limit=None, **options)`` returning
 a :class:`~solvers.result.SolveResult` (status ``heuristic``, ``lower_bound=None``) and a
@@ -24,6 +29,7 @@ from .obq import obq, obq_layer
 from .obs import obs_greedy, obs_layer
 from .rtn import rtn, rtn_layer
 from .sparsegpt import sparsegpt, sparsegpt_layer
+from .wanda import wanda, wanda_layer, wanda_refit
 
 __all__ = [
     "LayerRun",
@@ -44,4 +50,7 @@ __all__ = [
     "rtn_layer",
     "sparsegpt",
     "sparsegpt_layer",
+    "wanda",
+    "wanda_layer",
+    "wanda_refit",
 ]

@@ -1,0 +1,142 @@
+"""``pqbound network``: compress a whole model with one method at one size (or ``--sweep``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from solvers.problem import ProblemError
+
+from ._model_options import add_model_options
+
+EPILOG = """\
+examples:
+  pqbound network --model mobilenet_v2 --method gptq --bits 4 --out net-gptq4
+  pqbound network --model mobilenet_v2 --method sparsegpt --bits 4 --out net-sgpt25
+  pqbound network --model mobilenet_v2 --method magnitude --density 0.5 --mode parallel --out d
+  pqbound network --model mobilenet_v2 --method quant:exact --bits 4 --time-limit 1 --out ex4
+  pqbound network --model minilm --method gptq --bits 4 --out minilm-gptq4
+  pqbound network --model mobilenet_v2 --method rtn --bits 8 --images ~/imagenet/val \\
+      --labels val_labels.txt --out rtn8
+  pqbound network --model mobilenet_v2 --sweep --out sweep
+
+Writes DIR/state_dict.pt (load_state_dict(strict=True) into the same model), DIR/summary.json
+(settings, the data split, per-layer errors, end-to-end figures with 95 % bootstrap intervals)
+and the per-layer rows in DIR/results.sqlite (or --db): a killed run started again resumes.
+Docs: docs/network.md.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "network",
+        help="compress every conv/linear layer of a model and measure the whole network",
+        description="Compress every conv and linear layer (or --layer / --skip) with one method\n"
+        "at one size, layer by layer (sequential: each layer sees the compressed\n"
+        "predecessors' outputs; parallel: the original's), then compare the network with the\n"
+        "original on held-out data. --sweep runs every method over a range of sizes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_options(p)
+    p.add_argument("--method", default=None, metavar="METHOD",
+                   help="rtn, gptq, adaround, obq, quant:exact (quantization); magnitude, "
+                   "magnitude-refit, obs, sparsegpt, prune:exact (pruning); required unless "
+                   "--sweep")
+    p.add_argument("--bits", type=int, default=4,
+                   help="quantization bits, 1..16; pruning methods keep the equal-size density "
+                   "of these bits (paper accounting: bits/16) unless --density/--nm (default 4)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--density", type=float, default=None, metavar="D",
+                   help="pruning: keep this fraction of each row's weights, in [0, 1]")
+    g.add_argument("--nm", default=None, metavar="N:M",
+                   help="pruning: at most N nonzero in each group of M consecutive inputs")
+    p.add_argument("--mode", choices=("sequential", "parallel"), default="sequential",
+                   help="sequential (default): each layer's H from the compressed earlier "
+                   "layers' outputs; parallel: from the original network")
+    p.add_argument("--layer", action="append", metavar="NAME", default=None,
+                   help="compress only this layer (repeatable; default: every conv/linear)")
+    p.add_argument("--skip", action="append", metavar="NAME", default=[],
+                   help="leave this layer uncompressed (repeatable)")
+    p.add_argument("--opt-dim", type=int, default=None, metavar="K",
+                   help="split each weight row into chunks of K inputs, each its own problem "
+                   "(default: each whole output channel is one problem)")
+    p.add_argument("--scale", choices=("channel", "tensor"), default="channel",
+                   help="quantization scale: one MSE scale per output channel (default) or per "
+                   "layer (the paper's per-tensor protocol)")
+    p.add_argument("--accounting", choices=("paper", "bitmask", "corrected"), default="paper",
+                   help="equal-size rule for pruning at --bits (default paper: density bits/16)")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                   help="seconds per problem for certified methods (default 0.2; their best "
+                   "solution is kept)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a method option, e.g. damp=0.01 (repeatable)")
+    p.add_argument("--samples", type=int, default=64,
+                   help="calibration samples (default 64)")
+    p.add_argument("--heldout", type=int, default=64,
+                   help="held-out samples for the end-to-end figures (default 64)")
+    p.add_argument("--labels", default=None, metavar="FILE",
+                   help="labels of the --images folder ('NAME LABEL' or 'LABEL' per line): "
+                   "adds real top-1 accuracy on the held-out images")
+    p.add_argument("--resamples", type=int, default=1000,
+                   help="bootstrap resamples of the held-out samples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crops and the bootstrap")
+    p.add_argument("--batch-size", type=int, default=16, help="samples per forward pass")
+    p.add_argument("--full-precision", action="store_true",
+                   help="keep float32 weights (default: rounded through float16, as the paper)")
+    p.add_argument("--sweep", action="store_true",
+                   help="every method over the sweep sizes; writes DIR/report.md and plots")
+    p.add_argument("--sweep-methods", default=None, metavar="LIST",
+                   help="comma-separated methods of the sweep (default: see docs/network.md)")
+    p.add_argument("--sweep-bits", default=None, metavar="LIST",
+                   help="comma-separated bit widths of the sweep (default 2,3,4,6,8)")
+    p.add_argument("--db", default=None, metavar="FILE",
+                   help="results store (default DIR/results.sqlite)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace, method: str):
+    from ..channel_solve import parse_options
+    from ..network.settings import NetworkConfig
+
+    return NetworkConfig(
+        model=args.model, method=method, bits=args.bits, density=args.density, nm=args.nm,
+        mode=args.mode, layers=args.layer, skip=args.skip, opt_dim=args.opt_dim,
+        samples=args.samples, heldout=args.heldout, seed=args.seed, batch_size=args.batch_size,
+        scale=args.scale, accounting=args.accounting, time_limit=args.time_limit,
+        full_precision=args.full_precision, weights=args.weights, images=args.images,
+        text=args.text, inputs=args.inputs, labels=args.labels, max_length=args.max_length,
+        resamples=args.resamples, options=parse_options(args.option),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import check_writable
+
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.sweep:
+        from ..network.sweep import run_sweep, sweep_plan
+
+        plan = sweep_plan(_config(args, args.method or "gptq"), methods=args.sweep_methods,
+                          bits=args.sweep_bits)
+        check_writable(args.out)
+        report = run_sweep(plan, args.out, db=args.db, progress=progress)
+        print(f"sweep: {len(plan)} runs, report {report}")
+        return 0
+    if args.method is None:
+        raise ProblemError("give --method (or --sweep)")
+    from ..network.run import run_network
+
+    cfg = _config(args, args.method).checked()
+    check_writable(args.out)  # fail before the long part
+    s = run_network(cfg, args.out, db=args.db, progress=progress)
+    print(f"{s['model']}: {s['method']} {s['compression']} ({s['bits_per_weight']:g} bits per "
+          f"weight), {s['layer_count']} layers ({len(s['resumed_layers'])} resumed), "
+          f"{s['seconds']:.1f} s -> {args.out}")
+    for name, fig in s["metrics"].items():
+        if isinstance(fig, dict):
+            lo, hi = fig["ci95"]
+            print(f"  {name:<24} {fig['value']:10.4f}   95% CI [{lo:.4f}, {hi:.4f}]")
+    return 0

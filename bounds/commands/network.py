@@ -90,6 +90,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated methods of the sweep (default: see docs/network.md)")
     p.add_argument("--sweep-bits", default=None, metavar="LIST",
                    help="comma-separated bit widths of the sweep (default 2,3,4,6,8)")
+    a = p.add_argument_group("allocation across layers (docs/network.md)")
+    a.add_argument("--allocate", action="store_true",
+                   help="per-layer bit widths (pruning: densities) under --budget-bits, against "
+                        "uniform and a Hessian-trace heuristic; writes DIR/allocation.json")
+    a.add_argument("--budget-bits", type=float, default=None, metavar="X",
+                   help="average bits per weight over the chosen layers (with --allocate)")
+    a.add_argument("--allocate-bits", default="2,3,4,6,8", metavar="LIST",
+                   help="the bit widths each layer chooses from (default 2,3,4,6,8)")
+    a.add_argument("--allocate-target", choices=("error", "bound"), default="error",
+                   help="minimise the summed achieved errors (default) or certified bounds")
     p.add_argument("--db", default=None, metavar="FILE",
                    help="results store (default DIR/results.sqlite)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
@@ -125,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         report = run_sweep(plan, args.out, db=args.db, progress=progress)
         print(f"sweep: {len(plan)} runs, report {report}")
         return 0
+    if args.allocate:
+        return _allocate(args, progress)
+    if args.budget_bits is not None:
+        raise ProblemError("--budget-bits needs --allocate")
     if args.method is None:
         raise ProblemError("give --method (or --sweep)")
     from ..network.run import run_network
@@ -139,4 +153,30 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(fig, dict):
             lo, hi = fig["ci95"]
             print(f"  {name:<24} {fig['value']:10.4f}   95% CI [{lo:.4f}, {hi:.4f}]")
+    return 0
+
+
+def _allocate(args: argparse.Namespace, progress: bool) -> int:
+    from ..network.allocate import run_allocation
+
+    if args.budget_bits is None:
+        raise ProblemError("--allocate needs --budget-bits X (average bits per weight)")
+    try:
+        options = tuple(int(v) for v in args.allocate_bits.split(",") if v.strip())
+    except ValueError:
+        raise ProblemError(f"--allocate-bits must be comma-separated integers, got "
+                           f"{args.allocate_bits!r}") from None
+    cfg = _config(args, args.method or "gptq")
+    doc = run_allocation(cfg, args.out, budget=args.budget_bits, options=options,
+                         target=args.allocate_target, db=args.db, progress=progress)
+    a = doc["allocation"]
+    print(f"{doc['model']}: {doc['method']} allocated within {doc['budget_bits_per_weight']:g} "
+          f"bits per weight ({a['bits_per_weight']:.3f} used), summed normalised error "
+          f"{a['summed_error']:.4g} (certified lower bound {a['lower_bound']:.4g}), "
+          f"{doc['seconds']:.1f} s -> {args.out}")
+    names = [k for k, v in doc["networks"][0]["metrics"].items() if isinstance(v, dict)]
+    print(f"  {'network':<28}{'bits/w':>8}{'sum err':>10}" + "".join(f"{n:>16}" for n in names))
+    for net in doc["networks"]:
+        print(f"  {net['name']:<28}{net['bits_per_weight']:8.3f}{net['summed_error']:10.4g}"
+              + "".join(f"{net['metrics'][n]['value']:16.4f}" for n in names))
     return 0

@@ -137,6 +137,17 @@ def distill_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, *, loss: 
     return (((s - t) ** 2).sum(dim=1) / (t ** 2).sum(dim=1).clamp_min(1e-30)).mean()
 
 
+def mean_distill_loss(student: nn.Module, teacher: nn.Module, batches: Iterable, *,
+                      loss: str = "kl", temperature: float = 1.0,
+                      output: Callable[[Any], torch.Tensor] | None = None) -> float:
+    """The mean of :func:`distill_loss` over ``batches`` (no update, no gradients)."""
+    out = output or _default_output
+    with torch.no_grad():
+        vals = [float(distill_loss(out(_call(student, b)), out(_call(teacher, b)), loss=loss,
+                                   temperature=temperature)) for b in batches]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
 def _call(model: nn.Module, batch: Any) -> torch.Tensor:
     if isinstance(batch, Mapping):
         return model(**batch)

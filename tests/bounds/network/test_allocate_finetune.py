@@ -1,5 +1,9 @@
-"""``pqbound network --allocate`` on a tiny user network: the allocation is the knapsack's
-optimum over the stored curves, within the budget, and every network it reports is measured."""
+"""``pqbound network --allocate`` and ``--finetune`` on a tiny user network.
+
+Allocation: the knapsack's optimum over the stored curves, within the budget, every network it
+reports measured, resumed from the store. Fine-tuning: before/after figures per size and family,
+the training loss falls, the fine-tuned networks on their grid / within their density, strict
+state dicts."""
 
 from __future__ import annotations
 
@@ -28,12 +32,12 @@ def tiny(tmp_path_factory):
 def _args(tiny, out, *extra):
     model, weights, inputs = tiny
     return ["network", "--model", model, "--weights", str(weights), "--inputs", str(inputs),
-            "--method", "gptq", "--resamples", "20", "--quiet", "--out", str(out), *extra]
+            "--resamples", "20", "--quiet", "--out", str(out), *extra]
 
 
 def test_allocation_is_the_knapsack_optimum(tiny, tmp_path, capsys):
     out = tmp_path / "a"
-    assert main(_args(tiny, out, "--allocate", "--budget-bits", "3",
+    assert main(_args(tiny, out, "--method", "gptq", "--allocate", "--budget-bits", "3",
                       "--allocate-bits", "2,4,8")) == 0
     doc = json.loads((out / "allocation.json").read_text())
     assert doc["options_bits"] == [2, 4, 8]
@@ -66,7 +70,7 @@ def test_allocation_is_the_knapsack_optimum(tiny, tmp_path, capsys):
     # one store row per (layer, size), reused by a second run
     with ResultStore(out / "results.sqlite", readonly=True) as st:
         assert len(st.rows(scope="network")) == 6
-    assert main(_args(tiny, out, "--allocate", "--budget-bits", "5",
+    assert main(_args(tiny, out, "--method", "gptq", "--allocate", "--budget-bits", "5",
                       "--allocate-bits", "2,4,8")) == 0
     doc2 = json.loads((out / "allocation.json").read_text())
     assert doc2["resumed_layers"] == ["conv", "fc"]
@@ -75,7 +79,7 @@ def test_allocation_is_the_knapsack_optimum(tiny, tmp_path, capsys):
     assert "allocated within 5 bits" in capsys.readouterr().out
 
 
-def test_bad_input(tiny, tmp_path, capsys):
+def test_allocate_bad_input(tiny, tmp_path, capsys):
     assert main(_args(tiny, tmp_path / "b", "--allocate")) == 2
     assert "--budget-bits" in capsys.readouterr().err
     assert main(_args(tiny, tmp_path / "b", "--allocate", "--budget-bits", "1",
@@ -87,3 +91,38 @@ def test_bad_input(tiny, tmp_path, capsys):
     assert main(_args(tiny, tmp_path / "b", "--allocate", "--budget-bits", "3",
                       "--allocate-bits", "2,x")) == 2
     assert "comma-separated" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_finetune_both_families(tiny, tmp_path, capsys):
+    out = tmp_path / "f"
+    assert main(_args(tiny, out, "--finetune", "15", "--finetune-bits", "3",
+                      "--finetune-methods", "rtn,magnitude", "--finetune-lr", "1e-3")) == 0
+    doc = json.loads((out / "finetune.json").read_text())
+    assert [(r["family"], r["compression"]) for r in doc["runs"]] == [
+        ("quantization", "int3"), ("pruning", "d0.1875")]
+    keys = set(torch.load(tiny[1]))
+    for r in doc["runs"]:
+        assert set(r["before"]) == set(r["after"])
+        assert r["train_loss_after"] < r["train_loss_before"]
+        assert len(r["step_losses"]) == 15
+        sd = torch.load(out / f"{r['folder'].split('/')[-1]}" / "finetuned_state_dict.pt")
+        assert set(sd) == keys
+    q = torch.load(out / "quant-3bit" / "finetuned_state_dict.pt")
+    for name in ("conv.weight", "fc.weight"):  # at most 2^3 levels per output channel
+        w = q[name].reshape(q[name].shape[0], -1)
+        assert max(len(torch.unique(row)) for row in w) <= 8
+    p = torch.load(out / "prune-3bit" / "finetuned_state_dict.pt")
+    k = round(0.1875 * 4)
+    assert int((p["fc.weight"] != 0).sum(dim=1).max()) <= k
+    assert "fine-tuned 15 steps" in capsys.readouterr().out
+
+
+def test_finetune_bad_input(tiny, tmp_path, capsys):
+    assert main(_args(tiny, tmp_path / "b", "--finetune", "-1")) == 2
+    assert "STEPS" in capsys.readouterr().err
+    assert main(_args(tiny, tmp_path / "b", "--finetune", "5", "--finetune-methods",
+                      "magnitude,rtn")) == 2
+    assert "quantization then a pruning" in capsys.readouterr().err
+    assert main(_args(tiny, tmp_path / "b", "--finetune", "5", "--allocate")) == 2
+    assert not (tmp_path / "b").exists()

@@ -91,6 +91,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated methods of the sweep (default: see docs/network.md)")
     p.add_argument("--sweep-bits", default=None, metavar="LIST",
                    help="comma-separated bit widths of the sweep (default 2,3,4,6,8)")
+    a = p.add_argument_group("allocation across layers (docs/network.md)")
+    a.add_argument("--allocate", action="store_true",
+                   help="per-layer bit widths (pruning: densities) under --budget-bits, against "
+                        "uniform and a Hessian-trace heuristic; writes DIR/allocation.json")
+    a.add_argument("--budget-bits", type=float, default=None, metavar="X",
+                   help="average bits per weight over the chosen layers (with --allocate)")
+    a.add_argument("--allocate-bits", default="2,3,4,6,8", metavar="LIST",
+                   help="the bit widths each layer chooses from (default 2,3,4,6,8)")
+    a.add_argument("--allocate-target", choices=("error", "bound"), default="error",
+                   help="minimise the summed achieved errors (default) or certified bounds")
+    f = p.add_argument_group("fine-tuning (docs/network.md)")
+    f.add_argument("--finetune", type=int, default=None, metavar="STEPS",
+                   help="QAT (LSQ) vs gradual magnitude pruning by distillation, STEPS each, "
+                        "from the best post-training solutions; writes DIR/finetune.json")
+    f.add_argument("--finetune-bits", default=None, metavar="LIST",
+                   help="the sizes to fine-tune at (default: --bits)")
+    f.add_argument("--finetune-methods", default="gptq,sparsegpt", metavar="QUANT,PRUNE",
+                   help="the post-training methods to start from (default gptq,sparsegpt)")
+    f.add_argument("--finetune-size", type=int, default=160, metavar="PX",
+                   help="training image size (default 160; evaluation at the model's own)")
+    f.add_argument("--finetune-lr", type=float, default=1e-4, metavar="LR",
+                   help="Adam learning rate (default 1e-4, cosine-decayed)")
     p.add_argument("--db", default=None, metavar="FILE",
                    help="results store (default DIR/results.sqlite)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
@@ -127,6 +149,14 @@ def run(args: argparse.Namespace) -> int:
         report = run_sweep(plan, args.out, db=args.db, progress=progress)
         print(f"sweep: {len(plan)} runs, report {report}")
         return 0
+    if args.allocate and args.finetune is not None:
+        raise ProblemError("give --allocate or --finetune, not both")
+    if args.allocate:
+        return _allocate(args, progress)
+    if args.finetune is not None:
+        return _finetune(args, progress)
+    if args.budget_bits is not None:
+        raise ProblemError("--budget-bits needs --allocate")
     if args.method is None:
         raise ProblemError("give --method (or --sweep)")
     from ..network.run import run_network
@@ -141,4 +171,54 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(fig, dict):
             lo, hi = fig["ci95"]
             print(f"  {name:<24} {fig['value']:10.4f}   95% CI [{lo:.4f}, {hi:.4f}]")
+    return 0
+
+
+def _allocate(args: argparse.Namespace, progress: bool) -> int:
+    from ..network.allocate import run_allocation
+
+    if args.budget_bits is None:
+        raise ProblemError("--allocate needs --budget-bits X (average bits per weight)")
+    options = _int_list(args.allocate_bits, "--allocate-bits")
+    cfg = _config(args, args.method or "gptq")
+    doc = run_allocation(cfg, args.out, budget=args.budget_bits, options=options,
+                         target=args.allocate_target, db=args.db, progress=progress)
+    a = doc["allocation"]
+    print(f"{doc['model']}: {doc['method']} allocated within {doc['budget_bits_per_weight']:g} "
+          f"bits per weight ({a['bits_per_weight']:.3f} used), summed normalised error "
+          f"{a['summed_error']:.4g} (certified lower bound {a['lower_bound']:.4g}), "
+          f"{doc['seconds']:.1f} s -> {args.out}")
+    names = [k for k, v in doc["networks"][0]["metrics"].items() if isinstance(v, dict)]
+    print(f"  {'network':<28}{'bits/w':>8}{'sum err':>10}" + "".join(f"{n:>16}" for n in names))
+    for net in doc["networks"]:
+        print(f"  {net['name']:<28}{net['bits_per_weight']:8.3f}{net['summed_error']:10.4g}"
+              + "".join(f"{net['metrics'][n]['value']:16.4f}" for n in names))
+    return 0
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ProblemError(f"{flag} must be comma-separated integers, got {text!r}") from None
+
+
+def _finetune(args: argparse.Namespace, progress: bool) -> int:
+    from ..network.finetune import run_finetune
+
+    methods = tuple(m.strip() for m in args.finetune_methods.split(","))
+    if len(methods) != 2:
+        raise ProblemError(f"--finetune-methods takes QUANT,PRUNE, got {args.finetune_methods!r}")
+    bits = _int_list(args.finetune_bits, "--finetune-bits") if args.finetune_bits else None
+    cfg = _config(args, args.method or methods[0])
+    doc = run_finetune(cfg, args.out, steps=args.finetune, bits=bits, methods=methods,
+                       size=args.finetune_size, lr=args.finetune_lr, db=args.db,
+                       progress=progress)
+    print(f"{doc['model']}: fine-tuned {doc['steps']} steps per run, {doc['seconds']:.1f} s "
+          f"-> {args.out}")
+    names = [k for k, v in doc["runs"][0]["after"].items() if isinstance(v, dict)]
+    print(f"  {'run':<34}" + "".join(f"{n + ' before/after':>34}" for n in names))
+    for r in doc["runs"]:
+        print(f"  {r['method'] + ' ' + r['compression']:<34}" + "".join(
+            f"{r['before'][n]['value']:>17.4f}{r['after'][n]['value']:>17.4f}" for n in names))
     return 0

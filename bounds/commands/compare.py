@@ -159,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(summary.text())
         print(f"\n{summary.tasks} problems ({summary.reused} from the store, {summary.solved} "
-              f"solved, {summary.errors} errors) in {summary.seconds:.1f} s; store {summary.db}"
+              f"solved, "
+              + (f"{summary.shared} by another run at once, " if summary.shared else "")
+              + f"{summary.errors} errors) in {summary.seconds:.1f} s; store {summary.db}"
               f" (run {summary.run_id})")
         if summary.report:
             print(f"report: {summary.report}")

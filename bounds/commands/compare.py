@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from solvers.problem import ProblemError
@@ -142,14 +143,20 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from ..compare.run import run_compare
+    from ..files import cleanup_on_failure
 
     cfg = config_from_args(args)
     model, inputs = _model_and_calibration(args, cfg)
     try:
-        summary = run_compare(model, config=cfg, db=args.db, report=args.report,
-                              workers=args.workers, scheduler=args.scheduler,
-                              inputs=inputs, progress=not (args.quiet or args.json))
+        # A failure leaves no new empty store nor report folder (a store with rows is kept).
+        with cleanup_on_failure(folders=[args.report], stores=[args.db]):
+            summary = run_compare(model, config=cfg, db=args.db, report=args.report,
+                                  workers=args.workers, scheduler=args.scheduler,
+                                  inputs=inputs, progress=not (args.quiet or args.json))
     except KeyboardInterrupt:
+        if not Path(args.db).exists():
+            print("pqbound: interrupted before any problem was stored", file=sys.stderr)
+            return 130
         print(f"pqbound: interrupted; every finished problem is stored in {args.db}: run the "
               "same command again to resume", file=sys.stderr)
         return 130

@@ -35,6 +35,8 @@ import numpy as np
 
 from solvers.problem import LayerProblem, ProblemError, validate_levels
 
+from .files import file_mode
+
 #: Scalar metadata keys stored as their own arrays.
 SCALAR_KEYS = ("layer", "chunk", "input_start", "input_stop", "rows", "bits")
 #: Array metadata keys stored as their own arrays.
@@ -73,6 +75,7 @@ def save_problem(path: str | os.PathLike[str], problem: LayerProblem) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)
+        os.chmod(tmp, file_mode())  # mkstemp made it 0600: give it the user's umask
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from solvers.problem import ProblemError
@@ -160,15 +161,21 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from ..compare.run import run_compare
+    from ..files import cleanup_on_failure
 
     cfg = config_from_args(args)
     cfg.resolved()  # bad settings (an unknown format, …) fail here: nothing loaded or written
     model, inputs = _model_and_calibration(args, cfg)
     try:
-        summary = run_compare(model, config=cfg, db=args.db, report=args.report,
-                              workers=args.workers, scheduler=args.scheduler,
-                              inputs=inputs, progress=not (args.quiet or args.json))
+        # A failure leaves no new empty store nor report folder (a store with rows is kept).
+        with cleanup_on_failure(folders=[args.report], stores=[args.db]):
+            summary = run_compare(model, config=cfg, db=args.db, report=args.report,
+                                  workers=args.workers, scheduler=args.scheduler,
+                                  inputs=inputs, progress=not (args.quiet or args.json))
     except KeyboardInterrupt:
+        if not Path(args.db).exists():
+            print("pqbound: interrupted before any problem was stored", file=sys.stderr)
+            return 130
         print(f"pqbound: interrupted; every finished problem is stored in {args.db}: run the "
               "same command again to resume", file=sys.stderr)
         return 130
@@ -178,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(summary.text())
         print(f"\n{summary.tasks} problems ({summary.reused} from the store, {summary.solved} "
-              f"solved, {summary.errors} errors) in {summary.seconds:.1f} s; store {summary.db}"
+              f"solved, "
+              + (f"{summary.shared} by another run at once, " if summary.shared else "")
+              + f"{summary.errors} errors) in {summary.seconds:.1f} s; store {summary.db}"
               f" (run {summary.run_id})")
         if summary.report:
             print(f"report: {summary.report}")

@@ -9,6 +9,7 @@ import time
 from solvers.problem import ProblemError
 
 from ..export import check_writable, export_model, write_manifest, write_problems
+from ..files import cleanup_on_failure
 from ..protocols import PROTOCOLS
 from ._model_options import MODEL_EPILOG, add_model_options
 
@@ -70,28 +71,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise ProblemError(f"--samples must be >= 1, got {args.samples}")
-    out = check_writable(args.out)  # fail before the long part
-    t0 = time.perf_counter()
-    problems = export_model(
-        args.model,
-        layers=None if args.all_layers else args.layer,
-        samples=args.samples,
-        opt_dim=args.opt_dim,
-        protocol=args.protocol,
-        full_precision=args.full_precision,
-        images=args.images,
-        text=args.text,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        progress=not args.quiet and sys.stderr.isatty(),
-        inputs=args.inputs,
-        state_dict=args.weights,
-        max_length=args.max_length,
-    )
-    paths = write_problems(problems, out)
-    seconds = time.perf_counter() - t0
-    write_manifest(problems, out, {"files": [p.name for p in paths],
-                                   "seconds": round(seconds, 3), "weights": args.weights})
+    with cleanup_on_failure(folders=[args.out]):  # a failed export leaves no folder
+        out = check_writable(args.out)  # fail before the long part
+        t0 = time.perf_counter()
+        problems = export_model(
+            args.model,
+            layers=None if args.all_layers else args.layer,
+            samples=args.samples,
+            opt_dim=args.opt_dim,
+            protocol=args.protocol,
+            full_precision=args.full_precision,
+            images=args.images,
+            text=args.text,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            progress=not args.quiet and sys.stderr.isatty(),
+            inputs=args.inputs,
+            state_dict=args.weights,
+            max_length=args.max_length,
+        )
+        paths = write_problems(problems, out)
+        seconds = time.perf_counter() - t0
+        write_manifest(problems, out, {"files": [p.name for p in paths],
+                                       "seconds": round(seconds, 3), "weights": args.weights})
     first = next(iter(problems.values()))[0].meta
     print(f"exported {len(problems)} layer(s), {len(paths)} problem file(s) to {out} "
           f"in {seconds:.1f} s")

@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..compare.report import build_report
     from ..compare.store import ResultStore
+    from ..files import cleanup_on_failure
 
     if args.list:
         with ResultStore(args.db, readonly=True) as st:
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
                       f"bits={s.get('bits')} "
                       + (f"tasks={summ.get('tasks')}" if summ else "(unfinished)"))
         return 0
-    path = build_report(args.db, args.out, run_id=args.run)
+    with cleanup_on_failure(folders=[args.out]):  # no empty report folder on failure
+        path = build_report(args.db, args.out, run_id=args.run)
     print(f"report: {path}")
     return 0

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from .derive import derived_rows
 from .executors import make_executor
 from .plan import make_plan
 from .settings import DEFAULT_LAYERS, CompareConfig
-from .store import ResultStore
+from .store import ClaimKeeper, ResultStore, new_owner
 from .tasks import Task, task_key
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,14 @@ class CompareSummary:
     seconds: float
     report: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: problems another run on the same store solved while this one ran (shared work)
+    shared: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "db": self.db, "tasks": self.tasks, "reused": self.reused,
-            "solved": self.solved, "errors": self.errors, "seconds": self.seconds,
+            "solved": self.solved, "errors": self.errors, "shared": self.shared,
+            "seconds": self.seconds,
             "report": self.report, "notes": self.notes, "settings": self.settings,
             "layers": self.layers,
         }
@@ -164,7 +168,11 @@ def run_compare(
             todo = [t for t in tasks if t.key not in done]
             log.info("run %s: %d tasks, %d already stored, %d to solve", run_id, len(tasks),
                      len(done), len(todo))
-            solved, errors = _execute(executor, todo, store, run_id, progress, len(done))
+            solved, errors, others = _execute(executor, todo, store, run_id, progress,
+                                              len(done))
+            if others:
+                log.info("run %s: %d problems were solved by another run on %s", run_id,
+                         others, db)
             derived = [r for pl in plan.layers for r in derived_rows(pl, plan, store, run_id)]
             for row in derived:
                 store.write(row)
@@ -172,11 +180,11 @@ def run_compare(
             layer_tables = tables.layer_tables(store.rows(run_id), settings_d)
             summary = CompareSummary(
                 run_id=run_id, db=str(db), settings=settings_d, layers=layer_tables,
-                tasks=len(tasks), reused=len(done), solved=solved, errors=errors,
+                tasks=len(tasks), reused=len(done), solved=solved, errors=errors, shared=others,
                 seconds=time.perf_counter() - t_start,
                 notes=[f"{pl.layer}: {pl.note}" for pl in plan.layers if pl.note])
             store.finish_run(run_id, {"tasks": len(tasks), "reused": len(done),
-                                      "solved": solved, "errors": errors,
+                                      "solved": solved, "errors": errors, "shared": others,
                                       "seconds": summary.seconds})
         finally:
             store.close()
@@ -190,29 +198,64 @@ def run_compare(
 
 
 def _execute(executor: Any, todo: list[Task], store: ResultStore, run_id: str,
-             progress: bool, reused: int) -> tuple[int, int]:
-    """Run ``todo``, writing each row as it arrives; return (solved, errors)."""
+             progress: bool, reused: int, *, poll: float = 1.0) -> tuple[int, int, int]:
+    """Run ``todo``, writing each row as it arrives; return (solved, errors, by others).
+
+    Each task is claimed in the store just before it is handed to the executor (the executors
+    pull tasks lazily, a window at a time), so another run on the same store at the same time
+    takes the tasks this one has not claimed: the two share the work, and none is solved twice.
+    Tasks another live run holds are waited for (polling every ``poll`` seconds) and taken
+    over if that run dies (see :mod:`bounds.compare.store`, claims).
+    """
     bar = None
     if progress and todo:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), desc="solving", unit="problem", file=sys.stderr,
                    dynamic_ncols=True, postfix={"stored before": reused})
-    solved = errors = 0
-    gen = executor.execute(todo)
+    solved = errors = others = 0
+    owner = new_owner()
+    remaining = list(todo)
     try:
-        for row in gen:
-            row["run_id"] = run_id
-            store.write(row)
-            solved += 1
-            errors += row["status"] == "error"
-            if bar is not None:
-                bar.update(1)
-                if errors:
-                    bar.set_postfix({"stored before": reused, "errors": errors})
+        with ClaimKeeper(store.path, owner):
+            while remaining:
+                taken: list[Task] = []
+                done_elsewhere: list[Task] = []
+                gen = executor.execute(_claimed(store, remaining, owner, run_id, taken,
+                                                done_elsewhere))
+                try:
+                    for row in gen:
+                        row["run_id"] = run_id
+                        store.write(row)
+                        solved += 1
+                        errors += row["status"] == "error"
+                        if bar is not None:
+                            bar.update(1)
+                            if errors:
+                                bar.set_postfix({"stored before": reused, "errors": errors})
+                finally:
+                    gen.close()
+                others += len(done_elsewhere)
+                if bar is not None and done_elsewhere:
+                    bar.update(len(done_elsewhere))
+                if taken:
+                    log.info("waiting for %d problems another run is solving", len(taken))
+                    time.sleep(poll)
+                remaining = taken
     finally:
-        gen.close()
         if bar is not None:
             bar.close()
-    return solved, errors
+    return solved, errors, others
 
+
+def _claimed(store: ResultStore, tasks: list[Task], owner: str, run_id: str,
+             taken: list[Task], done: list[Task]) -> Iterator[Task]:
+    """Yield the tasks this run claims; collect those another run holds or has stored."""
+    for t in tasks:
+        state = store.claim(t.key, owner, run_id)
+        if state == "mine":
+            yield t
+        elif state == "taken":
+            taken.append(t)
+        else:
+            done.append(t)

@@ -5,6 +5,8 @@ Schema (``SCHEMA_VERSION`` 1)::
     meta(key, value)                     app = "pqbound-compare", schema_version = "1"
     runs(run_id, created, updated, settings_json, versions_json, summary_json)
     run_tasks(run_id, task_key)          which rows a run needs (its report reads exactly these)
+    claims(task_key, owner, pid, host, heartbeat, run_id)
+                                         tasks being solved right now, by which process
     results(task_key PRIMARY KEY, model, layer, chunk, channel, scope, kind, method,
             compression, bits, k, nm, density, n, input_start, input_stop, scale, box,
             status, objective, lower_bound, norm, seconds, nodes, method_version,
@@ -17,6 +19,14 @@ Schema (``SCHEMA_VERSION`` 1)::
 calibration set or model therefore never reuses a stale row; a repeated run finds its rows and
 skips them (resume).
 
+Sharing: two runs on one store at once share the work. A run *claims* each task in one
+transaction just before solving it (:meth:`ResultStore.claim`), skips tasks stored or claimed
+by another live run, and at the end waits for those to arrive. Its :class:`ClaimKeeper`
+refreshes the claims' ``heartbeat`` every :data:`HEARTBEAT` seconds and deletes them when the
+run ends, however it ends; storing a row deletes its claim. A claim is *stale*, and taken over,
+when its heartbeat is older than :data:`STALE_AFTER` seconds or its process (on this host) is
+gone — e.g. a run killed with ``SIGKILL``. No task is ever solved twice by runs that are alive.
+
 Durability: WAL journal, one transaction per row (``INSERT OR REPLACE`` of a complete row), so a
 ``SIGKILL`` at any moment leaves either the whole row or none of it. A file that is not SQLite,
 is damaged, or belongs to another application raises :class:`StoreError` with a clear message.
@@ -26,8 +36,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
+import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,8 +81,21 @@ CREATE TABLE IF NOT EXISTS results (
     settings_hash TEXT, message TEXT, weights TEXT, codes TEXT, mask TEXT, info_json TEXT,
     created TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS claims (
+    task_key TEXT PRIMARY KEY, owner TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL,
+    heartbeat REAL NOT NULL, run_id TEXT
+);
 CREATE INDEX IF NOT EXISTS results_layer ON results (model, layer, scope, kind, compression);
 """
+
+
+#: Seconds between two refreshes of a run's claims.
+HEARTBEAT = 10.0
+#: A claim whose heartbeat is older than this (seconds) is stale and may be taken over.
+STALE_AFTER = 60.0
+
+_CLAIMS = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS claims"):
+                  _SCHEMA.index("CREATE INDEX IF NOT EXISTS results_layer")]
 
 
 class StoreError(ProblemError):
@@ -124,6 +151,8 @@ class ResultStore:
                 self._conn.execute("PRAGMA synchronous=NORMAL")
                 if not exists:
                     self._create()
+                else:  # stores written before claims existed: add the table
+                    self._conn.execute(_CLAIMS.strip().rstrip(";"))
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(
@@ -279,6 +308,7 @@ class ResultStore:
                 f"VALUES ({','.join('?' * len(COLUMNS))})",
                 values,
             )
+            self._conn.execute("DELETE FROM claims WHERE task_key = ?", (row["task_key"],))
 
     def rows(self, run_id: str | None = None, *, solutions: bool = False,
              **where: Any) -> list[dict[str, Any]]:
@@ -311,6 +341,108 @@ class ResultStore:
     def iter_rows(self, run_id: str | None = None, *, solutions: bool = True
                   ) -> Iterator[dict[str, Any]]:
         yield from self.rows(run_id, solutions=solutions)
+
+
+    # ---------------------------------------------------------------- claims (shared runs)
+
+    def claim(self, task_key: str, owner: str, run_id: str | None = None, *,
+              stale_after: float = STALE_AFTER) -> str:
+        """Claim ``task_key`` for ``owner`` (one transaction); return what happened.
+
+        ``"mine"``: claimed (or already ours) — solve it. ``"done"``: a row is stored (an error
+        row counts as not done: it is solved again, as on resume). ``"taken"``: another owner's
+        claim that is not stale (see the module doc) — leave it to them.
+        """
+        now = time.time()
+        with self._tx():
+            if self._conn.execute(
+                    "SELECT 1 FROM results WHERE task_key = ? AND status != 'error'",
+                    (task_key,)).fetchone():
+                return "done"
+            row = self._conn.execute(
+                "SELECT owner, pid, host, heartbeat FROM claims WHERE task_key = ?",
+                (task_key,)).fetchone()
+            if row is not None and row[0] != owner and not _stale(*row[1:], now, stale_after):
+                return "taken"
+            self._conn.execute(
+                "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                (task_key, owner, os.getpid(), _HOST, now, run_id))
+        return "mine"
+
+    def claims(self) -> list[dict[str, Any]]:
+        """Every claim in the store (who solves what right now)."""
+        cur = self._conn.execute(
+            "SELECT task_key, owner, pid, host, heartbeat, run_id FROM claims ORDER BY task_key")
+        keys = ("task_key", "owner", "pid", "host", "heartbeat", "run_id")
+        return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+
+
+_HOST = socket.gethostname()
+
+
+def new_owner() -> str:
+    """A claim owner id, unique per run: ``host:pid:random``."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _stale(pid: int, host: str, heartbeat: float, now: float, stale_after: float) -> bool:
+    if now - heartbeat > stale_after:
+        return True
+    return host == _HOST and not _pid_alive(pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+class ClaimKeeper:
+    """A run's claims: refreshed every ``interval`` seconds by a thread, deleted at the end.
+
+    Used as a context manager around the solving; the thread has its own connection (SQLite
+    connections stay in their thread). Leaving the block — finished, interrupted or failed —
+    deletes every claim of ``owner`` still held.
+    """
+
+    def __init__(self, path: str | Path, owner: str, interval: float = HEARTBEAT) -> None:
+        self.path, self.owner, self.interval = Path(path), owner, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _execute(self, sql: str, args: tuple) -> None:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute(sql, args)
+        finally:
+            conn.close()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._execute("UPDATE claims SET heartbeat = ? WHERE owner = ?",
+                              (time.time(), self.owner))
+            except sqlite3.Error as exc:  # a missed beat is no failure; STALE_AFTER >> interval
+                log.warning("could not refresh the claims in %s: %s", self.path, exc)
+
+    def __enter__(self) -> ClaimKeeper:
+        self._thread = threading.Thread(target=self._beat, name="pqbound-claims", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            self._execute("DELETE FROM claims WHERE owner = ?", (self.owner,))
+        except sqlite3.Error as exc:
+            log.warning("could not release the claims in %s: %s (they expire in %.0f s)",
+                        self.path, exc, STALE_AFTER)
 
 
 class _Transaction:

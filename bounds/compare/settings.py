@@ -121,6 +121,8 @@ class CompareConfig:
             if M < 1 or not 0 <= N <= M:
                 raise ProblemError(f"N:M pattern needs 0 <= N <= M, got {N}:{M}")
         check_methods(cfg.quant_methods, cfg.prune_methods)
+        if cfg.format_methods and not cfg.formats:
+            raise ProblemError("format methods were given without formats: add --formats NAME …")
         if cfg.formats:
             from solvers.formats import SCALE_METHODS
 

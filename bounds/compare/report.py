@@ -6,6 +6,7 @@ figures show as "—"). Files written to ``out``::
 
     report.md, report.html      settings at the top, then one section per layer
     layer-<name>.png            the per-layer figure (SQNR vs bits, certified ranges)
+    formats-<name>.png          with --formats: the format frontier (SQNR vs bits per weight)
     gaps.png, times.png         method gaps to the proved ceiling; solve-time distributions
     rows.csv                    every row of the run (without the solutions)
     rows.json                   every row of the run, solutions included

@@ -152,6 +152,8 @@ class CompareConfig:
             raise ProblemError(f"scale_range_intervals must be >= 1, got "
                                f"{cfg.scale_range_intervals}")
         check_methods(cfg.quant_methods, cfg.prune_methods)
+        if cfg.format_methods and not cfg.formats:
+            raise ProblemError("format methods were given without formats: add --formats NAME …")
         if cfg.formats:
             from solvers.formats import SCALE_METHODS
 

@@ -100,6 +100,7 @@ def test_family_and_methods():
     (["--formats", "int4", "int5-foo"], "unknown format 'int5-foo'; valid: int{b}"),
     (["--formats", "int4", "--format-methods", "bogus"], "unknown format method bogus; valid"),
     (["--formats", "fp4-e2m1-ch-mx"], "MX / NV scales are per group"),
+    (["--format-methods", "rtn"], "format methods were given without formats"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, match):
     db, rep = tmp_path / "r.sqlite", tmp_path / "rep"

@@ -190,7 +190,16 @@ def run_compare(
 
 def _execute(executor: Any, todo: list[Task], store: ResultStore, run_id: str,
              progress: bool, reused: int) -> tuple[int, int]:
-    """Run ``todo``, writing each row as it arrives; return (solved, errors)."""
+    """Run ``todo``, writing each row as it arrives; return (solved, errors).
+
+    The kernels are loaded (compiled, on a cold cache, with its own message and bar) and the
+    workers started before the solving bar appears, so its rate and ETA count solving only.
+    """
+    if todo:
+        from .warm_up import warm_up_announced
+
+        warm_up_announced(progress)
+        executor.start()
     bar = None
     if progress and todo:
         from tqdm import tqdm

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PruneSpec:
-    """How many weights to keep: exactly one of ``density``, ``k`` or ``nm``."""
+    """How many weights to keep: exactly one of ``density`` (``k = round(density·n)``, halves
+    rounded up: ``floor(density·n + 0.5)``), ``k`` (kept weights, ``0 <= k <= n``) or ``nm``."""
 
     density: float | None = None
     k: int | None = None
@@ -49,11 +50,18 @@ class PruneSpec:
         bits: int | None = None,
         nm: str | tuple[int, int] | None = None,
         box_factor: float | None = None,
+        keep: int | None = None,
     ) -> PruneSpec:
-        """From the CLI's mutually exclusive choices (``bits`` means density bits/16)."""
-        given = [x is not None for x in (density, sparsity, bits, nm)]
+        """From the CLI's mutually exclusive choices (``bits`` means density bits/16, ``keep``
+        the kept count ``k``)."""
+        given = [x is not None for x in (density, sparsity, bits, nm, keep)]
         if sum(given) != 1:
-            raise ProblemError("give exactly one of density, sparsity, bits or an N:M pattern")
+            raise ProblemError("give exactly one of keep, density, sparsity, bits or an N:M "
+                               "pattern")
+        if keep is not None:
+            if int(keep) != keep or keep < 0:
+                raise ProblemError(f"keep must be an integer >= 0, got {keep!r}")
+            return cls(k=int(keep), box_factor=box_factor)
         if sparsity is not None:
             density = 1.0 - float(sparsity)
             if not 0.0 <= float(sparsity) <= 1.0:
@@ -71,6 +79,9 @@ class PruneSpec:
         if self.nm is not None:
             kw["nm"] = self.nm
         elif self.k is not None:
+            if not 0 <= self.k <= n:
+                raise ProblemError(f"keep {self.k} is out of range for n = {n} inputs "
+                                   f"(0..{n})")
             kw["k"] = self.k
         else:
             kw["k"] = density_to_k(self.density if self.density is not None else 1.0, n)

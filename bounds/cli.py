@@ -8,17 +8,22 @@ logs.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
-import pkgutil
-import sys
-from collections.abc import Sequence
+import time
 
-from solvers.problem import ProblemError
+STARTED = time.perf_counter()  # the CLI's start: `load_seconds` counts the imports from here
+CALL_STARTED: float | None = None  # the current call's start (see main)
 
-from . import commands
-from .provenance import pqbound_version
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import pkgutil  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+from solvers.problem import ProblemError  # noqa: E402
+
+from . import commands  # noqa: E402
+from .provenance import pqbound_version  # noqa: E402
 
 DESCRIPTION = """\
 pqbound: certified bounds and exact optima for pruning vs quantization of neural-network layers.
@@ -29,7 +34,15 @@ quadratic problems (H = XᵀX), `pqbound solve quant|prune` on a problem file, o
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_names() -> list[str]:
+    """The sub-commands: the public modules of :mod:`bounds.commands`, sorted."""
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__)
+                  if not m.name.startswith("_"))
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command, or of ``only`` that one (each command module imports
+    what it needs: ``solve`` loads neither torch nor matplotlib)."""
     parser = argparse.ArgumentParser(
         prog="pqbound",
         description=DESCRIPTION,
@@ -39,17 +52,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more log output (-vv for debug)")
     parser.add_argument("--version", action="version", version=f"pqbound {pqbound_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+    for name in command_names():
+        if only is not None and name != only:
             continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module = importlib.import_module(f"{commands.__name__}.{name}")
         if hasattr(module, "register"):
             module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    global CALL_STARTED
+    # the first call in a process pays the imports; later calls start now
+    CALL_STARTED = STARTED if CALL_STARTED is None else time.perf_counter()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -64,6 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pqbound: interrupted", file=sys.stderr)
         return 130
+
+
+def _command_of(argv: list[str]) -> str | None:
+    """The sub-command named in ``argv`` if it is a known one (else None: the full parser)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in command_names() else None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,29 +1,22 @@
-"""``pqbound solve quant|prune PROBLEM.npz``: solve one problem file's channels."""
+"""``pqbound solve quant|prune PROBLEM…``: solve the channels of problem files (and folders).
+
+The work is :func:`bounds.batch_solve.solve_many`'s; this module parses and prints. With
+``--json`` each file gives one line of JSON (JSON Lines); a file that fails is reported on stderr
+and the others go on; the exit code is 2 when any failed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
+import time
 
-from solvers.problem import ProblemError
 from solvers.registry import methods
 
-from ..channel_solve import (
-    LevelSpec,
-    PruneSpec,
-    parse_nm,
-    parse_options,
-    results_table,
-    select_channels,
-    solve_level_channels,
-    solve_prune_channels,
-    solve_quant_channels,
-    summarize,
-)
-from ..problem_file import load_problem
-from ..scale_choice import SCALE_METHODS, choose_scales
+from ..batch_solve import FileOutcome, SolveSettings
+from ..channel_solve import parse_options, results_table
+from ..scale_choice import SCALE_METHODS
 
 
 def _method_help(kind: str) -> str:
@@ -34,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "solve",
         help="solve a problem file (quantization or pruning)",
-        description="Solve every channel (or one) of a problem file written by `pqbound export` "
+        description="Solve every channel (or one) of problem files written by `pqbound export` "
         "or built with numpy (see docs/problem-file.md).",
     )
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
@@ -77,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="at most round(D·n) nonzero weights per channel")
     s.add_argument("--nm", default=None, metavar="N:M",
                    help="at most N nonzero weights in each group of M consecutive inputs")
-    q.set_defaults(func=run_quant)
+    q.set_defaults(func=run)
 
     r = kinds.add_parser(
         "prune",
@@ -86,7 +79,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(r)
     g = r.add_mutually_exclusive_group(required=True)
-    g.add_argument("--density", type=float, help="fraction of weights kept, k = round(d·n)")
+    g.add_argument("--keep", type=int, metavar="K",
+                   help="keep exactly K weights per channel (0 <= K <= n)")
+    g.add_argument("--density", type=float,
+                   help="fraction of weights kept: k = round(d·n) with halves rounded up "
+                        "(k = floor(d·n + 0.5): d = 0.5 of n = 9 keeps 5)")
     g.add_argument("--sparsity", type=float, help="fraction of weights removed (1 − density)")
     g.add_argument("--bits", type=int, help="equal compression to B-bit quantization: d = B/16")
     g.add_argument("--nm", metavar="N:M", help="semi-structured: at most N of each M inputs kept")
@@ -95,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--method", default="exact", metavar="METHOD",
                    choices=[m.name for m in methods("prune")],
                    help="one of: " + ", ".join(m.name for m in methods("prune")))
-    r.set_defaults(func=run_prune)
+    r.set_defaults(func=run)
 
 
 def positive_float(text: str) -> float:
@@ -110,114 +107,89 @@ def positive_float(text: str) -> float:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("problem", metavar="PROBLEM.npz", help="problem file")
+    p.add_argument("problem", metavar="PROBLEM", nargs="+",
+                   help="problem files (.npz) and folders of them (every *.npz in the folder)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="solve files in N processes (default 1)")
     p.add_argument("--channel", type=int, default=None, help="solve only this channel")
     p.add_argument("--time-limit", type=positive_float, default=None, metavar="SEC",
                    help="per-channel time limit; the result keeps a valid bound")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="pass an option to the method, e.g. --option damp=0.01 "
                    "--option act_order=true (repeatable; see docs for each method's options)")
-    p.add_argument("--json", action="store_true", help="print JSON (with the solutions)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON Lines: one object per file (with its solutions, its "
+                        "`problem` path and `load_seconds`, the one-time cost of loading the "
+                        "kernels, kept out of every `seconds`)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (shown on a terminal only)")
 
 
-def run_quant(args: argparse.Namespace) -> int:
-    problem = load_problem(args.problem)
-    sparse = any(x is not None for x in (args.nonzeros, args.density, args.nm))
-    if args.format is not None or "levels" in problem.meta or sparse:
-        return _run_levels(args, problem, sparse)
-    if args.group_size is not None:
-        raise ProblemError("--group-size applies to --format only")
-    bits = args.bits if args.bits is not None else int(problem.meta.get("bits", 4))
-    chans = select_channels(problem, args.channel)
-    results = solve_quant_channels(
-        problem,
-        bits=bits,
-        method=args.method,
-        scale=args.scale,
-        scale_method=args.scale_method,
-        per_channel=args.per_channel,
-        channels=chans,
-        time_limit=args.time_limit,
-        options=parse_options(args.option),
-        progress=_show_progress(args),
-    )
-    head = {"problem": args.problem, "kind": "quant", "method": args.method, "bits": bits}
-    return _emit(args, head, results)
+def _settings(args: argparse.Namespace) -> SolveSettings:
+    common = {"method": args.method, "channel": args.channel, "time_limit": args.time_limit,
+              "options": parse_options(args.option)}
+    if args.kind == "prune":
+        return SolveSettings("prune", density=args.density, sparsity=args.sparsity,
+                             bits=args.bits, nm=args.nm, keep=args.keep,
+                             box_factor=args.box_factor, **common)
+    return SolveSettings("quant", bits=args.bits, scale=args.scale,
+                         scale_method=args.scale_method, per_channel=args.per_channel,
+                         format=args.format, group_size=args.group_size, nonzeros=args.nonzeros,
+                         density=args.density, nm=args.nm, **common)
 
 
-def _run_levels(args: argparse.Namespace, problem, sparse: bool) -> int:
-    """``solve quant`` over levels: a format preset, the file's levels, or the grid + a limit."""
-    if args.format is not None and (args.bits is not None or args.scale is not None
-                                    or args.per_channel):
-        raise ProblemError("--format builds its own levels: --bits, --scale and --per-channel "
-                           "do not apply (per-channel scales: a -ch format, e.g. int4-ch)")
-    if args.group_size is not None and args.format is None:
-        raise ProblemError("--group-size applies to --format only")
-    common = {"nonzeros": args.nonzeros, "density": args.density,
-              "nm": parse_nm(args.nm) if args.nm else None}
-    if args.format is not None:
-        spec = LevelSpec(format=args.format, group_size=args.group_size,
-                         scale_method=args.scale_method, **common)
-    elif "levels" in problem.meta and args.bits is None and args.scale is None:
-        spec = LevelSpec(levels=problem.meta["levels"], **common)
-    elif "levels" in problem.meta:
-        raise ProblemError(f"{args.problem} carries levels: --bits and --scale do not apply "
-                           "(drop them, or use --format)")
-    else:
-        bits = args.bits if args.bits is not None else int(problem.meta.get("bits", 4))
-        scales = choose_scales(problem, bits, scale=args.scale, method=args.scale_method,
-                               per_channel=args.per_channel)
-        spec = LevelSpec(grid_scales=scales, bits=bits, **common)
-    chans = select_channels(problem, args.channel)
-    results, desc = solve_level_channels(
-        problem, spec, method=args.method, channels=chans, time_limit=args.time_limit,
-        options=parse_options(args.option), progress=_show_progress(args))
-    head = {"problem": args.problem, "kind": "quant", "method": args.method, **desc}
-    return _emit(args, head, results)
+def run(args: argparse.Namespace) -> int:
+    """Solve every file; print each result as it comes, each failed file on stderr."""
+    from ..batch_solve import solve_many
 
-
-def run_prune(args: argparse.Namespace) -> int:
-    problem = load_problem(args.problem)
-    spec = PruneSpec.from_options(
-        density=args.density, sparsity=args.sparsity, bits=args.bits, nm=args.nm,
-        box_factor=args.box_factor,
-    )
-    chans = select_channels(problem, args.channel)
-    results = solve_prune_channels(
-        problem, spec, method=args.method, channels=chans, time_limit=args.time_limit,
-        options=parse_options(args.option), progress=_show_progress(args),
-    )
-    kw = spec.keywords(problem.n)
-    head: dict[str, Any] = {"problem": args.problem, "kind": "prune", "method": args.method,
-                            "k": kw.get("k"), "nm": kw.get("nm"), "box_factor": args.box_factor}
-    return _emit(args, head, results)
-
-
-def _show_progress(args: argparse.Namespace) -> bool:
-    return not args.quiet and sys.stderr.isatty()
-
-
-def _emit(args: argparse.Namespace, head: dict[str, Any], results: list) -> int:
-    total = summarize(results)
-    if args.json:
-        doc = dict(head)
-        doc["channels"] = [r.to_dict(channel=c) for c, r in results]
-        doc["total"] = total
-        json.dump(doc, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print(f"{head['kind']} {head['method']}  {args.problem}")
-        print(results_table(results))
-        lb = total["lower_bound"]
-        print(
-            f"total: error {total['objective']:.6g}"
-            + ("" if lb is None else f", lower bound {lb:.6g}")
-            + f", SQNR {_db(total['sqnr_db'])}"
-            + ("" if lb is None else f" (≤ {_db(total['sqnr_upper_db'])})")
-            + f", {total['seconds']:.2f} s, status {total['status']}"
-        )
+    settings = _settings(args)
+    progress = not args.quiet and sys.stderr.isatty()
+    imports = import_seconds()
+    failed = count = 0
+    for out in solve_many(args.problem, settings, workers=args.workers, progress=progress):
+        count += 1
+        if out.error is not None:
+            failed += 1
+            print(f"pqbound: error: {out.error}", file=sys.stderr)
+            continue
+        out.doc["load_seconds"] = round(out.doc["load_seconds"] + imports, 6)
+        imports = 0.0
+        _emit(args, out)
+    if failed:
+        print(f"pqbound: {failed} of {count} problem files failed", file=sys.stderr)
+        return 2
     return 0
+
+
+def import_seconds() -> float:
+    """Seconds from the start of this ``pqbound`` call to now (0 when not run by the CLI).
+
+    The first call in a process starts when ``bounds.cli`` was imported (so the imports count),
+    later calls when their ``main`` began.
+    """
+    cli = sys.modules.get("bounds.cli")
+    t0 = getattr(cli, "CALL_STARTED", None)
+    return 0.0 if t0 is None else time.perf_counter() - t0
+
+
+def _emit(args: argparse.Namespace, out: FileOutcome) -> None:
+    doc = out.doc
+    if args.json:
+        sys.stdout.write(json.dumps(doc) + "\n")
+        sys.stdout.flush()
+        return
+    total = doc["total"]
+    print(f"{doc['kind']} {doc['method']}  {out.path}")
+    print(results_table(out.results))
+    lb = total["lower_bound"]
+    print(
+        f"total: error {total['objective']:.6g}"
+        + ("" if lb is None else f", lower bound {lb:.6g}")
+        + f", SQNR {_db(total['sqnr_db'])}"
+        + ("" if lb is None else f" (≤ {_db(total['sqnr_upper_db'])})")
+        + f", {total['seconds']:.2f} s, status {total['status']}"
+        + f" (+ {doc['load_seconds']:.2f} s loading)"
+    )
 
 
 def _db(value: float | str | None) -> str:

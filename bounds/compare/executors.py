@@ -56,10 +56,14 @@ class SerialExecutor:
     def __init__(self) -> None:
         self._warm = False
 
-    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+    def start(self) -> None:
+        """Warm up this process (once)."""
         if not self._warm:
             warm_up()
             self._warm = True
+
+    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        self.start()
         for t in tasks:
             yield run_task(t)
 
@@ -99,9 +103,13 @@ class PoolExecutor:
                     os.environ[v] = old
         return pool
 
-    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+    def start(self) -> None:
+        """Start the workers and wait until every one is warmed up (once)."""
         if self._pool is None:
             self._pool = self._start()
+
+    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        self.start()
         pool = self._pool
         yield from _windowed(lambda t: pool.submit(run_task, t), tasks, 4 * self.workers,
                              lambda f: f.result(), _cancel_futures)
@@ -130,16 +138,24 @@ class DaskExecutor:
         info = self.client.scheduler_info()
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
         self.address = address
+        self._warm = False
+
+    def start(self) -> None:
+        """Warm up every worker (once)."""
+        if self._warm:
+            return
+        self._warm = True
+        try:
+            self.client.run(warm_up)  # once on every worker
+        except Exception as exc:  # noqa: BLE001 - a warm-up never fails the run
+            log.warning("warm-up on the Dask workers failed: %s", exc)
 
     def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         from distributed import as_completed
 
         it = iter(tasks)
         window = 4 * self.workers
-        try:
-            self.client.run(warm_up)  # once on every worker
-        except Exception as exc:  # noqa: BLE001 - a warm-up never fails the run
-            log.warning("warm-up on the Dask workers failed: %s", exc)
+        self.start()
 
         def submit(t: Task) -> Any:
             return self.client.submit(run_task, t, pure=False, key=f"pqbound-{t.key[:32]}")

@@ -206,7 +206,15 @@ def _execute(executor: Any, todo: list[Task], store: ResultStore, run_id: str,
     takes the tasks this one has not claimed: the two share the work, and none is solved twice.
     Tasks another live run holds are waited for (polling every ``poll`` seconds) and taken
     over if that run dies (see :mod:`bounds.compare.store`, claims).
+
+    The kernels are loaded (compiled, on a cold cache, with its own message and bar) and the
+    workers started before the solving bar appears, so its rate and ETA count solving only.
     """
+    if todo:
+        from .warm_up import warm_up_announced
+
+        warm_up_announced(progress)
+        executor.start()
     bar = None
     if progress and todo:
         from tqdm import tqdm

@@ -1,50 +1,79 @@
-"""Compile the solvers' numba kernels in a worker before any timed solve.
+"""Load (or, on a cold numba cache, compile) the solvers' kernels before any timed solve.
 
-numba compiles a kernel on its first call in a process, or loads it from the on-disk cache; on a
-cold cache (a fresh install) the exact pruning kernels alone take tens of seconds. Inside a task
-that time would count against the task's time limit, and short limits (the main job uses 1 s per
-problem) would end in time-outs that say nothing about the problem. So every worker first solves
-tiny problems, untimed, with each compiled path forced: the exact quantization search with and
-without the reduced basis, the exact pruning search with the cheap and the perspective bounds,
-boxed and unboxed, the exact level solver (``--formats``) with and without a nonzero limit, and
-the heuristics of ``pqbound compare``'s defaults. Nothing here may fail
-a run: errors are logged and ignored (the real task will report them).
+The warm-up itself is :func:`solvers.warm_up.warm_up`: tiny problems through every compiled
+path, untimed, so that no compilation is charged to a task's time limit (on a cold cache the
+kernels take minutes to compile; inside a task that time would turn short limits into time-outs
+that say nothing about the problem). Here:
+
+* :func:`warm_up` — what every executor runs in each process that will solve (the pool's
+  initializer, Dask's ``client.run``): the groups a comparison uses, quietly.
+* :func:`warm_up_announced` — what :func:`~bounds.compare.run.run_compare` runs first in its own
+  process: the same groups, and as soon as numba starts compiling (a fresh install, or kernels
+  changed since the cache was filled) it says so on stderr, ``compiling solver kernels (first
+  run only)``, with a bar over the kernel groups. The workers started afterwards then load the
+  kernels from the filled cache in seconds, and the solving bar (and its ETA) starts only then.
 """
 
 from __future__ import annotations
 
 import logging
-
-import numpy as np
+import sys
+import time
+from typing import Any, TextIO
 
 log = logging.getLogger(__name__)
 
-_QUANT = ("rtn", "gptq", "adaround")
-_PRUNE = ("magnitude", "obs", "sparsegpt")
+COMPARE_GROUPS = ("quant", "prune", "heuristics")
+MESSAGE = "compiling solver kernels (first run only)"
 
 
 def warm_up() -> None:
-    """Solve tiny problems with every compiled method path (see the module doc)."""
-    from solvers.problem import PruneProblem, QuantProblem
-    from solvers.registry import get_method
+    """Run every compiled path of a comparison's methods on tiny problems (never raises)."""
+    from solvers.warm_up import warm_up as run
 
-    X = np.cumsum(np.random.default_rng(0).standard_normal((16, 6)), axis=1)
-    H = X.T @ X
-    w0 = np.linspace(-0.6, 0.7, 6)
-    q = QuantProblem(H, w0, scale=0.1, bits=4)
-    calls = [("quant", "exact", q, {"reduction": True}), ("quant", "exact", q, {})]
-    calls += [("quant", name, q, {}) for name in _QUANT]
-    for box in (None, 2.0):
-        p = PruneProblem(H, w0, k=3, box_factor=box)
-        calls += [("prune", "exact", p, {"diagonal": d}) for d in ("jacobi", "logdet")]
-        calls += [("prune", name, p, {}) for name in _PRUNE]
-    from solvers.problem import LevelProblem
+    run(COMPARE_GROUPS)
 
-    levels = np.array([-0.4, -0.1, 0.0, 0.2, 0.5])  # --formats: the level solver's kernels
-    calls += [("levels", "exact", LevelProblem(H, w0, levels=levels, k=k), {})
-              for k in (None, 3)]
-    for kind, name, problem, options in calls:
-        try:
-            get_method(kind, name).load()(problem, **options)
-        except Exception as exc:  # noqa: BLE001 - a warm-up never fails the run
-            log.debug("warm-up of %s %s failed: %s", kind, name, exc)
+
+def warm_up_announced(progress: bool = True, stream: TextIO | None = None) -> dict[str, Any]:
+    """:func:`warm_up`, announcing compilation on ``stream`` (stderr) when it happens.
+
+    Nothing is printed when every kernel loads from the cache, or when ``progress`` is false.
+    Returns ``{"seconds": …, "compiled": number of kernel signatures compiled, "groups": …}``.
+    """
+    from solvers.warm_up import GROUP_TITLES, count_compilations
+    from solvers.warm_up import warm_up as run
+
+    stream = sys.stderr if stream is None else stream
+    state: dict[str, Any] = {"bar": None, "group": None, "index": 0}
+
+    def on_group(name: str | None, i: int, total: int) -> None:
+        bar = state["bar"]
+        if bar is not None:
+            bar.update(i - bar.n)
+            if name is not None:
+                bar.set_description(f"compiling: {GROUP_TITLES[name]}")
+        state.update(group=name, index=i, total=total)
+
+    def on_compile(_: str) -> None:
+        if state["bar"] is not None or not progress:
+            return
+        from tqdm import tqdm
+
+        print(f"pqbound: {MESSAGE}", file=stream, flush=True)
+        bar = tqdm(total=state["total"], initial=state["index"], unit="group", file=stream,
+                   dynamic_ncols=True, leave=True)
+        if state["group"] is not None:
+            bar.set_description(f"compiling: {GROUP_TITLES[state['group']]}")
+        state["bar"] = bar
+
+    t0 = time.perf_counter()
+    try:
+        with count_compilations(on_compile) as compiled:
+            groups = run(COMPARE_GROUPS, on_group=on_group)
+    finally:
+        if state["bar"] is not None:
+            state["bar"].close()
+    seconds = time.perf_counter() - t0
+    if compiled:
+        log.info("compiled %d kernel signatures in %.1f s", len(compiled), seconds)
+    return {"seconds": seconds, "compiled": len(compiled), "groups": groups}

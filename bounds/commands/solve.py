@@ -156,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
         imports = 0.0
         _emit(args, out)
     if failed:
-        print(f"pqbound: {failed} of {count} problem files failed", file=sys.stderr)
+        if count > 1:  # one file: its own error line says it all
+            print(f"pqbound: {failed} of {count} problem files failed", file=sys.stderr)
         return 2
     return 0
 

@@ -91,7 +91,8 @@ def test_grid_with_sparsity_and_nm(files, capsys):
     (["--nonzeros", "-1"], r"k must be an integer in \[0, n = 8\]"),
     (["--nm", "2:3"], "M to divide n = 8"),
     (["--group-size", "4"], "--group-size applies to --format only"),
-    (["--format", "fp4-e2m1-g4", "--method", "adaround"], "unknown levels method 'adaround'; valid"),
+    (["--format", "fp4-e2m1-g4", "--method", "adaround"],
+     "unknown levels method 'adaround'; valid"),
     (["--format", "int4+2:4", "--nonzeros", "3"], "has its own 2:4 pattern"),
 ])
 def test_bad_input_exits_2_and_writes_nothing(files, capsys, argv, match):

@@ -140,7 +140,12 @@ def depth_probe(dead: int, n: int):
 
 
 def spectrum_stats(H: np.ndarray) -> dict:
-    """Condition numbers, eigenvalue decay and effective rank of the alive block of ``H``."""
+    """Condition numbers, eigenvalue decay and effective rank of the alive block of ``H``.
+
+    Also, for the Jacobi-scaled ``H`` (unit diagonal): its least eigenvalue, how many of its
+    eigenvalues are below 0.05, and the mean participation ratio ``1/Σ v_i⁴`` of its four least
+    eigenvectors (1: a near-dependency on one input; ``n``: spread over every input).
+    """
     from solvers.prune.bounds import margin_for
 
     alive = np.diag(H) > 0
@@ -153,7 +158,12 @@ def spectrum_stats(H: np.ndarray) -> dict:
     p = lam / max(float(lam.sum()), np.finfo(float).tiny)
     p = p[p > 0]
     _, kappa_scaled, _ = margin_for(H, alive)
+    sq = np.sqrt(np.diag(Ha))
+    lam_s, V = np.linalg.eigh(Ha / np.outer(sq, sq))
     return {
+        "lam_min_scaled": float(lam_s[0]),
+        "small_scaled": int(np.count_nonzero(lam_s < 0.05)),
+        "pr_bottom": float(np.mean(1.0 / np.sum(V[:, :4] ** 4, axis=0))),
         "alive": int(m),
         "cond": float(lam[0] / max(lam[-1], lam[0] * np.finfo(float).eps)),
         "cond_scaled": float(kappa_scaled),
@@ -273,11 +283,16 @@ def scan(args) -> list[dict]:
 
     cache = None if args.no_cache else Path(args.cache_dir) / (
         f"{args.model}_n{args.n}_s{args.samples}.npz")
-    layers = args.layers
+    layers, todo = args.layers, None
     if args.stalled:
-        layers = stalled_layers(json.loads(Path(args.stalled).read_text())["rows"])
+        earlier = json.loads(Path(args.stalled).read_text())["rows"]
+        layers = stalled_layers(earlier)
+        if not args.all_densities:  # only the (layer, density) pairs with an unproved solve
+            todo = {(r["layer"], r["density"]) for r in earlier if r["status"] != "optimal"}
         print(f"# {len(layers)} layers with unproved solves in {args.stalled}: "
               f"{', '.join(layers)}", flush=True)
+        if args.layers:
+            layers = [name for name in layers if name in args.layers]
     chunks = export_first_chunks(args.model, args.n, args.samples, layers, cache)
     warm_up()
     rows: list[dict] = []
@@ -291,6 +306,8 @@ def scan(args) -> list[dict]:
             H = lp.hessian(c)
             spec = spectrum_stats(H)
             for dens in args.densities:
+                if todo is not None and (name, dens) not in todo:
+                    continue
                 k = density_to_k(dens, lp.n)
                 p = lp.prune(c, k=k)
                 row = {"layer": name, "type": kind, "depthwise": bool(groups), "n": lp.n,
@@ -306,6 +323,17 @@ def scan(args) -> list[dict]:
         if args.json:
             Path(args.json).write_text(json.dumps({"settings": settings, "rows": rows}))
     return rows
+
+
+def enrich(rows: list[dict], cache: Path) -> None:
+    """Recompute the ``H`` statistics of :func:`spectrum_stats` into ``rows`` from ``cache``."""
+    chunks = export_first_chunks("", 0, 0, None, cache)
+    done: dict = {}
+    for r in rows:
+        key = (r["layer"], r["channel"])
+        if key not in done:
+            done[key] = spectrum_stats(chunks[r["layer"]].hessian(r["channel"]))
+        r.update(done[key])
 
 
 def proved(row: dict, cpu_limit: float | None) -> bool:
@@ -401,7 +429,9 @@ def report(rows: list[dict], settings: dict) -> str:
 #: Row fields compared between easy, slow and stalled solves (see :func:`diagnosis`).
 FEATURES = [("cond", "cond(H)"), ("cond_scaled", "cond(Jacobi-scaled H)"),
             ("decay_q1", "λ_(n/4)/λ_1"), ("decay_half", "λ_(n/2)/λ_1"),
-            ("eff_rank", "effective rank"), ("share_jacobi", "tr D/tr H, Jacobi"),
+            ("eff_rank", "effective rank"), ("lam_min_scaled", "λ_min scaled"),
+            ("small_scaled", "# scaled λ < 0.05"), ("pr_bottom", "PR of 4 least eigvecs"),
+            ("share_jacobi", "tr D/tr H, Jacobi"),
             ("share_logdet", "tr D/tr H, log-det"), ("kurtosis", "kurtosis(w0)"),
             ("topk_norm_share", "top-k norm share"), ("inc_gap", "best heuristic / final − 1"),
             ("root_share", "root bound / final"), ("nodes", "nodes"),
@@ -449,9 +479,12 @@ def main(argv=None) -> int:
     ap.add_argument("--wall-clock", action="store_true",
                     help="apply --cpu-limit to the wall clock instead (the solver's own clock)")
     ap.add_argument("--samples", type=int, default=64, help="calibration samples")
-    ap.add_argument("--layers", nargs="+", help="only these layers (default: every layer)")
+    ap.add_argument("--layers", nargs="+",
+                    help="only these layers (default: every layer; with --stalled: a subset)")
     ap.add_argument("--stalled", metavar="JSON",
                     help="only the layers with an unproved solve in this earlier scan")
+    ap.add_argument("--all-densities", action="store_true",
+                    help="with --stalled: every density, not only those with an unproved solve")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "pqbound-prune-scan"),
                     help="where the exported first chunks are kept between runs")
@@ -466,6 +499,10 @@ def main(argv=None) -> int:
     if args.summarize:
         data = json.loads(Path(args.summarize).read_text())
         rows, settings = data["rows"], data["settings"]
+        cache = Path(args.cache_dir) / (f"{settings['model']}_n{settings['n']}_s"
+                                        f"{settings['samples']}.npz")
+        if cache.exists() and any("pr_bottom" not in r for r in rows):
+            enrich(rows, cache)  # rows of an older version of this script
     else:
         if args.n < 1 or args.channels < 1 or not all(0 < d <= 1 for d in args.densities):
             ap.error("--n and --channels must be >= 1 and densities in (0, 1]")

@@ -466,6 +466,31 @@ def diagnosis(rows: list[dict], n: int, cpu_limit: float | None) -> str:
     return "\n".join(out) + "\n"
 
 
+#: Per-layer columns of :func:`layer_table` (medians over the layer's solves).
+LAYER_COLUMNS = [("cpu", "CPU s"), ("root_share", "root / final"),
+                 ("lam_min_scaled", "λ_min scaled"), ("small_scaled", "# scaled λ < 0.05"),
+                 ("pr_bottom", "PR"), ("share_logdet", "tr D/tr H log-det"),
+                 ("kurtosis", "kurtosis(w0)"), ("eff_rank", "eff. rank"), ("cond", "cond(H)")]
+
+
+def layer_table(rows: list[dict], n: int, cpu_limit: float | None) -> str:
+    """One line per layer with chunks of the full size ``n``, easiest first (median CPU)."""
+    layers: dict = {}
+    for r in rows:
+        if r["n"] == n:
+            layers.setdefault(r["layer"], []).append(r)
+    out = ["| layer | proved | " + " | ".join(h for _, h in LAYER_COLUMNS) + " |",
+           "|---|---|" + "---|" * len(LAYER_COLUMNS)]
+    med = {name: {k: statistics.median(r[k] for r in lr) for k, _ in LAYER_COLUMNS}
+           for name, lr in layers.items()}
+    for name in sorted(layers, key=lambda x: med[x]["cpu"]):
+        lr = layers[name]
+        ok = sum(proved(r, cpu_limit) for r in lr)
+        out.append(f"| {name} | {ok}/{len(lr)} | "
+                   + " | ".join(_fmt(med[name][k]) for k, _ in LAYER_COLUMNS) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="mobilenet_v2",
@@ -514,7 +539,10 @@ def main(argv=None) -> int:
             Path(args.json).write_text(json.dumps({"settings": settings, "rows": rows}))
     text = report(rows, settings)
     text += ("\n## Diagnosis: medians per group (chunks of the full size n)\n\n"
-             + diagnosis(rows, settings["n"], settings.get("cpu_limit")))
+             + diagnosis(rows, settings["n"], settings.get("cpu_limit"))
+             + "\n## Per layer, easiest first (medians; PR: participation ratio of the four "
+             "least eigenvectors of the Jacobi-scaled H)\n\n"
+             + layer_table(rows, settings["n"], settings.get("cpu_limit")))
     print(text)
     if args.report:
         Path(args.report).write_text(text)

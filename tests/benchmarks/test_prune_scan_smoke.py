@@ -1,0 +1,77 @@
+"""The layer scan runs end to end: one real MobileNetV2 layer, n = 8, a node limit."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "prune_scan.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("prune_scan_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_prune_scan_smoke(tmp_path, capsys):
+    pytest.importorskip("torch")
+    mod = _module()
+    out, rep = tmp_path / "rows.json", tmp_path / "scan.md"
+    assert mod.main(["--layers", "features.2.conv.0.0", "--n", "8", "--samples", "2",
+                     "--channels", "1", "--densities", "0.25", "0.5", "--node-limit", "500",
+                     "--cpu-limit", "20", "--no-cache", "--json", str(out),
+                     "--report", str(rep)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["layer"], r["n"], r["density"]) for r in rows] == [
+        ("features.2.conv.0.0", 8, 0.25), ("features.2.conv.0.0", 8, 0.5)]
+    for r in rows:
+        assert r["lower_bound"] <= r["objective"] * (1 + 1e-12)
+        assert len(r["weights"]) == 8 and np.count_nonzero(r["weights"]) <= r["k"]
+        assert 0 < r["share_jacobi"] <= 1 and 0 < r["share_logdet"] <= 1
+        assert r["cpu"] >= 0 and r["nodes"] <= 500 + 64
+        assert sum(r["depth_hist"]) == r["nodes"]  # every node attributed to one depth
+    text = rep.read_text()
+    assert "| features.2.conv.0.0 | 8 |" in text and "thread CPU" in text
+    # the report can be rebuilt from the rows alone
+    assert mod.main(["--summarize", str(out)]) == 0
+    assert "| features.2.conv.0.0 | 8 |" in capsys.readouterr().out
+
+
+def test_cpu_clock_limits_the_solve():
+    """Under :func:`cpu_clock` the solver's time limit counts thread CPU seconds, and the
+    solver's clock is restored afterwards."""
+    mod = _module()
+    import time
+
+    from solvers import PruneProblem, solve
+    from solvers.prune import exact, search
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 48)) + 2.0 * rng.standard_normal((200, 1))
+    p = PruneProblem(X.T @ X, rng.standard_normal(48), k=12)
+    solve(p, "exact", node_limit=10)  # warm
+    with mod.cpu_clock():
+        assert search.time.perf_counter is time.thread_time
+        t0 = time.thread_time()
+        r = solve(p, "exact", time_limit=0.05)
+        used = time.thread_time() - t0
+    assert exact.Stopwatch.__module__ == "solvers.stopwatch" and search.time is time
+    assert r.lower_bound <= r.objective
+    assert used <= 0.05 + 1.0  # CPU seconds: never depends on the load
+    assert r.seconds <= used + 1e-3  # the result's seconds are the CPU clock's
+
+
+def test_stalled_layers_and_proved():
+    mod = _module()
+    rows = [{"layer": "a", "status": "optimal", "cpu": 1.0},
+            {"layer": "b", "status": "time_limit", "cpu": 10.0},
+            {"layer": "b", "status": "optimal", "cpu": 70.0},
+            {"layer": "c", "status": "node_limit", "cpu": 1.0}]
+    assert mod.stalled_layers(rows) == ["b", "c"]
+    assert [mod.proved(r, 60.0) for r in rows] == [True, False, False, False]

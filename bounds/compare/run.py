@@ -211,9 +211,10 @@ def _execute(executor: Any, todo: list[Task], store: ResultStore, run_id: str,
     workers started before the solving bar appears, so its rate and ETA count solving only.
     """
     if todo:
-        from .warm_up import warm_up_announced
+        from .warm_up import COMPARE_GROUPS, FORMAT_GROUPS, warm_up_announced
 
-        warm_up_announced(progress)
+        levels = any(t.kind == "levels" for t in todo)
+        warm_up_announced(progress, groups=COMPARE_GROUPS + (FORMAT_GROUPS if levels else ()))
         executor.start()
     bar = None
     if progress and todo:

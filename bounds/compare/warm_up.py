@@ -24,6 +24,9 @@ from typing import Any, TextIO
 log = logging.getLogger(__name__)
 
 COMPARE_GROUPS = ("quant", "prune", "heuristics")
+#: with ``--formats`` (tasks of kind ``levels``) the main process also warms the level solver;
+#: a serial run solves in that process, pool workers then load its kernels from the filled cache
+FORMAT_GROUPS = ("levels",)
 MESSAGE = "compiling solver kernels (first run only)"
 
 
@@ -34,7 +37,8 @@ def warm_up() -> None:
     run(COMPARE_GROUPS)
 
 
-def warm_up_announced(progress: bool = True, stream: TextIO | None = None) -> dict[str, Any]:
+def warm_up_announced(progress: bool = True, stream: TextIO | None = None, *,
+                      groups: tuple[str, ...] = COMPARE_GROUPS) -> dict[str, Any]:
     """:func:`warm_up`, announcing compilation on ``stream`` (stderr) when it happens.
 
     Nothing is printed when every kernel loads from the cache, or when ``progress`` is false.
@@ -69,7 +73,7 @@ def warm_up_announced(progress: bool = True, stream: TextIO | None = None) -> di
     t0 = time.perf_counter()
     try:
         with count_compilations(on_compile) as compiled:
-            groups = run(COMPARE_GROUPS, on_group=on_group)
+            groups = run(groups, on_group=on_group)
     finally:
         if state["bar"] is not None:
             state["bar"].close()

@@ -165,3 +165,18 @@ def test_tiny_model_end_to_end(tmp_path, capsys):
         for m, mf in f["methods"].items():
             assert mf["complete"] and mf["error"] >= f["lower_bound"] * (1 - 1e-9), m
     assert (rep / "formats-conv.png").exists()
+
+
+def test_levels_kernels_warmed_only_with_formats(tmp_path, monkeypatch):
+    import bounds.compare.warm_up as wu
+
+    from .conftest import toy_layer
+
+    seen = []
+    monkeypatch.setattr(wu, "warm_up_announced",
+                        lambda progress=True, stream=None, *, groups=wu.COMPARE_GROUPS:
+                        seen.append(groups))
+    for i, formats in enumerate([(), ("int4-ch",)]):
+        run_compare("toy", problems={"toy": toy_layer(n=8)}, db=str(tmp_path / f"{i}.sqlite"),
+                    workers=1, formats=formats, **dict(SMALL, time_limit=5.0))
+    assert "levels" not in seen[0] and "levels" in seen[1]

@@ -51,9 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="pruning: keep this fraction of each row's weights, in [0, 1]")
     g.add_argument("--nm", default=None, metavar="N:M",
                    help="pruning: at most N nonzero in each group of M consecutive inputs")
-    p.add_argument("--mode", choices=("sequential", "parallel"), default="sequential",
-                   help="sequential (default): each layer's H from the compressed earlier "
-                   "layers' outputs; parallel: from the original network")
+    p.add_argument("--mode", choices=("sequential", "parallel"), default=None,
+                   help="sequential (default of a single run): each layer's H from the "
+                   "compressed earlier layers' outputs; parallel (default of --sweep: one "
+                   "capture serves every run): from the original network")
     p.add_argument("--layer", action="append", metavar="NAME", default=None,
                    help="compress only this layer (repeatable; default: every conv/linear)")
     p.add_argument("--skip", action="append", metavar="NAME", default=[],
@@ -125,7 +126,8 @@ def _config(args: argparse.Namespace, method: str):
 
     return NetworkConfig(
         model=args.model, method=method, bits=args.bits, density=args.density, nm=args.nm,
-        mode=args.mode, layers=args.layer, skip=args.skip, opt_dim=args.opt_dim,
+        mode=args.mode or ("parallel" if args.sweep else "sequential"), layers=args.layer,
+        skip=args.skip, opt_dim=args.opt_dim,
         samples=args.samples, heldout=args.heldout, seed=args.seed, batch_size=args.batch_size,
         scale=args.scale, accounting=args.accounting, time_limit=args.time_limit,
         full_precision=args.full_precision, weights=args.weights, images=args.images,

@@ -27,20 +27,25 @@ def read_labels(path: str | os.PathLike[str], files: Sequence[Path], *,
     except (OSError, UnicodeDecodeError) as exc:
         raise ProblemError(f"cannot read labels file {str(path)!r}: {exc}") from None
     root = Path(root)
-    try:
-        if all(len(p) == 1 for p in lines):
-            every = image_files(root)
-            if len(lines) != len(every):
-                raise ProblemError(f"labels file {str(path)!r} has {len(lines)} labels for "
-                                   f"{len(every)} images in {str(root)!r}")
-            table = {f: int(p[0]) for f, p in zip(every, lines, strict=True)}
-            return [table[f] for f in files]
-        if not all(len(p) == 2 for p in lines):
-            raise ProblemError(f"labels file {str(path)!r}: every line must be 'NAME LABEL' or "
-                               "'LABEL'")
-        by_name = {p[0]: int(p[1]) for p in lines}
-    except ValueError:
-        raise ProblemError(f"labels file {str(path)!r}: labels must be integers") from None
+
+    def number(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ProblemError(f"labels file {str(path)!r}: labels must be integers, got "
+                               f"{text!r}") from None
+
+    if all(len(p) == 1 for p in lines):
+        every = image_files(root)
+        if len(lines) != len(every):
+            raise ProblemError(f"labels file {str(path)!r} has {len(lines)} labels for "
+                               f"{len(every)} images in {str(root)!r}")
+        table = {f: number(p[0]) for f, p in zip(every, lines, strict=True)}
+        return [table[f] for f in files]
+    if not all(len(p) == 2 for p in lines):
+        raise ProblemError(f"labels file {str(path)!r}: every line must be 'NAME LABEL' or "
+                           "'LABEL'")
+    by_name = {p[0]: number(p[1]) for p in lines}
     out = []
     for f in files:
         rel = f.relative_to(root).as_posix()

@@ -100,12 +100,16 @@ def select(cfg: NetworkConfig, module) -> list:
 
 def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
                 db: str | os.PathLike[str] | None = None, progress: bool = False,
-                prepared: tuple | None = None, reference: tuple | None = None
-                ) -> dict[str, Any]:
+                prepared: tuple | None = None, reference: tuple | None = None,
+                save_state: bool = True, captured: dict | None = None) -> dict[str, Any]:
     """Run one network compression (module docstring); returns the summary written to
     ``out/summary.json``. ``db`` is the results store (default ``out/results.sqlite``).
     ``prepared`` (from :func:`prepare`) and ``reference`` (the original's held-out outputs)
-    let a sweep load the model and data once; the model is compressed in place."""
+    let a sweep load the model and data once; the model is compressed in place.
+    ``out/outputs.npz`` keeps both networks' held-out outputs (``reference``, ``compressed``,
+    ``kind``, ``labels``) for paired comparisons; ``save_state=False`` skips the state dict.
+    ``captured`` (parallel mode): the layers' exports from the original network, captured once
+    by a sweep."""
     from layers.network.compress import (
         compress_network,
         save_state_dict,
@@ -160,7 +164,8 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
                 compress_network(module, split.calibration, specs, solve, mode=cfg.mode,
                                  opt_dim=cfg.opt_dim, full_precision=cfg.full_precision,
                                  stop_early=loaded.builtin, lookup=lookup,
-                                 progress=(lambda name: bar.update(1)) if bar else None)
+                                 progress=(lambda name: bar.update(1)) if bar else None,
+                                 captured=captured if cfg.mode == "parallel" else None)
         finally:
             if bar is not None:
                 bar.close()
@@ -182,10 +187,13 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
                       "weights": int(sum(r["weights"] for r in layers)),
                       "nonzeros": int(sum(r["nonzeros"] for r in layers)),
                       "solve_seconds": float(sum(r["seconds"] for r in layers))},
-            "run_id": run_id, "state_dict": str(out / "state_dict.pt"),
+            "run_id": run_id,
+            "state_dict": str(out / "state_dict.pt") if save_state else None,
             "seconds": round(time.perf_counter() - t0, 3), "versions": versions(),
         }
-        save_state_dict(module, out / "state_dict.pt")
+        if save_state:
+            save_state_dict(module, out / "state_dict.pt")
+        _write_outputs(out / "outputs.npz", kind, ref, outputs, labels)
         _write_json(out / "summary.json", summary)
         store.finish_run(run_id, {k: summary[k] for k in ("metrics", "compression", "method",
                                                            "bits_per_weight", "seconds")})
@@ -209,6 +217,20 @@ def _row(cfg: NetworkConfig, settings: dict, key: str, run_id: str, model: str,
         "calibration": settings["calibration"], "settings_hash": run_id,
         "weights": encode_weights(W), "info_json": rec,
     }
+
+
+def _write_outputs(path: Path, kind: str, ref, outputs, labels) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez_compressed(tmp, kind=kind, reference=ref, compressed=outputs,
+                        labels=np.asarray([] if labels is None else labels, dtype=np.int64))
+    os.replace(tmp, path)
+
+
+def read_outputs(path: str | os.PathLike[str]) -> tuple[str, np.ndarray, np.ndarray, Any]:
+    """``(kind, reference, compressed, labels or None)`` from a run's ``outputs.npz``."""
+    with np.load(path, allow_pickle=False) as z:
+        labels = z["labels"] if z["labels"].size else None
+        return str(z["kind"]), z["reference"], z["compressed"], labels
 
 
 def _write_json(path: Path, doc: dict[str, Any]) -> None:

@@ -100,14 +100,20 @@ def compress_network(
     stop_early: bool = False,
     lookup: LookupFn | None = None,
     progress: Callable[[str], None] | None = None,
+    captured: dict[str, LayerExport] | None = None,
 ) -> dict[str, np.ndarray]:
     """Compress ``specs`` of ``model`` in place; returns layer name → the weights written.
 
     ``batches`` must be re-iterable (a list): sequential mode runs it once per layer.
     ``stop_early`` cuts each pass after the captured layer(s) (only valid when every layer runs
     once per forward pass, as in the built-in models). ``progress`` is called with each finished
-    layer's name.
+    layer's name. ``captured`` (parallel mode only): the layers' exports from the original
+    network, captured once beforehand (e.g. by :func:`capture_original` for a sweep); the
+    layers missing from it are captured here.
     """
+    if captured is not None and mode != "parallel":
+        raise ValueError("captured exports serve the parallel mode only")
+    captured = dict(captured or {})
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; valid: {', '.join(MODES)}")
     batches = list(batches)
@@ -132,17 +138,28 @@ def compress_network(
             if progress is not None:
                 progress(s.name)
     if mode == "parallel":
-        if pending:
-            ex = export_layers(model, batches, [s.name for s in pending], opt_dim=opt_dim,
-                               unfold=unfold, full_precision=full_precision,
-                               stop_early=stop_early)
-            for s in pending:
-                done[s.name] = _checked(s, solve(s, ex.layers[s.name]))
-                if progress is not None:
-                    progress(s.name)
+        missing = [s.name for s in pending if s.name not in captured]
+        if missing:
+            captured.update(capture_original(model, batches, missing, opt_dim=opt_dim,
+                                             unfold=unfold, full_precision=full_precision,
+                                             stop_early=stop_early))
+        for s in pending:
+            done[s.name] = _checked(s, solve(s, captured[s.name]))
+            if progress is not None:
+                progress(s.name)
         for s in specs:
             set_weight_matrix(s, done[s.name])
     return {s.name: done[s.name] for s in specs}
+
+
+def capture_original(model: nn.Module, batches: Iterable, names: Sequence[str], *,
+                     opt_dim: int | None = None, unfold: str = "exact",
+                     full_precision: bool = False, stop_early: bool = False
+                     ) -> dict[str, LayerExport]:
+    """The exports of ``names`` from ``model`` as it is (one pass over ``batches``)."""
+    ex = export_layers(model, list(batches), list(names), opt_dim=opt_dim, unfold=unfold,
+                       full_precision=full_precision, stop_early=stop_early)
+    return dict(ex.layers)
 
 
 def _checked(spec: LayerSpec, W: np.ndarray) -> np.ndarray:

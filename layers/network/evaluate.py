@@ -125,11 +125,9 @@ def _sqnr(signal: np.ndarray, noise: np.ndarray) -> float:
     return float(10.0 * np.log10(signal / noise))
 
 
-def classifier_metrics(reference: np.ndarray, compressed: np.ndarray, *,
-                       labels: Sequence[int] | None = None, resamples: int = RESAMPLES,
-                       seed: int = 0) -> dict[str, Any]:
-    """The classifier figures (module docstring) of logits ``compressed`` against
-    ``reference`` (both (samples, K)), each ``{"value", "ci95"}``."""
+def classifier_statistics(reference: np.ndarray, compressed: np.ndarray, *,
+                          labels: Sequence[int] | None = None) -> dict[str, Any]:
+    """Each classifier figure (module docstring) as a function of the sample indices."""
     z, zh = np.asarray(reference, dtype=float), np.asarray(compressed, dtype=float)
     if z.shape != zh.shape or z.ndim != 2:
         raise ValueError(f"logits of shapes {z.shape} and {zh.shape}: need equal (samples, K)")
@@ -140,35 +138,31 @@ def classifier_metrics(reference: np.ndarray, compressed: np.ndarray, *,
     kl = np.maximum(0.0, (np.exp(lp) * (lp - lq)).sum(1))
     sig, err = (z ** 2).sum(1), ((z - zh) ** 2).sum(1)
     out = {
-        "top1_agreement": _figure(lambda i: agree1[i].mean(), n, resamples, seed),
-        "kl": _figure(lambda i: kl[i].mean(), n, resamples, seed),
-        "logit_sqnr_db": _figure(lambda i: _sqnr(sig[i].sum(), err[i].sum()), n, resamples,
-                                 seed),
+        "top1_agreement": lambda i: agree1[i].mean(),
+        "kl": lambda i: kl[i].mean(),
+        "logit_sqnr_db": lambda i: _sqnr(sig[i].sum(), err[i].sum()),
     }
     if K >= 5:
         top5 = np.argsort(-zh, axis=1)[:, :5]
         agree5 = (top5 == top[:, None]).any(1).astype(float)
-        out["top5_agreement"] = _figure(lambda i: agree5[i].mean(), n, resamples, seed)
+        out["top5_agreement"] = lambda i: agree5[i].mean()
     if labels is not None:
         y = np.asarray(labels, dtype=np.int64)
         if y.shape != (n,):
             raise ValueError(f"{y.shape[0]} labels for {n} samples")
         ok0, ok1 = (top == y).astype(float), (zh.argmax(1) == y).astype(float)
-        out["top1_accuracy_original"] = _figure(lambda i: ok0[i].mean(), n, resamples, seed)
-        out["top1_accuracy"] = _figure(lambda i: ok1[i].mean(), n, resamples, seed)
-    out["samples"] = n
+        out["top1_accuracy_original"] = lambda i: ok0[i].mean()
+        out["top1_accuracy"] = lambda i: ok1[i].mean()
     return out
 
 
-def embedding_metrics(reference: np.ndarray, compressed: np.ndarray, *,
-                      resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
-    """The sentence-encoder figures (module docstring) of unit embeddings (samples, d)."""
+def embedding_statistics(reference: np.ndarray, compressed: np.ndarray) -> dict[str, Any]:
+    """Each sentence-encoder figure (module docstring) as a function of the sample indices."""
     from scipy.stats import spearmanr
 
     e, eh = np.asarray(reference, dtype=float), np.asarray(compressed, dtype=float)
     if e.shape != eh.shape or e.ndim != 2:
         raise ValueError(f"embeddings of shapes {e.shape} and {eh.shape}: need equal (n, d)")
-    n = e.shape[0]
     cos = (e * eh).sum(1)
     S, Sh = e @ e.T, eh @ eh.T
 
@@ -180,16 +174,49 @@ def embedding_metrics(reference: np.ndarray, compressed: np.ndarray, *,
         x, y = S[idx[a], idx[b]][keep], Sh[idx[a], idx[b]][keep]
         return float(spearmanr(x, y).statistic)
 
-    return {"cosine": _figure(lambda i: cos[i].mean(), n, resamples, seed),
-            "pairwise_spearman": _figure(rank_corr, n, resamples, seed),
-            "samples": n}
+    return {"cosine": lambda i: cos[i].mean(), "pairwise_spearman": rank_corr}
+
+
+def statistics(kind: str, reference: np.ndarray, compressed: np.ndarray, *,
+               labels: Sequence[int] | None = None) -> dict[str, Any]:
+    """:func:`classifier_statistics` for ``"logits"``, :func:`embedding_statistics` else."""
+    if kind == "logits":
+        return classifier_statistics(reference, compressed, labels=labels)
+    return embedding_statistics(reference, compressed)
+
+
+def classifier_metrics(reference: np.ndarray, compressed: np.ndarray, *,
+                       labels: Sequence[int] | None = None, resamples: int = RESAMPLES,
+                       seed: int = 0) -> dict[str, Any]:
+    """The classifier figures (module docstring) of logits ``compressed`` against
+    ``reference`` (both (samples, K)), each ``{"value", "ci95"}``."""
+    return compare_outputs("logits", reference, compressed, labels=labels,
+                           resamples=resamples, seed=seed)
+
+
+def embedding_metrics(reference: np.ndarray, compressed: np.ndarray, *,
+                      resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
+    """The sentence-encoder figures (module docstring) of unit embeddings (samples, d)."""
+    return compare_outputs("embedding", reference, compressed, resamples=resamples, seed=seed)
+
+
+def paired_difference(stat_a, stat_b, n: int, *, resamples: int = RESAMPLES,
+                      seed: int = 0) -> dict[str, Any]:
+    """``stat_a − stat_b`` on the same samples, with a paired bootstrap interval (both figures
+    recomputed on each common resample): the confidence of a verdict between two networks."""
+    return _figure(lambda i: stat_a(i) - stat_b(i), n, resamples, seed)
 
 
 def compare_outputs(kind: str, reference: np.ndarray, compressed: np.ndarray, **kw: Any
                     ) -> dict[str, Any]:
-    """:func:`classifier_metrics` for ``"logits"``, :func:`embedding_metrics` otherwise
-    (``labels`` only for logits)."""
-    if kind == "logits":
-        return classifier_metrics(reference, compressed, **kw)
-    kw.pop("labels", None)
-    return embedding_metrics(reference, compressed, **kw)
+    """Every figure of :func:`statistics` as ``{"value", "ci95"}``, plus ``samples``
+    (``labels`` only for logits; ``resamples`` and ``seed`` of the bootstrap)."""
+    resamples, seed = kw.pop("resamples", RESAMPLES), kw.pop("seed", 0)
+    labels = kw.pop("labels", None) if kind == "logits" else None
+    if kw:
+        raise TypeError(f"unexpected options {sorted(kw)}")
+    stats = statistics(kind, reference, compressed, labels=labels)
+    n = int(np.asarray(reference).shape[0])
+    out: dict[str, Any] = {k: _figure(f, n, resamples, seed) for k, f in stats.items()}
+    out["samples"] = n
+    return out

@@ -318,6 +318,7 @@ def results_table(results: list[tuple[int, SolveResult]]) -> str:
         lb = "—" if r.lower_bound is None else f"{r.lower_bound:.6g}"
         gap = "—" if r.gap is None else f"{r.gap:.2e}"
         up = "—" if r.sqnr_upper_db is None else f"{r.sqnr_upper_db:8.3f}"
+        up = "no bound" if up.strip() == "inf" else up
         sq = "—" if r.sqnr_db is None else f"{r.sqnr_db:8.3f}"
         lines.append(
             f"{c:>4} {r.status.value:<11} {r.objective:>12.6g} {lb:>12} {gap:>9} "

@@ -13,6 +13,11 @@ For each requested layer and chunk ``[start, stop)`` of its ``n`` inputs::
 ``dead_inputs`` marks input coordinates that never fire (``H_ii = 0``: an all-zero column of
 ``X``), ``dead_channels`` channels with ``norm = 0``. Both stay in the problem, marked.
 
+A chunk with fewer calibration rows than inputs (``rows < stop − start``) has a singular ``H``
+(rank ≤ rows): whole families of weights give the same error, pruning can often reach error 0,
+and certified bounds may be 0 (reported as "no bound"). The export then logs a warning for each
+such chunk, naming the layer, the chunk and the counts.
+
 Example
 -------
 >>> import torch
@@ -26,6 +31,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -35,6 +41,8 @@ from torch import nn
 from .capture import CaptureResult, accumulate
 from .errors import UnknownNameError, UnsupportedLayerError, name_list
 from .unfold import LayerSpec, check_unfold_mode, is_supported, layer_spec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,8 +155,10 @@ def export_layers(
         c = cap.layers[s.name]
         W = weights[s.name]
         dtype = str(s.module.weight.dtype).replace("torch.", "")
+        chunks = _chunks(s, W, c.acc.bounds, c.acc.blocks())
+        _warn_rank_deficient(s.name, chunks, c.acc.rows)
         out[s.name] = LayerExport(
-            spec=s, W0=W, chunks=_chunks(s, W, c.acc.bounds, c.acc.blocks()),
+            spec=s, W0=W, chunks=chunks,
             rows=c.acc.rows, calls=c.calls, seconds=c.seconds,
             weight_dtype=dtype if full_precision else "float16",
         )
@@ -171,3 +181,13 @@ def _chunks(spec: LayerSpec, W: np.ndarray, bounds, blocks) -> list[ChunkExport]
         norms = np.maximum(norms, 0.0)
         chunks.append(ChunkExport(k, a, b, H, Wk, dead, norms == 0.0, norms))
     return chunks
+
+
+def _warn_rank_deficient(layer: str, chunks: list[ChunkExport], rows: int) -> None:
+    """Warn, per chunk, when ``X`` has fewer rows than the chunk has inputs (``H`` singular)."""
+    for ch in chunks:
+        n = ch.stop - ch.start
+        if rows < n:
+            log.warning("layer %s chunk %d: %d calibration rows < %d inputs, H is singular "
+                        "(rank <= %d): certified bounds may be 0 ('no bound'); calibrate on "
+                        "more samples", layer or "(model)", ch.index, rows, n, rows)

@@ -187,10 +187,14 @@ def _emit(args: argparse.Namespace, out: FileOutcome) -> None:
         f"total: error {total['objective']:.6g}"
         + ("" if lb is None else f", lower bound {lb:.6g}")
         + f", SQNR {_db(total['sqnr_db'])}"
-        + ("" if lb is None else f" (≤ {_db(total['sqnr_upper_db'])})")
+        + ("" if lb is None else f" ({_ceiling(total['sqnr_upper_db'])})")
         + f", {total['seconds']:.2f} s, status {total['status']}"
         + f" (+ {doc['load_seconds']:.2f} s loading)"
     )
+
+
+def _ceiling(value: float | str | None) -> str:
+    return "no bound" if value in (None, "inf") else f"≤ {_db(value)}"
 
 
 def _db(value: float | str | None) -> str:

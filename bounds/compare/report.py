@@ -141,7 +141,8 @@ def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[s
         "(higher is better).",
         "**≤ x** is a *certified ceiling*: computed from proved lower bounds on the error, no "
         "solution of that kind can exceed it. Plain numbers are *achieved* by a returned "
-        "solution. When ceiling and best agree, the optimum is known.",
+        "solution. When ceiling and best agree, the optimum is known. **no bound**: no lower "
+        "bound above 0 was proved (e.g. fewer calibration rows than inputs make H singular).",
         "**Chunk problems** are the paper's quantity: each opt-dim chunk of a channel is its own "
         "problem and the cross terms between chunks are dropped, so they are *not* figures of "
         "the layer. **Whole channel** figures are for the full output channel: stitched chunk "

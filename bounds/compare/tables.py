@@ -393,10 +393,14 @@ def _ranges(bits: list[int]) -> str:
 
 
 def fmt_db(v: float | None, ceiling: bool = False) -> str:
+    """An SQNR cell; a ceiling that is missing or infinite (no proved error above 0) reads
+    "no bound", never "≤ ∞" or "≤ inf"."""
+    if ceiling and (v is None or math.isinf(v)):
+        return "no bound"
     if v is None:
         return "—"
     if math.isinf(v):
-        return "≤ ∞" if ceiling else "∞"
+        return "∞"
     return f"≤ {v:.2f}" if ceiling else f"{v:.2f}"
 
 

@@ -130,16 +130,19 @@ class DaskExecutor:
         info = self.client.scheduler_info()
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info["workers"].values()))
         self.address = address
+        self._warm = False
 
     def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
         from distributed import as_completed
 
         it = iter(tasks)
         window = 4 * self.workers
-        try:
-            self.client.run(warm_up)  # once on every worker
-        except Exception as exc:  # noqa: BLE001 - a warm-up never fails the run
-            log.warning("warm-up on the Dask workers failed: %s", exc)
+        if not self._warm:  # once on every worker (execute is called again while a run
+            self._warm = True  # waits for tasks another run on its store holds)
+            try:
+                self.client.run(warm_up)
+            except Exception as exc:  # noqa: BLE001 - a warm-up never fails the run
+                log.warning("warm-up on the Dask workers failed: %s", exc)
 
         def submit(t: Task) -> Any:
             return self.client.submit(run_task, t, pure=False, key=f"pqbound-{t.key[:32]}")

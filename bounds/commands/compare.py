@@ -93,6 +93,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-limit", type=float, default=d.time_limit, metavar="SEC",
                    help=f"per-problem limit for each solve (default {d.time_limit}); bounds "
                    "stay valid on time-out; 0: none")
+    p.add_argument("--node-limit", type=int, default=None, metavar="N",
+                   help="stop each exact solve after N search nodes instead of at the time "
+                   "limit: certified figures reproducible on any machine, however loaded "
+                   "(recorded in the store and the report; heuristics then run without a "
+                   "time limit, general solvers keep --time-limit)")
     p.add_argument("--db", default="pqbound-results.sqlite", metavar="FILE",
                    help="SQLite results store (default pqbound-results.sqlite); resumed if it "
                    "holds this run")
@@ -142,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         max_chunks=None if args.all_chunks else args.chunks,
         nm=tuple(parse_nm(x) for x in args.nm),
         time_limit=args.time_limit or None,
+        node_limit=args.node_limit,
         protocol=args.protocol,
         accounting=args.accounting,
         samples=args.samples,

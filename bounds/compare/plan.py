@@ -29,6 +29,9 @@ every scale in a range is derived after the solves (:func:`bounds.compare.derive
 
 from __future__ import annotations
 
+import functools
+import inspect
+import logging
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from solvers.problem import LayerProblem, density_to_k
+from solvers.registry import get_method
 from solvers.whole_channel import BlockSplit, block_split
 
 from ..protocols import Protocol, get_protocol
@@ -44,6 +48,8 @@ from ..provenance import pqbound_version
 from .accounting import prune_density, zero_fraction
 from .settings import CompareConfig, bound_method
 from .tasks import Task, array_hash, task_key
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -216,6 +222,33 @@ def _box(box_factor: float | None, w0: np.ndarray) -> float | None:
     return None if box_factor is None or amax == 0 else box_factor * amax
 
 
+def _limits(cfg: CompareConfig, kind: str, method: str) -> tuple[float | None, int | None]:
+    """(time limit, node limit) of one method's solves.
+
+    Without ``cfg.node_limit``: ``cfg.time_limit`` for all. With it (reproducible figures): a
+    method with a ``node_limit`` parameter (``exact``) gets it and no time limit; a heuristic
+    gets no time limit either (its work is bounded by its own iteration counts: AdaRound's
+    early stop on time would make the best figure depend on the machine); a certified method
+    without a node limit (a general solver) keeps ``cfg.time_limit`` — its figures are then
+    not reproducible, and a warning says so.
+    """
+    if cfg.node_limit is None:
+        return cfg.time_limit, None
+    m = get_method(kind, method)
+    if "node_limit" in inspect.signature(m.load()).parameters:
+        return None, cfg.node_limit
+    if not m.certified:
+        return None, None
+    _warn_time_limited(kind, method)
+    return cfg.time_limit, None
+
+
+@functools.cache
+def _warn_time_limited(kind: str, method: str) -> None:
+    log.warning("%s method %r takes no node limit: it keeps the time limit, so its figures "
+                "depend on the machine", kind, method)
+
+
 class _LayerTasks:
     """Builds the tasks of one layer; each knows its key, its data and its row's identity."""
 
@@ -225,14 +258,16 @@ class _LayerTasks:
 
     def add(self, kind: str, method: str, scope: str, chunk: int, c: int, comp: str,
             H: np.ndarray, w0: np.ndarray, a: int, b: int, ph: str, **kw: Any) -> None:
-        cfg = self.cfg
+        time_limit, node_limit = _limits(self.cfg, kind, method)
+        limit = {"time_limit": time_limit} if node_limit is None else {"node_limit": node_limit}
         key = task_key(problem=ph, kind=kind, method=method, scope=scope, compression=comp,
-                       time_limit=cfg.time_limit, version=self.run.version,
+                       **limit, version=self.run.version,
                        **{k: v for k, v in kw.items() if k != "validate"})
         self.out.append(Task(
             key=key, kind=kind, method=method, scope=scope, model=self.run.model,
             layer=self.plan.layer, chunk=chunk, channel=c, compression=comp, H=H, w0=w0,
-            input_start=a, input_stop=b, time_limit=cfg.time_limit, problem_hash=ph,
+            input_start=a, input_stop=b, time_limit=time_limit, node_limit=node_limit,
+            problem_hash=ph,
             calibration=self.plan.calibration, settings_hash=self.run.settings_hash, **kw))
 
     def build(self) -> list[Task]:

@@ -124,7 +124,9 @@ def _blocks(run: dict[str, Any], layers: list[dict[str, Any]], rows: list[dict[s
         ["chunks (opt-dim)", f"{s.get('opt_dim')} inputs per chunk; at most "
                              f"{s.get('max_chunks') or 'all'} chunks per layer"],
         ["channels", f"{s.get('channels') or 'all'} per layer (seeded sample of live channels)"],
-        ["time limit", f"{s.get('time_limit')} s per problem (bounds stay valid on time-out)"],
+        ["time limit", f"{s.get('time_limit')} s per problem (bounds stay valid on time-out)"
+         if s.get("node_limit") is None else f"node limit {s['node_limit']} per exact solve, "
+         f"no time limit: reproducible figures (general solvers: {s.get('time_limit')} s)"],
         ["quantization methods", meths_q],
         ["pruning methods", meths_p],
         *([["formats", f"{', '.join(s['formats'])}; methods {', '.join(s['format_methods'])}"

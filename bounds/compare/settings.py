@@ -80,6 +80,9 @@ class CompareConfig:
     prune_methods: tuple[str, ...] = DEFAULT_PRUNE_METHODS
     nm: tuple[tuple[int, int], ...] = ()
     time_limit: float | None = 1.0
+    #: search nodes per certified solve, instead of ``time_limit`` for the methods that take
+    #: one (``exact``): figures that do not depend on the machine or its load
+    node_limit: int | None = None
     protocol: str = "exact"
     accounting: str = "paper"
     samples: int = 32
@@ -129,6 +132,11 @@ class CompareConfig:
             raise ProblemError(f"max_chunks must be >= 1, got {cfg.max_chunks}")
         if cfg.time_limit is not None and not cfg.time_limit > 0:
             raise ProblemError(f"time_limit must be > 0, got {cfg.time_limit}")
+        if cfg.node_limit is not None:
+            if isinstance(cfg.node_limit, bool) or int(cfg.node_limit) != cfg.node_limit \
+                    or cfg.node_limit < 1:
+                raise ProblemError(f"node_limit must be an integer >= 1, got {cfg.node_limit!r}")
+            cfg.node_limit = int(cfg.node_limit)
         if cfg.samples < 1:
             raise ProblemError(f"samples must be >= 1, got {cfg.samples}")
         cfg.nm = tuple((int(a), int(b)) for a, b in cfg.nm)

@@ -52,6 +52,7 @@ class Task:
     density: float | None = None
     box: float | None = None  # absolute box on kept weights (pruning), None for none
     time_limit: float | None = None
+    node_limit: int | None = None  # given to the method instead of a time limit
     options: dict[str, Any] = field(default_factory=dict)
     problem_hash: str = ""
     calibration: str = ""
@@ -132,7 +133,10 @@ def run_task(task: Task) -> dict[str, Any]:
     try:
         problem = task.problem()
         fn = get_method(task.kind, task.method).load()
-        res = fn(problem, time_limit=task.time_limit, **task.options)
+        limits: dict[str, Any] = {"time_limit": task.time_limit}
+        if task.node_limit is not None:
+            limits["node_limit"] = task.node_limit
+        res = fn(problem, **limits, **task.options)
         row.update({
             "status": res.status.value,
             "objective": float(res.objective),

@@ -114,7 +114,9 @@ def solve_exact(
         Largest relative gap (the floating-point margin) with which an exhausted search is
         reported ``OPTIMAL``; the gap itself is always in the result.
     slice_nodes : int
-        Nodes per compiled slice between clock checks (adapted to ~20 ms per slice).
+        Nodes per compiled slice between clock checks: under a time limit adapted to ~20 ms
+        per slice; without one, doubled from slice to slice up to ``slice_nodes``, by node
+        counts alone, so that a node-limited solve gives the same result on any machine.
     log_every : float
         Seconds between progress lines on the ``solvers.quant.exact`` logger (INFO).
     sdp_reserve : float
@@ -276,10 +278,13 @@ def solve_exact(
         if deadline is not None and now >= deadline:
             limit_hit = Status.TIME_LIMIT
             break
-        # aim at ~20 ms per slice, never past the deadline by much
-        dt = max(now - ts, 1e-6)
-        target = 0.02 if deadline is None else min(0.02, max(1e-3, (deadline - now) / 2))
-        budget = int(min(max(1000, budget * target / dt), 50_000_000))
+        if deadline is None:  # no clock to watch: slices by node counts alone, so a
+            # node-limited solve gives the same answer on any machine, however loaded
+            budget = min(2 * budget, max(1000, int(slice_nodes)))
+        else:  # aim at ~20 ms per slice, never past the deadline by much
+            dt = max(now - ts, 1e-6)
+            target = min(0.02, max(1e-3, (deadline - now) / 2))
+            budget = int(min(max(1000, budget * target / dt), 50_000_000))
         if lns_at is not None and now >= lns_at:
             lns_at = None
             if idx.size >= LNS_LONG_N:  # the search will not finish: improve the incumbent

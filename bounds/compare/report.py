@@ -283,7 +283,9 @@ def _robustness_blocks(e: dict[str, Any]) -> list[Block]:
         rng_cell = " / ".join(
             tables.fmt_db(rng[g]["ceiling_db"], True) + ("" if rng[g]["status"] in (
                 "converged", "above_target", "below_target") else " †")
-            if g in rng else "—" for g in ("channel", "tensor")) if rng else "not computed"
+            if g in rng else "—" for g in ("channel", "tensor")) if rng else (
+            "not needed (quantization wins at the rule's scales)"
+            if v["winner"] == "quantization" else "not computed")
         sens = ln.get("sensitivity")
         body.append([str(ln["bits"]), ", ".join(f"ch {c}: {x:.4g}" for c, x in sc.items()),
                      paper_cell, paper_v, rng_cell, v["text"], sens["text"] if sens else "—"])

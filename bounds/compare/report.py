@@ -264,7 +264,7 @@ def _robustness_blocks(e: dict[str, Any]) -> list[Block]:
     if not lines:
         return []
     head = ["bits", "scales (run's rule)", "quant ≤ / best at the paper's scale",
-            "verdict at the paper's scale", "quant ≤ over the range: per channel / per tensor",
+            "verdict at the paper's scale", "quant over every scale of the range: ≤ per channel / per tensor",
             "verdict (conditions)", "sensitivity"]
     body = []
     for ln in lines:
@@ -283,6 +283,7 @@ def _robustness_blocks(e: dict[str, Any]) -> list[Block]:
         rng_cell = " / ".join(
             tables.fmt_db(rng[g]["ceiling_db"], True) + ("" if rng[g]["status"] in (
                 "converged", "above_target", "below_target") else " †")
+            + f" (best found {tables.fmt_db(rng[g]['best_db'])})"
             if g in rng else "—" for g in ("channel", "tensor")) if rng else (
             "not needed (quantization wins at the rule's scales)"
             if v["winner"] == "quantization" else "not computed")

@@ -126,7 +126,7 @@ def test_a_tiny_run_states_every_condition(tmp_path):
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "**Conditions:** at the output-channel scale rule" in md
     assert "channels 2 of 4; chunks 1 of 1; calibration" in md
-    assert "Clopper–Pearson" in md and "quant ≤ over the range" in md
+    assert "Clopper–Pearson" in md and "quant over every scale of the range" in md
     vj = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
     assert len(vj) == 2 and all(x["verdict"]["conditions"]["channels"] == chans for x in vj)
     assert all(x["scale_range"]["channel"]["lower_bound"] is not None for x in vj)

@@ -264,7 +264,8 @@ def _robustness_blocks(e: dict[str, Any]) -> list[Block]:
     if not lines:
         return []
     head = ["bits", "scales (run's rule)", "quant ≤ / best at the paper's scale",
-            "verdict at the paper's scale", "quant over every scale of the range: ≤ per channel / per tensor",
+            "verdict at the paper's scale",
+            "quant over every scale of the range: ≤ per channel / per tensor",
             "verdict (conditions)", "sensitivity"]
     body = []
     for ln in lines:

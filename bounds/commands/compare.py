@@ -126,6 +126,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "bound joins the block-split bound; its solution the stitched ones)")
     p.add_argument("--split", choices=CONSTRUCTIONS, default="auto",
                    help="block-split construction for whole-channel bounds (default auto)")
+    from ..scale_choice import SCALE_RULES
+
+    p.add_argument("--scale-rule", choices=SCALE_RULES, default=d.scale_rule,
+                   help=f"quantization scales (default {d.scale_rule}: per channel, least "
+                   "output error of round-to-nearest; mse-tensor is the paper's)")
+    p.add_argument("--no-paper-scale", action="store_true",
+                   help="do not solve the paper's per-tensor MSE scale beside the rule's")
+    p.add_argument("--scale-range", type=float, nargs=2, metavar=("LO", "HI"),
+                   default=list(d.scale_range),
+                   help="bound quantization over every scale in [LO, HI]× the min-max scale "
+                   f"(default {d.scale_range[0]:g} {d.scale_range[1]:g}) on the "
+                   "--scale-range-layer layers")
+    p.add_argument("--scale-range-layer", action="append", dest="scale_range_layers",
+                   metavar="NAME", help="a layer for the scale-range bound (repeatable; "
+                   "default: the model's stem layer)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
     g.add_argument("--json", action="store_true", help="print the summary as JSON, no bar")
@@ -161,6 +176,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
         format_methods=tuple(args.format_methods or ()),
         format_accounting=args.format_accounting,
         format_scale=args.format_scale,
+        scale_rule=args.scale_rule,
+        paper_scale=not args.no_paper_scale,
+        scale_range=tuple(args.scale_range),
+        scale_range_layers=(None if args.scale_range_layers is None
+                            else tuple(args.scale_range_layers)),
         **kw,
     )
 

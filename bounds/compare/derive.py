@@ -14,7 +14,8 @@ every compression of the run:
 
 On the layers whose plan asks for it (:attr:`LayerPlan.scale_range`), :func:`range_rows` adds
 the certified bound on quantization over **every scale** in the run's range (scope ``range``,
-one row per bit width and granularity: ``scale-range channel`` lets each sampled channel have
+one row per bit width where pruning wins or may at the rule's scales, and granularity:
+``scale-range channel`` lets each sampled channel have
 its own scale in ``[lo, hi]·max|w_c|/zmax``, ``scale-range tensor`` one shared scale in
 ``[lo, hi]·max|W|/zmax``), over the same sampled chunk problems, from
 :mod:`solvers.scale_range`; the search stops once it decides pruning's best chunk error.
@@ -90,7 +91,7 @@ def derived_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
 
 
 #: Exact-solve node limit per interval centre of the scale-range bound (deterministic).
-RANGE_NODE_LIMIT = 200_000
+RANGE_NODE_LIMIT = 20_000
 
 
 def range_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
@@ -115,11 +116,13 @@ def range_rows(plan: LayerPlan, run: RunPlan, store: ResultStore, run_id: str
         comp = f"{bits}bit"
         best = {kind: _best_total(solved, kind, comp, len(plan.channels) * len(plan.chunk_ids))
                 for kind in ("quant", "prune")}
-        # Search until the bound decides pruning's error only where pruning wins (or may) at
-        # the rule's scales; else run to the tolerance: the ceiling over every scale is the
-        # figure then.
-        target = best["prune"] if best["prune"] is not None and (
-            best["quant"] is None or best["quant"] >= best["prune"]) else None
+        # Only where pruning wins (or may) at the rule's scales does a verdict depend on the
+        # scale: a quantization win is a solution, at its scale, whatever other scales do.
+        # The search stops once the bound decides pruning's error.
+        if best["prune"] is None or (best["quant"] is not None
+                                     and best["quant"] < best["prune"]):
+            continue
+        target = best["prune"]
         opts = {"rtol": 1e-3, "max_intervals": cfg.scale_range_intervals,
                 "node_limit": RANGE_NODE_LIMIT, "target": target}
         ranges = [(lo * float(minmax_scale(P.W0[c], bits)), hi * float(minmax_scale(P.W0[c], bits)))

@@ -302,7 +302,8 @@ def _robustness_blocks(e: dict[str, Any]) -> list[Block]:
     if not lines:
         return []
     head = ["bits", "scales (run's rule)", "quant ≤ / best at the paper's scale",
-            "verdict at the paper's scale", "quant ≤ over the range: per channel / per tensor",
+            "verdict at the paper's scale",
+            "quant over every scale of the range: ≤ per channel / per tensor",
             "verdict (conditions)", "sensitivity"]
     body = []
     for ln in lines:
@@ -321,7 +322,10 @@ def _robustness_blocks(e: dict[str, Any]) -> list[Block]:
         rng_cell = " / ".join(
             tables.fmt_db(rng[g]["ceiling_db"], True) + ("" if rng[g]["status"] in (
                 "converged", "above_target", "below_target") else " †")
-            if g in rng else "—" for g in ("channel", "tensor")) if rng else "not computed"
+            + f" (best found {tables.fmt_db(rng[g]['best_db'])})"
+            if g in rng else "—" for g in ("channel", "tensor")) if rng else (
+            "not needed (quantization wins at the rule's scales)"
+            if v["winner"] == "quantization" else "not computed")
         sens = ln.get("sensitivity")
         body.append([str(ln["bits"]), ", ".join(f"ch {c}: {x:.4g}" for c, x in sc.items()),
                      paper_cell, paper_v, rng_cell, v["text"], sens["text"] if sens else "—"])

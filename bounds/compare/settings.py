@@ -101,7 +101,7 @@ class CompareConfig:
     # channel's own; per tensor: the tensor's), on these layers (None: the model's stem layer).
     scale_range: tuple[float, float] | None = (0.1, 2.0)
     scale_range_layers: tuple[str, ...] | None = None
-    scale_range_intervals: int = 512  # exact solves per problem at most, per bit width
+    scale_range_intervals: int = 128  # interval centres solved at most, per bit width
     # --formats (bounds/compare/formats.py): formats side by side at equal bits per weight
     formats: tuple[str, ...] = ()
     format_methods: tuple[str, ...] = ()  # () = DEFAULT_FORMAT_METHODS

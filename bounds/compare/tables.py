@@ -334,7 +334,7 @@ def layer_tables(rows: list[dict[str, Any]], settings: dict[str, Any]) -> list[d
                                          "scale": (li.get("paper_scales") or {}).get(str(
                                              _comp_bits(comp)))}
                 else:
-                    v["conditions"] = conditions(li, settings, _comp_bits(comp))
+                    scale_condition(v, qf, pf, {}, conditions(li, settings, _comp_bits(comp)))
                 lines.append(line)
             if lines:
                 entry["scopes"][scope] = lines

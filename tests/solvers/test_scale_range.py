@@ -109,3 +109,23 @@ def test_zero_weights_and_bad_input():
             scale_range_bound([(H, np.ones(3))], 4, lo, hi)
     with pytest.raises(ProblemError, match="no problems"):
         scale_range_bound([], 4, 0.1, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["well", "ill", "rankdef"])
+def test_box_bound_is_below_the_box_minimum_and_close_to_it(kind):
+    from scipy.optimize import minimize
+
+    from solvers.scale_range import box_bound
+
+    rng = np.random.default_rng(len(kind))
+    H, w0 = random_hessian(rng, 6, kind), rng.standard_normal(6)
+    lo, hi = -0.3, 0.2
+    b = box_bound(H, w0, lo, hi)
+    f = lambda x: float((x - w0) @ H @ (x - w0))  # noqa: E731
+    ref = minimize(f, np.zeros(6), jac=lambda x: 2 * H @ (x - w0), bounds=[(lo, hi)] * 6,
+                   method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-12})
+    assert b <= ref.fun * (1 + 1e-9) + 1e-12
+    for x in rng.uniform(lo, hi, size=(200, 6)):
+        assert b <= f(x) * (1 + 1e-12)
+    if kind == "well":
+        assert b >= 0.99 * ref.fun  # the certificate is tight for a well-conditioned H

@@ -57,13 +57,21 @@ def test_sensitivity_counts_flips_and_covers_the_share():
     assert lo == pytest.approx(0.187086, abs=1e-5) and hi == pytest.approx(0.812914, abs=1e-5)
 
 
-def test_a_tiny_run_states_every_condition(tmp_path):
+def _sparse_toy():
+    """Each channel one large weight and five small ones: pruning wins at 2 and 3 bits."""
     toy = toy_layer(seed=3, n=6, channels=4)
+    W0 = 0.2 * toy.W0
+    W0[:, 0] = [1.0, -0.8, 0.9, 1.1]
+    return type(toy)(toy.H, W0, toy.meta)
+
+
+def test_a_tiny_run_states_every_condition(tmp_path):
+    toy = _sparse_toy()
     db = tmp_path / "r.sqlite"
     s = run_compare("toy", problems={"toy": toy}, db=db, workers=1, report=tmp_path / "rep",
                     bits=(2, 3), opt_dim=None, channels=2, quant_methods=("exact", "rtn"),
                     prune_methods=("exact", "magnitude"), time_limit=None,
-                    scale_range_layers=("toy",), scale_range_intervals=200)
+                    scale_range_layers=("toy",), scale_range_intervals=64)
     assert s.errors == 0
     with ResultStore(db, readonly=True) as st:
         rows = st.rows(s.run_id, solutions=True)
@@ -84,10 +92,11 @@ def test_a_tiny_run_states_every_condition(tmp_path):
         paper = [r for r in rows if r["scope"] == "paper" and r["bits"] == b]
         assert {r["method"] for r in paper} == {"exact", "rtn"}
         assert len({r["scale"] for r in paper}) == 1 and ln["paper"]["scale"] == paper[0]["scale"]
-        # The bound over every scale of the range: below the exact optimum at the rule's
-        # scales whenever they lie in the range, and its solutions are on their scale's grid.
+        # The bound over every scale of the range (where pruning wins at the rule's scales):
+        # below the exact optimum at the rule's scales whenever they lie in the range, and its
+        # solutions are on their scale's grid.
         rng = ln["range"]
-        assert set(rng) == {"channel", "tensor"}
+        assert v["winner"] == "pruning" and set(rng) == {"channel", "tensor"}
         exact = {r["channel"]: r for r in rows if r["scope"] == "chunk" and r["bits"] == b
                  and r["kind"] == "quant" and r["method"] == "exact"}
         rr = {r["method"]: r for r in rows if r["scope"] == "range" and r["bits"] == b}
@@ -112,12 +121,12 @@ def test_a_tiny_run_states_every_condition(tmp_path):
             assert ln["prune"]["best_error"] < rng[v["every_scale"]]["lower_bound"]
         sens = ln["sensitivity"]
         if v["winner"] in ("quantization", "pruning"):
-            assert sens["channels"] == 2 and 0 <= sens["flips"] <= 2
+            assert sens["channels"] == 2 and sens["quant_wins"] == sens["flips"]
     # The report and its JSON carry the conditions.
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "**Conditions:** at the output-channel scale rule" in md
     assert "channels 2 of 4; chunks 1 of 1; calibration" in md
-    assert "Clopper–Pearson" in md and "quant ≤ over the range" in md
+    assert "Clopper–Pearson" in md and "quant over every scale of the range" in md
     vj = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
     assert len(vj) == 2 and all(x["verdict"]["conditions"]["channels"] == chans for x in vj)
     assert all(x["scale_range"]["channel"]["lower_bound"] is not None for x in vj)

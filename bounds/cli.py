@@ -34,6 +34,14 @@ quadratic problems (H = XᵀX), `pqbound solve quant|prune` on a problem file, o
 """
 
 
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (reading package metadata costs ~0.1 s)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        print(f"pqbound {pqbound_version()}")
+        parser.exit()
+
+
 def command_names() -> list[str]:
     """The sub-commands: the public modules of :mod:`bounds.commands`, sorted."""
     return sorted(m.name for m in pkgutil.iter_modules(commands.__path__)
@@ -50,7 +58,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv for debug)")
-    parser.add_argument("--version", action="version", version=f"pqbound {pqbound_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show pqbound's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in command_names():
         if only is not None and name != only:

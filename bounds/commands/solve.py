@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--nonzeros", type=int, default=None, metavar="K",
                    help="at most K nonzero weights per channel (zero must be a level)")
     s.add_argument("--density", type=float, default=None, metavar="D",
-                   help="at most round(D·n) nonzero weights per channel")
+                   help="at most round(D·n) nonzero weights per channel (halves rounded up)")
     s.add_argument("--nm", default=None, metavar="N:M",
                    help="at most N nonzero weights in each group of M consecutive inputs")
     q.set_defaults(func=run)

@@ -161,3 +161,9 @@ def test_solve_loads_neither_torch_nor_plotting(folder):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["0", "[]"]
+
+
+def test_version_is_looked_up_when_asked(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("pqbound ")

@@ -109,8 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the sizes to fine-tune at (default: --bits)")
     f.add_argument("--finetune-methods", default="gptq,sparsegpt", metavar="QUANT,PRUNE",
                    help="the post-training methods to start from (default gptq,sparsegpt)")
-    f.add_argument("--finetune-size", type=int, default=160, metavar="PX",
-                   help="training image size (default 160; evaluation at the model's own)")
+    f.add_argument("--finetune-size", type=int, default=128, metavar="PX",
+                   help="training image size (default 128; evaluation at the model's own)")
     f.add_argument("--finetune-lr", type=float, default=1e-4, metavar="LR",
                    help="Adam learning rate (default 1e-4, cosine-decayed)")
     p.add_argument("--db", default=None, metavar="FILE",

@@ -41,9 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Default post-training methods the fine-tuning starts from.
 DEFAULT_METHODS = ("gptq", "sparsegpt")
-#: Default fine-tuning image size (pixels) and steps per size and family.
-DEFAULT_SIZE = 160
-DEFAULT_STEPS = 100
+#: Default fine-tuning image size (pixels).
+DEFAULT_SIZE = 128
 
 
 def resize_batches(batches: list, size: int | None) -> list:

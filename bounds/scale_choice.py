@@ -68,7 +68,8 @@ def choose_scales(
         raise ProblemError(f"unknown scale method {method!r}; valid: {', '.join(SCALE_METHODS)}")
     if method == "output":
         if not per_channel:
-            raise ProblemError("the output scale method is per channel only (use per_channel)")
+            raise ProblemError("the output scale method is per channel only "
+                               "(--per-channel, per_channel=True)")
         s = choose_scales(problem, bits, method="mse", per_channel=True)
         for c in range(C) if channels is None else channels:
             s[c] = output_scale(problem.hessian(c), problem.W0[c], bits)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..problem import ProblemError, PruneProblem
+from ..problem import ProblemError, PruneProblem, hessian_exponent
 from ..result import GAP_NORM_FLOOR, OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from ..stopwatch import Stopwatch
 from .bounds import diagonal_split, margin_for
@@ -113,6 +113,12 @@ def solve_exact(
         raise ProblemError(f"prune method 'exact' has no option {', '.join(sorted(unknown))}; "
                            f"valid: {', '.join(OPTIONS)}")
     _check_options(problem, time_limit, diagonal, branching, perspective)
+    shift = hessian_exponent(problem.H)
+    if shift:
+        return _solve_rescaled(problem, shift, time_limit=time_limit, node_limit=node_limit,
+                               diagonal=diagonal, incumbents=incumbents, branching=branching,
+                               compare_unstructured=compare_unstructured,
+                               perspective=perspective)
     sw = Stopwatch()
     deadline = None if time_limit is None else sw.start + float(time_limit)
     H = np.ascontiguousarray(problem.H, dtype=np.float64)
@@ -286,6 +292,35 @@ def gap_floor(n: int) -> float:
     the float64 noise of a refit's error (a rank-deficient ``H`` with ``k >= rank`` has
     optimum 0, and the refit leaves ``~n·ε·norm`` of rounding)."""
     return max(GAP_NORM_FLOOR, NOISE_FLOOR * n / OPTIMALITY_RTOL)
+
+
+def _solve_rescaled(problem: PruneProblem, shift: int, **options: Any) -> SolveResult:
+    """Solve with ``H·2^−shift`` (only exponents change: the same masks and refit weights) and
+    report in the user's units: ``objective`` recomputed on the user's ``H``, bounds multiplied
+    back by ``2^shift``. Refused when the error or the norm overflows float64 there."""
+    r = solve_exact(PruneProblem.unchecked(np.ldexp(problem.H, -shift), problem.w0,
+                                           k=problem.k, nm=problem.nm,
+                                           box_factor=problem.box_factor), **options)
+    obj = problem.error(r.weights)
+    if not (math.isfinite(obj) and math.isfinite(problem.norm)):
+        raise ProblemError(
+            f"H is too large (largest diagonal entry about 2^{shift}): the pruning error "
+            f"does not fit in float64; divide H by a power of two")
+
+    def back(v):
+        return v if v is None or not math.isfinite(v) else float(np.ldexp(v, shift))
+
+    info = dict(r.info)
+    info["root_bound"] = back(info["root_bound"])
+    info["incumbents"] = {k: back(v) for k, v in info["incumbents"].items()}
+    if "unstructured" in info:
+        u = dict(info["unstructured"])
+        u["objective"], u["lower_bound"] = back(u["objective"]), back(u["lower_bound"])
+        info["unstructured"] = u
+    info["h_exponent"] = shift
+    lower = None if r.lower_bound is None else min(back(r.lower_bound), obj)
+    return r.with_(weights=r.weights, objective=obj, lower_bound=lower, norm=problem.norm,
+                   info=info)
 
 
 def _unstructured(problem, time_limit, node_limit, diagonal, incumbents, branching,

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ..problem import ProblemError, QuantProblem
+from ..problem import ProblemError, QuantProblem, hessian_exponent
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from .certify import Certifier, certified_bound
 from .factor import live_inputs, ordered_cholesky
@@ -171,7 +171,7 @@ def solve_exact(
                         ("neighbourhood", neighbourhood)):
         if value not in ("auto", True, False):
             raise ProblemError(f"{name} must be 'auto', True or False, got {value!r}")
-    shift = _h_exponent(problem.H)
+    shift = hessian_exponent(problem.H, H_EXPONENT_RANGE)
     if shift:
         return _solve_rescaled(problem, shift, time_limit=time_limit, node_limit=node_limit,
                                ordering=ordering, initial_codes=initial_codes,
@@ -224,18 +224,6 @@ def solve_exact(
 
 
 # --- the named steps of the driver --------------------------------------------------------------
-
-
-def _h_exponent(H: np.ndarray) -> int:
-    """The power of two ``e`` to divide ``H`` by so that its largest diagonal entry is about 1,
-    or 0 when that entry lies within ``2^±H_EXPONENT_RANGE`` (nothing to do). Beyond that range
-    the certificate's squares of ``H``'s entries overflow (``H ≈ 1e300``) or underflow
-    (``H ≈ 1e-300``) and the search could no longer prune."""
-    top = float(np.max(np.diagonal(H))) if H.size else 0.0
-    if not top > 0.0 or not math.isfinite(top):
-        return 0
-    e = math.frexp(top)[1]
-    return e if abs(e) > H_EXPONENT_RANGE else 0
 
 
 def _solve_rescaled(problem: QuantProblem, shift: int, **options: Any) -> SolveResult:
@@ -385,7 +373,9 @@ def _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit, slice_nodes,
     if time_limit is not None and (neighbourhood is True or (
             neighbourhood == "auto" and n >= LAGRANGIAN_MIN_N)):
         lns_at = t0 + min(0.2 * float(time_limit), LNS_START)
-    budget = max(1000, int(slice_nodes))
+    # with a time limit the first slice is short (the set-up may have used the time already);
+    # the budget then adapts to ~20 ms per slice
+    budget = max(1000, int(slice_nodes)) if deadline is None else 1000
     next_log = t0 + log_every
     reducer = None
     reduce_at = None

@@ -43,6 +43,23 @@ class ProblemError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+def hessian_exponent(H: np.ndarray, limit: int = 200) -> int:
+    """The power of two ``e`` that the exact solvers divide ``H`` by (only exponents change:
+    results are the same up to the factor ``2^e``) so that its largest diagonal entry is about
+    1, or 0 when that entry already lies within ``2^±limit``. Beyond that range squares and
+    products of ``H``'s entries in the certificates overflow (``H ≈ 1e300``) or underflow
+    (``H ≈ 1e-300``).
+
+    >>> hessian_exponent(np.eye(2)), hessian_exponent(np.eye(2) * 1e300)
+    (0, 997)
+    """
+    top = float(np.max(np.diagonal(H))) if H.size else 0.0
+    if not (top > 0.0 and math.isfinite(top)):
+        return 0
+    e = math.frexp(top)[1]
+    return e if abs(e) > limit else 0
+
+
 def validate_hessian(H: Any, *, name: str = "H") -> np.ndarray:
     """Check that ``H`` is a finite, square, symmetric, PSD matrix; return it symmetrised.
 

@@ -40,13 +40,33 @@ class Status(str, Enum):
         return self.value
 
 
-def relative_gap(objective: float, lower_bound: float | None) -> float | None:
-    """``(objective - lower_bound) / objective``, 0 when both are 0, ``None`` without a bound."""
+#: Errors below this share of the channel's norm ``w0ᵀHw0`` (SQNR above 90 dB) are "near
+#: zero": there the gap is measured against ``GAP_NORM_FLOOR·norm`` instead of the error itself
+#: (a solver may state a larger floor, e.g. exact pruning's float64 noise floor).
+GAP_NORM_FLOOR = 1e-9
+
+
+def relative_gap(objective: float, lower_bound: float | None, norm: float | None = None,
+                 floor: float = GAP_NORM_FLOOR) -> float | None:
+    """``(objective − lower_bound) / max(objective, floor·norm)``.
+
+    Relative to the error, except where the error is near zero against the channel's norm
+    (below ``floor·norm``, where a relative gap only measures float64 rounding): there against
+    that share of the norm. So ``gap <= rtol`` means ``objective − lower_bound <=
+    max(rtol·objective, rtol·floor·norm)``. Without a (finite, positive) ``norm``: relative to
+    the error, 0 when both are 0. ``None`` without a bound.
+
+    >>> relative_gap(2.0, 1.0), relative_gap(1e-14, 0.0, norm=1.0)
+    (0.5, 1e-05)
+    """
     if lower_bound is None:
         return None
-    if objective <= 0.0:
+    den = objective
+    if norm is not None and math.isfinite(norm) and norm > 0.0:
+        den = max(den, floor * norm)
+    if den <= 0.0:
         return 0.0 if lower_bound >= objective else math.inf
-    return max(0.0, (objective - lower_bound) / objective)
+    return max(0.0, (objective - lower_bound) / den)
 
 
 def sqnr_db(norm: float, error: float | None) -> float | None:
@@ -88,6 +108,9 @@ class SolveResult:
         Free text from the solver (limits hit, backend status, …).
     info : dict
         Extra solver-specific figures (ordering used, root bound, backend version, …).
+    gap_floor : float
+        Share of ``norm`` below which an error counts as near zero for :attr:`gap`
+        (default :data:`GAP_NORM_FLOOR`).
     """
 
     status: Status
@@ -102,6 +125,7 @@ class SolveResult:
     mask: np.ndarray | None = None
     message: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    gap_floor: float = GAP_NORM_FLOOR
 
     def __post_init__(self) -> None:
         if self.lower_bound is not None and self.lower_bound > self.objective:
@@ -114,8 +138,11 @@ class SolveResult:
 
     @property
     def gap(self) -> float | None:
-        """Relative gap ``(objective - lower_bound) / objective``; ``None`` for heuristics."""
-        return relative_gap(self.objective, self.lower_bound)
+        """Relative gap ``(objective − lower_bound) / max(objective, gap_floor·norm)``
+        (:func:`relative_gap`: against the norm where the error is near zero); ``None`` for
+        heuristics. Exact solvers report ``OPTIMAL`` exactly when it is within their
+        documented tolerance."""
+        return relative_gap(self.objective, self.lower_bound, self.norm, self.gap_floor)
 
     @property
     def sqnr_db(self) -> float | None:

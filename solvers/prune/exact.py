@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..problem import ProblemError, PruneProblem
-from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
+from ..problem import ProblemError, PruneProblem, hessian_exponent
+from ..result import GAP_NORM_FLOOR, OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from ..stopwatch import Stopwatch
 from .bounds import diagonal_split, margin_for
 from .incumbents import Incumbent, find_incumbents, groups, magnitude_mask
@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 NOISE_FLOOR = 4 * float(np.finfo(float).eps)
 #: ``diagonal="auto"``: nodes of the cheap first phase before the perspective restart.
 AUTO_SWITCH_NODES = 4000
+#: the options of :func:`solve_exact` besides ``time_limit``
+OPTIONS = ("node_limit", "diagonal", "incumbents", "branching", "compare_unstructured",
+           "perspective")
+#: the values of ``diagonal``
+DIAGONALS = ("auto", "jacobi", "logdet", "eig", "sdp", "none")
 
 
 def solve_exact(
@@ -46,7 +51,7 @@ def solve_exact(
     branching: str = "product",
     compare_unstructured: bool = False,
     perspective: int = 15,
-    **options: Any,
+    **unknown: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
 
@@ -104,90 +109,32 @@ def solve_exact(
     >>> r.status.value, int(r.mask.sum()), r.lower_bound <= r.objective
     ('optimal', 3, True)
     """
-    if options:
-        raise ProblemError(f"unknown options for the exact pruning solver: {sorted(options)}")
-    if isinstance(perspective, bool) or not isinstance(perspective, (int, np.integer)) \
-            or perspective < 0:
-        raise ProblemError(f"perspective must be an integer >= 0, got {perspective!r}")
-    if branching not in ("product", "saliency"):
-        raise ProblemError(f"branching must be 'product' or 'saliency', got {branching!r}")
-    if not isinstance(problem, PruneProblem):
-        raise ProblemError(f"expected a PruneProblem, got {type(problem).__name__}")
-    if time_limit is not None and not (time_limit > 0):
-        raise ProblemError(f"time_limit must be > 0, got {time_limit!r}")
+    if unknown:  # named like the registry does (a direct call gets the same message)
+        raise ProblemError(f"prune method 'exact' has no option {', '.join(sorted(unknown))}; "
+                           f"valid: {', '.join(OPTIONS)}")
+    _check_options(problem, time_limit, diagonal, branching, perspective)
+    shift = hessian_exponent(problem.H)
+    if shift:
+        return _solve_rescaled(problem, shift, time_limit=time_limit, node_limit=node_limit,
+                               diagonal=diagonal, incumbents=incumbents, branching=branching,
+                               compare_unstructured=compare_unstructured,
+                               perspective=perspective)
     sw = Stopwatch()
     deadline = None if time_limit is None else sw.start + float(time_limit)
     H = np.ascontiguousarray(problem.H, dtype=np.float64)
     w0 = np.ascontiguousarray(problem.w0, dtype=np.float64)
     n = problem.n
-    N, M = groups(problem)
     alive = np.diag(H) > 0.0
-    box = problem.box
-    boxv = 0.0 if box is None else float(box)
 
-    cands = find_incumbents(problem, alive) if incumbents else []
-    if not cands:
-        m = magnitude_mask(problem, alive)
-        w, v, lo = refit(problem, m)
-        cands = [Incumbent(m, w, v, lo, "magnitude")]
+    cands = _incumbents(problem, alive, incumbents)
     inc = cands[0]
-
     margin, kappa, capped = margin_for(H, alive)
-    need_total = n - problem.k
-    phases = []
-    if diagonal == "auto":
-        d = diagonal_split(H, w0, alive, need_total, "jacobi")
-        first = AUTO_SWITCH_NODES if node_limit is None else min(node_limit, AUTO_SWITCH_NODES)
-        out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
-                         incumbent_mask=inc.mask, incumbent_value=inc.value,
-                         time_limit=time_limit, node_limit=first, deadline=deadline,
-                         branching=branching, perspective=0)
-        phases.append({"diagonal": "jacobi", "perspective": 0, "nodes": out.nodes,
-                       "status": out.status.value})
-        more = None if node_limit is None else node_limit - out.nodes
-        if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
-            d = diagonal_split(H, w0, alive, need_total, "logdet")
-            first_out = out
-            out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
-                             incumbent_mask=first_out.mask, incumbent_value=first_out.upper,
-                             time_limit=time_limit, node_limit=more, deadline=deadline,
-                             branching=branching, perspective=perspective)
-            phases.append({"diagonal": "logdet", "perspective": perspective,
-                           "nodes": out.nodes, "status": out.status.value})
-            out.nodes += first_out.nodes
-            out.leaves += first_out.leaves
-            out.singular_nodes += first_out.singular_nodes
-            out.improvements += first_out.improvements
-            out.root_bound = max(out.root_bound, first_out.root_bound)
-    else:
-        d = diagonal_split(H, w0, alive, need_total, diagonal)
-        out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
-                         incumbent_mask=inc.mask, incumbent_value=inc.value,
-                         time_limit=time_limit, node_limit=node_limit, deadline=deadline,
-                         branching=branching, perspective=perspective)
-
-    mask = problem.check_mask(out.mask)
-    weights, objective, _ = refit(problem, mask)
-    if objective > inc.value:  # refit of the tree's leaf disagreed (rounding): keep the better
-        mask, weights, objective = inc.mask, inc.weights, inc.value
+    out, d, phases = _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching,
+                                       perspective, time_limit, node_limit, deadline)
+    mask, weights, objective = _solution(problem, out, inc)
     lower = min(out.lower, objective)
-    status = out.status
-    gap = relative_gap(objective, lower)
-    message = ""
-    # an objective at the float64 noise floor of the norm counts as zero (rank-deficient H
-    # with k >= rank: the optimum is 0, the refit leaves ~n·ε·norm of rounding)
-    floor = NOISE_FLOOR * n * problem.norm
-    if status is Status.OPTIMAL and objective - lower <= floor:
-        gap = 0.0
-    if status is Status.OPTIMAL and (gap is None or gap > OPTIMALITY_RTOL):
-        status = Status.GAP_LIMIT
-        message = f"search complete but the certified gap is {gap:.3g} (see info['margin'])"
-    if capped:
-        message = (message + "; " if message else "") + (
-            f"H is ill-conditioned (Jacobi-scaled condition {kappa:.3g}): bounds carry a "
-            f"relative margin of {margin:.1e}, smaller than float64 can guarantee"
-        )
-    seconds = sw.seconds
+    status, message = _status(problem, out.status, objective, lower, time_limit, node_limit,
+                              margin, kappa, capped)
     info = {
         "root_bound": out.root_bound,
         "incumbents": {c.source: c.value for c in cands},
@@ -206,22 +153,13 @@ def solve_exact(
         "dead_inputs": int(n - alive.sum()),
         "nm": problem.nm,
         "k": problem.k,
-        "box": box,
-        "formulation": "boxed" if box is not None else "unboxed",
+        "box": problem.box,
+        "formulation": "boxed" if problem.box is not None else "unboxed",
     }
     if compare_unstructured and problem.nm is not None:
-        free = solve_exact(
-            PruneProblem.unchecked(problem.H, problem.w0, k=problem.k,
-                                   box_factor=problem.box_factor),
-            time_limit=time_limit, node_limit=node_limit, diagonal=diagonal,
-            incumbents=incumbents, branching=branching, perspective=perspective)
-        info["unstructured"] = {"objective": free.objective, "lower_bound": free.lower_bound,
-                                "status": free.status.value, "sqnr_db": free.sqnr_db,
-                                "sqnr_upper_db": free.sqnr_upper_db, "seconds": free.seconds}
-    if status is Status.TIME_LIMIT:
-        message = (message + "; " if message else "") + f"time limit {time_limit:g} s reached"
-    elif status is Status.NODE_LIMIT:
-        message = (message + "; " if message else "") + f"node limit {node_limit} reached"
+        info["unstructured"] = _unstructured(problem, time_limit, node_limit, diagonal,
+                                             incumbents, branching, perspective)
+    seconds = sw.seconds
     log.debug("exact prune n=%d k=%d: %s in %.3fs, %d nodes", n, problem.k, status, seconds,
               out.nodes)
     return SolveResult(
@@ -236,7 +174,166 @@ def solve_exact(
         mask=mask,
         message=message,
         info=info,
+        gap_floor=gap_floor(n),
     )
+
+
+# --- the named steps of the driver --------------------------------------------------------------
+
+
+def _check_options(problem, time_limit, diagonal, branching, perspective) -> None:
+    """One clear :class:`ProblemError` for a bad argument (before any work)."""
+    if not isinstance(problem, PruneProblem):
+        raise ProblemError(f"expected a PruneProblem, got {type(problem).__name__}")
+    if isinstance(perspective, bool) or not isinstance(perspective, (int, np.integer)) \
+            or perspective < 0:
+        raise ProblemError(f"perspective must be an integer >= 0, got {perspective!r}")
+    if branching not in ("product", "saliency"):
+        raise ProblemError(f"branching must be 'product' or 'saliency', got {branching!r}")
+    if diagonal not in DIAGONALS:
+        raise ProblemError(f"unknown diagonal split {diagonal!r}; use {', '.join(DIAGONALS)}")
+    if time_limit is not None and not (time_limit > 0):
+        raise ProblemError(f"time_limit must be > 0, got {time_limit!r}")
+
+
+def _incumbents(problem, alive, use_heuristics) -> list[Incumbent]:
+    """Starting solutions, best first: the heuristics' (magnitude, OBS, SparseGPT, swaps), or
+    magnitude alone."""
+    cands = find_incumbents(problem, alive) if use_heuristics else []
+    if not cands:
+        m = magnitude_mask(problem, alive)
+        w, v, lo = refit(problem, m)
+        cands = [Incumbent(m, w, v, lo, "magnitude")]
+    return cands
+
+
+def _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching, perspective,
+                      time_limit, node_limit, deadline):
+    """The search, in one phase or (``diagonal="auto"``) two: the cheap Jacobi split without
+    the perspective bound for :data:`AUTO_SWITCH_NODES` nodes, then, if still open, a restart
+    from its incumbent with the ``logdet`` split and the perspective bound. Returns the
+    :class:`~solvers.prune.search.SearchOutcome` (node counts of both phases summed), the
+    diagonal of the last phase and a record per phase."""
+    N, M = groups(problem)
+    need_total = problem.n - problem.k
+    boxv = 0.0 if problem.box is None else float(problem.box)
+
+    def phase(split, mask, value, limit, steps):
+        d = diagonal_split(H, w0, alive, need_total, split)
+        out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
+                         incumbent_mask=mask, incumbent_value=value, time_limit=time_limit,
+                         node_limit=limit, deadline=deadline, branching=branching,
+                         perspective=steps)
+        return out, d
+
+    if diagonal != "auto":
+        out, d = phase(diagonal, inc.mask, inc.value, node_limit, perspective)
+        return out, d, []
+    first = AUTO_SWITCH_NODES if node_limit is None else min(node_limit, AUTO_SWITCH_NODES)
+    out, d = phase("jacobi", inc.mask, inc.value, first, 0)
+    phases = [{"diagonal": "jacobi", "perspective": 0, "nodes": out.nodes,
+               "status": out.status.value}]
+    more = None if node_limit is None else node_limit - out.nodes
+    if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
+        first_out = out
+        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective)
+        phases.append({"diagonal": "logdet", "perspective": perspective,
+                       "nodes": out.nodes, "status": out.status.value})
+        out.nodes += first_out.nodes
+        out.leaves += first_out.leaves
+        out.singular_nodes += first_out.singular_nodes
+        out.improvements += first_out.improvements
+        out.root_bound = max(out.root_bound, first_out.root_bound)
+    return out, d, phases
+
+
+def _solution(problem, out, inc):
+    """The returned ``(mask, weights, objective)``: the exact refit of the search's mask, or
+    the incumbent's when rounding made that refit worse."""
+    mask = problem.check_mask(out.mask)
+    weights, objective, _ = refit(problem, mask)
+    if objective > inc.value:  # refit of the tree's leaf disagreed (rounding): keep the better
+        return inc.mask, inc.weights, inc.value
+    return mask, weights, objective
+
+
+def _status(problem, status, objective, lower, time_limit, node_limit, margin, kappa, capped):
+    """``OPTIMAL`` exactly when the reported gap (:func:`~solvers.result.relative_gap`, against
+    :func:`gap_floor`·norm where the error is near zero) is within
+    :data:`~solvers.result.OPTIMALITY_RTOL`; else the limit that stopped the search, or
+    ``GAP_LIMIT`` after a complete search."""
+    gap = relative_gap(objective, lower, problem.norm, gap_floor(problem.n))
+    tol = OPTIMALITY_RTOL
+    limit = status if status in (Status.TIME_LIMIT, Status.NODE_LIMIT) else None
+    notes = []
+    if gap is not None and gap <= tol:
+        status = Status.OPTIMAL
+        if limit is not None:
+            notes.append(f"{limit.value} reached, but the bounds already prove the gap "
+                         f"{gap:.3g} <= {tol:.3g}")
+    elif limit is None:
+        status = Status.GAP_LIMIT
+        notes.append(f"search complete but the certified gap is {gap:.3g} > {tol:.3g} "
+                     f"(see info['margin'])")
+    if capped:
+        notes.append(f"H is ill-conditioned (Jacobi-scaled condition {kappa:.3g}): bounds carry "
+                     f"a relative margin of {margin:.1e}, smaller than float64 can guarantee")
+    if status is Status.TIME_LIMIT:
+        notes.append(f"time limit {time_limit:g} s reached")
+    elif status is Status.NODE_LIMIT:
+        notes.append(f"node limit {node_limit} reached")
+    return status, "; ".join(notes)
+
+
+def gap_floor(n: int) -> float:
+    """Exact pruning's near-zero floor (:func:`~solvers.result.relative_gap`):
+    ``NOISE_FLOOR·n / OPTIMALITY_RTOL``, so that ``OPTIMAL`` (gap ``<= OPTIMALITY_RTOL``)
+    means ``objective − lower_bound <= max(OPTIMALITY_RTOL·objective, NOISE_FLOOR·n·norm)``:
+    the float64 noise of a refit's error (a rank-deficient ``H`` with ``k >= rank`` has
+    optimum 0, and the refit leaves ``~n·ε·norm`` of rounding)."""
+    return max(GAP_NORM_FLOOR, NOISE_FLOOR * n / OPTIMALITY_RTOL)
+
+
+def _solve_rescaled(problem: PruneProblem, shift: int, **options: Any) -> SolveResult:
+    """Solve with ``H·2^−shift`` (only exponents change: the same masks and refit weights) and
+    report in the user's units: ``objective`` recomputed on the user's ``H``, bounds multiplied
+    back by ``2^shift``. Refused when the error or the norm overflows float64 there."""
+    r = solve_exact(PruneProblem.unchecked(np.ldexp(problem.H, -shift), problem.w0,
+                                           k=problem.k, nm=problem.nm,
+                                           box_factor=problem.box_factor), **options)
+    obj = problem.error(r.weights)
+    if not (math.isfinite(obj) and math.isfinite(problem.norm)):
+        raise ProblemError(
+            f"H is too large (largest diagonal entry about 2^{shift}): the pruning error "
+            f"does not fit in float64; divide H by a power of two")
+
+    def back(v):
+        return v if v is None or not math.isfinite(v) else float(np.ldexp(v, shift))
+
+    info = dict(r.info)
+    info["root_bound"] = back(info["root_bound"])
+    info["incumbents"] = {k: back(v) for k, v in info["incumbents"].items()}
+    if "unstructured" in info:
+        u = dict(info["unstructured"])
+        u["objective"], u["lower_bound"] = back(u["objective"]), back(u["lower_bound"])
+        info["unstructured"] = u
+    info["h_exponent"] = shift
+    lower = None if r.lower_bound is None else min(back(r.lower_bound), obj)
+    return r.with_(weights=r.weights, objective=obj, lower_bound=lower, norm=problem.norm,
+                   info=info)
+
+
+def _unstructured(problem, time_limit, node_limit, diagonal, incumbents, branching,
+                  perspective) -> dict:
+    """Unstructured pruning at the same ``k`` and limits, for an N:M problem's comparison."""
+    free = solve_exact(
+        PruneProblem.unchecked(problem.H, problem.w0, k=problem.k,
+                               box_factor=problem.box_factor),
+        time_limit=time_limit, node_limit=node_limit, diagonal=diagonal,
+        incumbents=incumbents, branching=branching, perspective=perspective)
+    return {"objective": free.objective, "lower_bound": free.lower_bound,
+            "status": free.status.value, "sqnr_db": free.sqnr_db,
+            "sqnr_upper_db": free.sqnr_upper_db, "seconds": free.seconds}
 
 
 __all__ = ["solve_exact"]

@@ -12,9 +12,22 @@ Everything here is a pure function on float64 / int arrays; the Python side (``s
 Variables carry a state: 0 undecided, 1 kept (decided), 2 pruned (decided). Constraints are
 written uniformly as *groups*: group ``g`` (inputs ``g·M … g·M + M − 1``) keeps at most ``N``;
 unstructured pruning is the single group ``M = n``, ``N = k``.
+
+Why one file of ~1600 lines: numba's on-disk cache (``cache=True``) keys a compiled function on
+its own source file only. A cached function that calls a compiled function of *another* module
+is not recompiled when that other file changes: it keeps running the stale inlined code. So
+every compiled function the search calls lives here, and no kernel here imports a compiled
+function from elsewhere.
+
+The depth-first search's state travels in three records (named tuples, which numba passes as
+plain structs): :class:`SearchSpec` (the problem and the constants of a search),
+:class:`NodeStack` (the stack of open nodes, one slot per depth) and :class:`Best` (the
+incumbent, the bounds of closed subtrees and the counters).
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
@@ -1213,15 +1226,43 @@ def last_keeps(S, r, cF, st, mkeep, M, pivot_rtol, H, out_keep):
 # --------------------------------------------------------------------------------------------
 
 
+#: The problem and the constants of one search: ``H``, ``w0``, the diagonal split ``d``;
+#: groups of ``M`` inputs keeping at most ``N``; the absolute ``box`` (0: none); the refit's
+#: ``pivot_rtol``; the bound margins (relative ``margin``, absolute ``abs_margin``); a subtree
+#: closes when its safe bound reaches ``ub·(1 − fathom_rtol)``; the branching ``rule``
+#: (0 saliency, 1 product); ``piters`` perspective steps per node (0: that bound off).
+SearchSpec = namedtuple("SearchSpec", "H w0 d N M box pivot_rtol margin abs_margin fathom_rtol "
+                                      "rule piters")
+#: The stack of open nodes; slot ``s`` holds the backward side ``G[s]`` (``(H_KK)^-1``),
+#: ``w[s]``, ``e[s]``, ``hasinv[s]``; the forward side ``S[s]`` (``H/H_FF``), ``r[s]``,
+#: ``cF[s]`` (error of keeping only ``F``); the decisions ``state[s]``; the perspective bound's
+#: warm start ``warm[s]``.
+NodeStack = namedtuple("NodeStack", "G w e S r cF state hasinv warm")
+#: The search's results so far: ``fstate = [ub, fathom_min, ub_lower]`` (incumbent value,
+#: least safe bound of any subtree closed so far, safe lower bound of the incumbent's own
+#: leaf); the incumbent's ``w`` (NaN: the caller refits) and ``mask``;
+#: ``counters = [nodes, leaves, improvements, singular_nodes]``.
+Best = namedtuple("Best", "fstate w mask counters")
+
+
+def new_stack(n: int, cap: int) -> NodeStack:
+    """An empty :class:`NodeStack` of ``cap`` slots for ``n`` inputs."""
+    return NodeStack(np.zeros((cap, n, n)), np.zeros((cap, n)), np.zeros(cap),
+                     np.zeros((cap, n, n)), np.zeros((cap, n)), np.zeros(cap),
+                     np.zeros((cap, n), dtype=np.int8), np.zeros(cap, dtype=np.bool_),
+                     np.zeros((cap, n)))
+
+
 @njit(cache=True)
-def prune_slot(H, w0, Gs, ws, es, states, hasinv, t, bj, pivot_rtol, keep):
+def prune_slot(H, w0, stack, t, bj, pivot_rtol, keep):
     """Slot ``t`` (state already marks ``bj`` pruned): update its backward side for ``bj``."""
     n = H.shape[0]
+    Gs, ws, es, hasinv = stack.G, stack.w, stack.e, stack.hasinv
     if hasinv[t] and Gs[t][bj, bj] > 0.0:
         es[t] = es[t] + obs_remove(Gs[t], ws[t], bj)
         return
     for j in range(n):
-        keep[j] = states[t][j] != PRUNED
+        keep[j] = stack.state[t][j] != PRUNED
     if chol_inverse(H, keep, pivot_rtol, Gs[t]):
         es[t] = refit_from_inverse(H, w0, keep, Gs[t], ws[t])
         hasinv[t] = True
@@ -1232,21 +1273,35 @@ def prune_slot(H, w0, Gs, ws, es, states, hasinv, t, bj, pivot_rtol, keep):
 
 
 @njit(cache=True)
-def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rtol,
-              Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, budget,
-              fstate, best_w, best_mask, counters, rule, As, piters):
-    """Process up to ``budget`` nodes of the depth-first search; returns the new stack size.
+def copy_slot(stack, s, t):
+    """Slot ``t`` becomes a copy of slot ``s``."""
+    stack.G[t][:, :] = stack.G[s]
+    stack.w[t][:] = stack.w[s]
+    stack.e[t] = stack.e[s]
+    stack.S[t][:, :] = stack.S[s]
+    stack.r[t][:] = stack.r[s]
+    stack.cF[t] = stack.cF[s]
+    stack.state[t][:] = stack.state[s]
+    stack.hasinv[t] = stack.hasinv[s]
+    stack.warm[t][:] = stack.warm[s]
 
-    Stack slot ``s`` holds the backward side ``Gs[s]`` (``(H_KK)^-1``), ``ws[s]``, ``es[s]``,
-    ``hasinv[s]``, the forward side ``Ss[s]`` (``H/H_FF``), ``rs[s]``, ``cfs[s]`` (error of
-    keeping only ``F``), ``states[s]`` and ``As[s]``, the perspective bound's warm start
-    (``piters`` alternating steps per node; 0 switches that bound off).
-    ``fstate = [ub, fathom_min, ub_lower]``: incumbent value, least safe bound of any subtree
-    closed so far, and the safe lower bound of the incumbent's own leaf.
-    ``counters = [nodes, leaves, improvements, singular_nodes]``.
-    Bounds are shrunk by the relative ``margin`` (and forward ones by ``abs_margin`` first);
-    a subtree closes when its safe bound reaches ``ub·(1 − fathom_rtol)``.
+
+@njit(cache=True)
+def dfs_chunk(spec, stack, best, sp, budget):
+    """Process up to ``budget`` nodes of the depth-first search; returns the new stack size
+    and the nodes processed.
+
+    ``spec`` (:class:`SearchSpec`) is read only; ``stack`` (:class:`NodeStack`, ``sp`` slots
+    in use) and ``best`` (:class:`Best`) are updated in place. Bounds are shrunk by the
+    relative ``margin`` (and forward ones by ``abs_margin`` first); a subtree closes when its
+    safe bound reaches ``ub·(1 − fathom_rtol)``.
     """
+    H, w0, dvec, N, M, box = spec.H, spec.w0, spec.d, spec.N, spec.M, spec.box
+    pivot_rtol, margin, abs_margin = spec.pivot_rtol, spec.margin, spec.abs_margin
+    fathom_rtol, rule, piters = spec.fathom_rtol, spec.rule, spec.piters
+    Gs, ws, es, Ss, rs, cfs = stack.G, stack.w, stack.e, stack.S, stack.r, stack.cF
+    states, hasinv, As = stack.state, stack.hasinv, stack.warm
+    fstate, best_w, best_mask, counters = best.fstate, best.w, best.mask, best.counters
     n = H.shape[0]
     ngroups = n // M
     need = np.zeros(ngroups, dtype=np.int64)
@@ -1434,33 +1489,18 @@ def dfs_chunk(H, w0, dvec, N, M, box, pivot_rtol, margin, abs_margin, fathom_rto
         if can_keep and not prune_first:
             # keep child on top (slot s + 1), prune child in place (slot s)
             t = s + 1
-            Gs[t][:, :] = G
-            ws[t][:] = w
-            es[t] = e
-            Ss[t][:, :] = Ss[s]
-            rs[t][:] = rs[s]
-            states[t][:] = st
-            hasinv[t] = hasinv[s]
-            As[t][:] = As[s]
+            copy_slot(stack, s, t)
             states[t][bj] = KEPT
             cfs[t] = cfs[s] - fwd_keep(Ss[t], rs[t], bj, H[bj, bj], pivot_rtol)
             st[bj] = PRUNED
-            prune_slot(H, w0, Gs, ws, es, states, hasinv, s, bj, pivot_rtol, keep)
+            prune_slot(H, w0, stack, s, bj, pivot_rtol, keep)
             sp = t + 1
             continue
         t = s + 1 if can_keep else s
         if t != s:
-            Gs[t][:, :] = G
-            ws[t][:] = w
-            es[t] = e
-            Ss[t][:, :] = Ss[s]
-            rs[t][:] = rs[s]
-            cfs[t] = cfs[s]
-            states[t][:] = st
-            hasinv[t] = hasinv[s]
-            As[t][:] = As[s]
+            copy_slot(stack, s, t)
         states[t][bj] = PRUNED
-        prune_slot(H, w0, Gs, ws, es, states, hasinv, t, bj, pivot_rtol, keep)
+        prune_slot(H, w0, stack, t, bj, pivot_rtol, keep)
         if can_keep:
             st[bj] = KEPT
             cfs[s] -= fwd_keep(Ss[s], rs[s], bj, H[bj, bj], pivot_rtol)

@@ -79,16 +79,9 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     """
     n = H.shape[0]
     rule = {"saliency": 0, "product": 1}[branching]
-    cap = 2 * n + 4
-    Gs = np.zeros((cap, n, n))
-    ws = np.zeros((cap, n))
-    es = np.zeros(cap)
-    states = np.zeros((cap, n), dtype=np.int8)
-    hasinv = np.zeros(cap, dtype=np.bool_)
-    Ss = np.zeros((cap, n, n))
-    rs = np.zeros((cap, n))
-    cfs = np.zeros(cap)
-    As = np.zeros((cap, n))
+    stack = kernels.new_stack(n, 2 * n + 4)
+    Gs, ws, es, Ss, rs, cfs = stack.G, stack.w, stack.e, stack.S, stack.r, stack.cF
+    states, hasinv, As = stack.state, stack.hasinv, stack.warm
     piters = max(0, int(perspective))
     Ss[0] = H
     rs[0] = H @ w0
@@ -104,10 +97,11 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
         es[0] = kernels.schur_error(H, w0, alive, PIVOT_RTOL)
     root_bound = slot_bound(Gs[0], ws[0], es[0], Ss[0], rs[0], cfs[0], states[0], hasinv[0],
                             N, M, d, margin, abs_margin, As[0], ROOT_STEPS if piters else 0)
-    fstate = np.array([incumbent_value, math.inf, math.inf])
-    best_w = np.full(n, np.nan)
-    best_mask = incumbent_mask.copy()
-    counters = np.zeros(4, dtype=np.int64)
+    best = kernels.Best(np.array([incumbent_value, math.inf, math.inf]), np.full(n, np.nan),
+                        incumbent_mask.copy(), np.zeros(4, dtype=np.int64))
+    fstate, best_w, best_mask, counters = best
+    spec = kernels.SearchSpec(H, w0, d, int(N), int(M), float(box), PIVOT_RTOL, float(margin),
+                              float(abs_margin), FATHOM_RTOL, rule, piters)
     sp = 1
     budget = 64
     status = Status.OPTIMAL
@@ -120,9 +114,7 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
             break
         b = budget if node_limit is None else min(budget, int(node_limit - counters[0]))
         t0 = time.perf_counter()
-        sp, _ = kernels.dfs_chunk(H, w0, d, N, M, box, PIVOT_RTOL, margin, abs_margin,
-                                  FATHOM_RTOL, Gs, ws, es, Ss, rs, cfs, states, hasinv, sp, b,
-                                  fstate, best_w, best_mask, counters, rule, As, piters)
+        sp, _ = kernels.dfs_chunk(spec, stack, best, sp, b)
         dt = time.perf_counter() - t0
         # aim at ~20 ms per chunk so limits are checked often
         if dt < 0.01:

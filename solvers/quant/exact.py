@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ..problem import ProblemError, QuantProblem
+from ..problem import ProblemError, QuantProblem, hessian_exponent
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from .certify import Certifier, certified_bound
 from .factor import live_inputs, ordered_cholesky
@@ -79,6 +79,9 @@ REDUCE_AFTER_NODES = 20_000
 #: ``LNS_LONG_N`` live inputs (the search never finishes, the neighbourhood search's gains level
 #: off within seconds, the cuts keep gaining) ``DUAL_RESERVE_LONG``
 DUAL_RESERVE, DUAL_RESERVE_LONG, DUAL_RESERVE_MAX = 0.2, 0.4, 30.0
+#: ``H`` whose largest diagonal entry lies outside ``2^±H_EXPONENT_RANGE`` is solved divided by
+#: a power of two (exact: only exponents change), results reported in the user's units
+H_EXPONENT_RANGE = 200
 
 
 def solve_exact(
@@ -166,44 +169,170 @@ def solve_exact(
     ('optimal', 0.0695, True)
     """
     t0 = time.perf_counter()
-    deadline = None if time_limit is None else t0 + max(0.0, float(time_limit))
-    use_sdp = (time_limit is not None and float(time_limit) >= 5.0 and problem.n >= 64
-               and 0.0 < sdp_reserve < 1.0 and importlib.util.find_spec("cvxpy") is not None)
-    if use_sdp:
-        deadline = t0 + float(time_limit) * (1.0 - sdp_reserve)
-    if reduction not in ("auto", True, False):
-        raise ProblemError(f"reduction must be 'auto', True or False, got {reduction!r}")
-    if lagrangian not in ("auto", True, False):
-        raise ProblemError(f"lagrangian must be 'auto', True or False, got {lagrangian!r}")
-    if neighbourhood not in ("auto", True, False):
-        raise ProblemError(
-            f"neighbourhood must be 'auto', True or False, got {neighbourhood!r}")
-    s = problem.scale
-    lo, hi = problem.zmin, problem.zmax
-    c = problem.w0 / s
-    H = problem.H
-    n = problem.n
-
-    codes = rtn(c, lo, hi)
-    idx = np.arange(n) if np.all(np.diagonal(H) > 0.0) else np.flatnonzero(live_inputs(H))
-    use_dual = lagrangian is True or (lagrangian == "auto"
-                                      and LAGRANGIAN_MIN_N <= idx.size <= LAGRANGIAN_MAX_N)
-    if use_dual and deadline is not None:
-        share = DUAL_RESERVE_LONG if idx.size >= LNS_LONG_N else DUAL_RESERVE
-        deadline -= min(DUAL_RESERVE_MAX, share * max(0.0, float(time_limit)))
+    for name, value in (("reduction", reduction), ("lagrangian", lagrangian),
+                        ("neighbourhood", neighbourhood)):
+        if value not in ("auto", True, False):
+            raise ProblemError(f"{name} must be 'auto', True or False, got {value!r}")
+    shift = hessian_exponent(problem.H, H_EXPONENT_RANGE)
+    if shift:
+        return _solve_rescaled(problem, shift, time_limit=time_limit, node_limit=node_limit,
+                               ordering=ordering, initial_codes=initial_codes,
+                               margin_rtol=margin_rtol, slice_nodes=slice_nodes,
+                               log_every=log_every, sdp_reserve=sdp_reserve,
+                               lagrangian=lagrangian, neighbourhood=neighbourhood,
+                               reduction=reduction)
     if ordering == "auto":
         ordering = "box" if problem.bits <= 5 else "vblast"
+    s, lo, hi = problem.scale, problem.zmin, problem.zmax
+    c = problem.w0 / s
+    codes = rtn(c, lo, hi)
+    H = problem.H
+    n = problem.n
+    idx = np.arange(n) if np.all(np.diagonal(H) > 0.0) else np.flatnonzero(live_inputs(H))
     info: dict[str, Any] = {"ordering": ordering, "dead_inputs": int(n - idx.size)}
     if idx.size == 0:
         w = problem.weights(codes)
         return SolveResult(Status.OPTIMAL, w, problem.error(w), 0.0, problem.norm, "exact",
                            0, time.perf_counter() - t0, codes, None,
                            "H is zero: every solution is optimal", info)
+    use_dual = lagrangian is True or (lagrangian == "auto"
+                                      and LAGRANGIAN_MIN_N <= idx.size <= LAGRANGIAN_MAX_N)
+    use_sdp = (time_limit is not None and float(time_limit) >= 5.0 and n >= 64
+               and 0.0 < sdp_reserve < 1.0 and importlib.util.find_spec("cvxpy") is not None)
+    deadline = _search_deadline(t0, time_limit, use_sdp, sdp_reserve, use_dual, idx.size)
 
     Hl = H if idx.size == n else H[np.ix_(idx, idx)]
     cl = c[idx]
+    tree = _start_tree(problem, Hl, cl, lo, hi, ordering, initial_codes, idx, info)
+    limit_hit, reducer = _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit,
+                                     slice_nodes, log_every, neighbourhood, reduction, info)
+    b = _search_bound(tree, reducer, limit_hit, info)
 
-    # --- incumbents -------------------------------------------------------------------------
+    codes[idx] = tree.codes()
+    w = s * codes.astype(np.float64)  # codes lie in the box by construction
+    obj = problem.error(w)
+    lower = float(min(certified_bound(b, s), obj))
+    if limit_hit is not None and use_dual:
+        lower = _dual_bound(Hl, cl, lo, hi, s, t0, time_limit, lower, obj, info)
+    if limit_hit is Status.TIME_LIMIT and use_sdp:
+        codes, w, obj, lower = _sdp_bound(problem, t0, time_limit, codes, w, obj, lower, info)
+    status, msg = _status(obj, lower, problem.norm, limit_hit, tree.nodes, margin_rtol, info)
+    seconds = time.perf_counter() - t0
+    log.debug("exact n=%d: %s, %d nodes, %.3f s", n, status.value, tree.nodes, seconds)
+    if not math.isfinite(obj):  # pragma: no cover - validated inputs make this impossible
+        raise FloatingPointError("non-finite objective")
+    return SolveResult(status, w, obj, lower, problem.norm, "exact", tree.nodes, seconds, codes,
+                       None, msg, info)
+
+
+# --- the named steps of the driver --------------------------------------------------------------
+
+
+def _solve_rescaled(problem: QuantProblem, shift: int, **options: Any) -> SolveResult:
+    """Solve with ``H·2^−shift`` (only the exponents change) and report in the user's units.
+
+    The codes are the same for both problems (the objective only scales); ``objective`` is
+    recomputed on the user's ``H`` and every bound multiplied back by ``2^shift`` (exact in
+    binary floating point). Refused with a :class:`ProblemError` when the error or the norm
+    does not fit in float64 in the user's units.
+    """
+    Hn = np.ldexp(problem.H, -shift)
+    r = solve_exact(QuantProblem.unchecked(Hn, problem.w0, problem.scale, problem.bits),
+                    **options)
+    w = problem.weights(r.codes)
+    obj = problem.error(w)
+    norm = problem.norm
+    if not (math.isfinite(obj) and math.isfinite(norm)):
+        raise ProblemError(
+            f"H is too large (largest diagonal entry about 2^{shift}): the quantization error "
+            f"does not fit in float64; divide H by a power of two")
+
+    def back(v):
+        return None if v is None else float(np.ldexp(v, shift))
+
+    lower = None if r.lower_bound is None else min(back(r.lower_bound), obj)
+    info = dict(r.info)
+    for key in ("slack", "residual_norm", "search_bound", "lagrangian_bound",
+                "plain_lagrangian_bound", "sdp_bound"):
+        if isinstance(info.get(key), float):
+            info[key] = back(info[key])
+    if "incumbent_values" in info:
+        info["incumbent_values"] = {k: back(v) for k, v in info["incumbent_values"].items()}
+    info["h_exponent"] = shift
+    return SolveResult(r.status, w, obj, lower, norm, "exact", r.nodes, r.seconds, r.codes,
+                       None, r.message, info)
+
+
+def _search_deadline(t0, time_limit, use_sdp, sdp_reserve, use_dual, n_live):
+    """When the search must stop: the time limit less the reserves of the bounds computed
+    after it (the SDP's share, the Lagrangian bound's); ``None`` without a time limit."""
+    if time_limit is None:
+        return None
+    limit = max(0.0, float(time_limit))
+    deadline = t0 + limit * ((1.0 - sdp_reserve) if use_sdp else 1.0)
+    if use_dual:
+        share = DUAL_RESERVE_LONG if n_live >= LNS_LONG_N else DUAL_RESERVE
+        deadline -= min(DUAL_RESERVE_MAX, share * limit)
+    return deadline
+
+
+class _Tree:
+    """The Schnorr–Euchner search over the live inputs, in the search order ``order``.
+
+    ``H[π, π] = RᵀR``, ``cp = c[π]``; the incumbent ``zbest`` (search order) with
+    ``ubest = [its distance, its leaf's certified lower bound]``; the kernel's resumable state;
+    ``slack`` the certifier's global margin. :meth:`offer` installs a better point found
+    elsewhere (neighbourhood search, the reduced search).
+    """
+
+    def __init__(self, R, cp, order, lo, hi, certifier, zbest):
+        self.R, self.cp, self.order, self.lo, self.hi = R, cp, order, lo, hi
+        self.certifier, self.cert = certifier, certifier.cert
+        self.zbest = zbest
+        u0 = r_distance(R, cp, zbest)
+        self.slack, self.used_ellipsoid = certifier.global_margin(u0)
+        self.ubest = np.array([u0, u0 - leaf_margin(R, cp, zbest, u0, self.cert)])
+        self.tail = np.zeros(zbest.size + 1)
+        self.st = new_state(zbest.size)
+        self.nodes = 0
+
+    def step(self, budget: int) -> bool:
+        """Run up to ``budget`` nodes; True when the tree is exhausted."""
+        st = self.st
+        self.nodes += se_search(self.R, self.cp, self.lo, self.hi, self.tail, self.slack,
+                                self.cert, self.zbest, self.ubest, st["z"], st["P"], st["ctr"],
+                                st["up"], st["dn"], st["S"], st["last"], st["st"], budget)
+        return bool(st["st"][1] == 1)
+
+    def open_bound(self) -> float:
+        """Least bound over the open nodes (the incumbent's when none is open)."""
+        st = self.st
+        return float(open_bound(self.R, self.lo, self.hi, self.tail, self.ubest, st["z"],
+                                st["P"], st["ctr"], st["up"], st["dn"], st["st"]))
+
+    def codes(self) -> np.ndarray:
+        """The incumbent in input order (of the live inputs)."""
+        return _unpermute(self.zbest, self.order)
+
+    def offer(self, z: np.ndarray) -> bool:
+        """Take ``z`` (input order) as the incumbent if it is better; True if taken."""
+        zp = np.ascontiguousarray(z[self.order])
+        u = r_distance(self.R, self.cp, zp)
+        if not u < self.ubest[0]:
+            return False
+        self.zbest[:] = zp
+        self.ubest[0] = u
+        self.ubest[1] = min(self.ubest[1], u - leaf_margin(self.R, self.cp, zp, u, self.cert))
+        return True
+
+
+def _start_tree(problem, Hl, cl, lo, hi, ordering, initial_codes, idx, info) -> _Tree:
+    """Order and factor the live inputs, find the starting incumbent, set up the search.
+
+    Incumbents: round-to-nearest, sequential rounding (up to 512 live inputs), the caller's
+    ``initial_codes``, box-clipped Babai in the search order from the best of those, each
+    polished by integer 1-opt; the best starts the search.
+    """
     cands: dict[str, np.ndarray] = {"rtn": rtn(cl, lo, hi)}
     if idx.size <= 512:
         cands["sequential"] = sequential_rounding(Hl, cl, lo, hi)
@@ -211,73 +340,74 @@ def solve_exact(
         z0 = np.asarray(initial_codes, dtype=np.int64)
         problem.weights(z0)  # checks shape and grid
         cands["given"] = z0[idx]
-
     order = order_variables(Hl, cl, lo, hi, ordering)
     Hp = Hl[np.ix_(order, order)]
     R, rank = ordered_cholesky(Hp, None)
     info["rank"] = int(rank)
     cp = cl[order]
     best_name = min(cands, key=lambda k: objective(Hl, cl, cands[k]))
-    zref = cands[best_name][order]
-    cands["babai"] = babai(R, cp, lo, hi, zref)[np.argsort(order)]
+    cands["babai"] = babai(R, cp, lo, hi, cands[best_name][order])[np.argsort(order)]
     for name in list(cands):
         cands[name + "+1opt"] = one_opt(Hl, cl, cands[name], lo, hi)
     values = {k: objective(Hl, cl, v) for k, v in cands.items()}
     best_name = min(values, key=values.get)
     info["incumbent"] = best_name
     info["incumbent_values"] = {k: float(v) for k, v in values.items()}
+    tree = _Tree(R, cp, order, lo, hi, Certifier(Hp, R, cp, lo, hi),
+                 cands[best_name][order].astype(np.int64).copy())
+    s = problem.scale
+    info["slack"] = s * s * tree.slack
+    info["ellipsoid"] = tree.used_ellipsoid
+    info["residual_norm"] = tree.certifier.residual_norm
+    return tree
 
-    # --- search ----------------------------------------------------------------------------
-    zbest = cands[best_name][order].astype(np.int64).copy()
-    u0 = r_distance(R, cp, zbest)
-    certifier = Certifier(Hp, R, cp, lo, hi)
-    slack, used_ell = certifier.global_margin(u0)
-    ubest = np.array([u0, u0 - leaf_margin(R, cp, zbest, u0, certifier.cert)])
-    info["slack"] = s * s * slack
-    info["ellipsoid"] = used_ell
-    info["residual_norm"] = certifier.residual_norm
-    tail = np.zeros(idx.size + 1)
+
+def _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit, slice_nodes, log_every,
+                neighbourhood, reduction, info):
+    """The search in node-budgeted slices (about 20 ms each) with a clock check between them;
+    the LLL-reduced search interleaved slice by slice once started, sharing incumbents; one
+    neighbourhood-search phase on large time-limited problems. Returns ``(limit_hit,
+    reducer)``: the limit that stopped the search (None: a tree was exhausted) and the reduced
+    search (None if never started)."""
+    n = Hl.shape[0]
+    lo, hi = tree.lo, tree.hi
     lns_at = None
     if time_limit is not None and (neighbourhood is True or (
-            neighbourhood == "auto" and idx.size >= LAGRANGIAN_MIN_N)):
+            neighbourhood == "auto" and n >= LAGRANGIAN_MIN_N)):
         lns_at = t0 + min(0.2 * float(time_limit), LNS_START)
-    st = new_state(idx.size)
-    nodes = 0
-    budget = max(1000, int(slice_nodes))
-    limit_hit: Status | None = None
+    # with a time limit the first slice is short (the set-up may have used the time already);
+    # the budget then adapts to ~20 ms per slice
+    budget = max(1000, int(slice_nodes)) if deadline is None else 1000
     next_log = t0 + log_every
     reducer = None
     reduce_at = None
-    if reduction is not False and rank == idx.size and idx.size >= 2:
+    if reduction is not False and info["rank"] == n and n >= 2:
         reduce_at = 0 if reduction is True else REDUCE_AFTER_NODES
         budget = min(budget, max(1000, reduce_at))
     while True:
-        if reduce_at is not None and nodes >= reduce_at:
+        if reduce_at is not None and tree.nodes >= reduce_at:
             reduce_at = None
-            reducer = ReducedSearch.build(Hl, cl, lo, hi, _unpermute(zbest, order))
+            reducer = ReducedSearch.build(Hl, cl, lo, hi, tree.codes())
             info["reduction"] = reducer is not None
         if reducer is not None:  # one slice of the reduced search, then one of the original
             if node_limit is not None:
-                budget = max(1, min(budget, int(node_limit) - nodes))
-            nodes += reducer.step(budget)
-            _exchange(reducer, R, cp, order, zbest, ubest, certifier.cert)
+                budget = max(1, min(budget, int(node_limit) - tree.nodes))
+            tree.nodes += reducer.step(budget)
+            if not tree.offer(reducer.codes):
+                reducer.offer(tree.codes())
             if reducer.done:
-                break
+                return None, reducer
         if node_limit is not None:
-            budget = max(1, min(budget, int(node_limit) - nodes))
+            budget = max(1, min(budget, int(node_limit) - tree.nodes))
         ts = time.perf_counter()
-        nodes += se_search(R, cp, lo, hi, tail, slack, certifier.cert, zbest, ubest, st["z"],
-                           st["P"], st["ctr"], st["up"], st["dn"], st["S"], st["last"], st["st"],
-                           budget)
+        done = tree.step(budget)
         now = time.perf_counter()
-        if st["st"][1] == 1:
-            break
-        if node_limit is not None and nodes >= node_limit:
-            limit_hit = Status.NODE_LIMIT
-            break
+        if done:
+            return None, reducer
+        if node_limit is not None and tree.nodes >= node_limit:
+            return Status.NODE_LIMIT, reducer
         if deadline is not None and now >= deadline:
-            limit_hit = Status.TIME_LIMIT
-            break
+            return Status.TIME_LIMIT, reducer
         if deadline is None:  # no clock to watch: slices by node counts alone, so a
             # node-limited solve gives the same answer on any machine, however loaded
             budget = min(2 * budget, max(1000, int(slice_nodes)))
@@ -287,104 +417,100 @@ def solve_exact(
             budget = int(min(max(1000, budget * target / dt), 50_000_000))
         if lns_at is not None and now >= lns_at:
             lns_at = None
-            if idx.size >= LNS_LONG_N:  # the search will not finish: improve the incumbent
+            if n >= LNS_LONG_N:  # the search will not finish: improve the incumbent
                 span = deadline - now - 0.05 * float(time_limit)
             else:
                 span = min(0.3 * float(time_limit), LNS_SPAN, deadline - now - 0.05)
-            if span > 0.05 and _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest,
-                                          certifier.cert, span, info,
-                                          restarts=idx.size >= LNS_LONG_N):
+            if span > 0.05 and _lns_phase(tree, Hl, cl, span, info, restarts=n >= LNS_LONG_N):
                 info["incumbent"] = "lns"
         if now >= next_log:
-            lb = open_bound(R, lo, hi, tail, ubest, st["z"], st["P"], st["ctr"], st["up"],
-                            st["dn"], st["st"])
-            log.info("exact n=%d: %d nodes, %.1f s, incumbent %.6g, bound %.6g",
-                     n, nodes, now - t0, s * s * ubest[0], s * s * lb)
+            log.info("exact n=%d: %d nodes, %.1f s, incumbent %.6g, bound %.6g", n, tree.nodes,
+                     now - t0, tree.ubest[0], tree.open_bound())
             next_log = now + log_every
 
-    b = float(ubest[1])
-    if reducer is not None and reducer.done:
-        b = reducer.bound()  # the reduced search proved its incumbent (now ``zbest``) optimal
-        info["proved_by"] = "reduced search"
-    elif limit_hit is not None:
-        ob = float(open_bound(R, lo, hi, tail, ubest, st["z"], st["P"], st["ctr"], st["up"],
-                              st["dn"], st["st"]))
-        b = min(b, ob - slack)
-        if reducer is not None:
-            b = max(b, reducer.bound())
+
+def _search_bound(tree, reducer, limit_hit, info) -> float:
+    """The searches' lower bound on ``(z − c)ᵀH(z − c)`` before the floating-point margin:
+    the incumbent leaf's certified bound when a tree was exhausted, else the least bound over
+    the open nodes (less the slack), or the reduced search's if larger."""
+    b = float(tree.ubest[1])
     if reducer is not None:
         info["reduced_nodes"] = reducer.nodes
-
-    codes[idx] = zbest[np.argsort(order)]
-    w = s * codes.astype(np.float64)  # codes lie in the box by construction
-    obj = problem.error(w)
-    lower = float(min(certified_bound(b, s), obj))
-    if limit_hit is not None and use_dual:
-        if time_limit is None:  # a node limit: the plain bound, no time to spend on cuts
-            from .lagrangian import certified_root_bound
-
-            db, dr = certified_root_bound(Hl, cl, lo, hi)
-            info["lagrangian_seconds"] = dr.seconds
-        else:
-            from .lattice_cuts import cut_bound
-
-            rem = max(0.01, t0 + float(time_limit) - time.perf_counter())
-            db, dr, cuts = cut_bound(Hl, cl, lo, hi, time_limit=rem)
-            info["lagrangian_seconds"] = cuts["seconds"]
-            info["plain_lagrangian_bound"] = certified_bound(cuts["plain_bound"], s)
-            info["cut_rounds"], info["cut_directions"] = cuts["rounds"], cuts["directions"]
-        info["search_bound"] = lower
-        info["lagrangian_bound"] = certified_bound(db, s)
-        lower = float(min(max(lower, certified_bound(db, s)), obj))
-    if limit_hit is Status.TIME_LIMIT and use_sdp:
-        from .sdp import solve_sdp
-
-        rem = max(0.5, t0 + float(time_limit) - time.perf_counter())
-        rs = solve_sdp(problem, time_limit=rem, samples=50)
-        info["sdp_bound"] = rs.lower_bound
-        info["search_bound"] = lower
-        if rs.objective < obj:
-            codes, w, obj = rs.codes.copy(), rs.weights, rs.objective
-            info["incumbent"] = "sdp rounding"
-        lower = float(min(max(lower, rs.lower_bound), obj))
-    gap = relative_gap(obj, lower)
+    if reducer is not None and reducer.done:
+        info["proved_by"] = "reduced search"
+        return reducer.bound()  # it proved its incumbent (now the tree's) optimal
     if limit_hit is not None:
-        status = limit_hit
+        b = min(b, tree.open_bound() - tree.slack)
+        if reducer is not None:
+            b = max(b, reducer.bound())
+    return b
+
+
+def _dual_bound(Hl, cl, lo, hi, s, t0, time_limit, lower, obj, info) -> float:
+    """The larger of ``lower`` and the certified Lagrangian bound: plain on a node limit,
+    strengthened by dual-lattice cuts for the rest of the time on a time limit."""
+    if time_limit is None:  # a node limit: the plain bound, no time to spend on cuts
+        from .lagrangian import certified_root_bound
+
+        db, dr = certified_root_bound(Hl, cl, lo, hi)
+        info["lagrangian_seconds"] = dr.seconds
+    else:
+        from .lattice_cuts import cut_bound
+
+        rem = max(0.01, t0 + float(time_limit) - time.perf_counter())
+        db, dr, cuts = cut_bound(Hl, cl, lo, hi, time_limit=rem)
+        info["lagrangian_seconds"] = cuts["seconds"]
+        info["plain_lagrangian_bound"] = certified_bound(cuts["plain_bound"], s)
+        info["cut_rounds"], info["cut_directions"] = cuts["rounds"], cuts["directions"]
+    info["search_bound"] = lower
+    info["lagrangian_bound"] = certified_bound(db, s)
+    return float(min(max(lower, certified_bound(db, s)), obj))
+
+
+def _sdp_bound(problem, t0, time_limit, codes, w, obj, lower, info):
+    """The certified SDP bound (and its rounding, if better) in the time kept back for it."""
+    from .sdp import solve_sdp
+
+    rem = max(0.5, t0 + float(time_limit) - time.perf_counter())
+    rs = solve_sdp(problem, time_limit=rem, samples=50)
+    info["sdp_bound"] = rs.lower_bound
+    info["search_bound"] = lower
+    if rs.objective < obj:
+        codes, w, obj = rs.codes.copy(), rs.weights, rs.objective
+        info["incumbent"] = "sdp rounding"
+    return codes, w, obj, float(min(max(lower, rs.lower_bound), obj))
+
+
+def _status(obj, lower, norm, limit_hit, nodes, margin_rtol, info) -> tuple[Status, str]:
+    """``OPTIMAL`` exactly when the reported gap (:func:`~solvers.result.relative_gap`, against
+    the norm where the error is near zero) is within ``max(margin_rtol, OPTIMALITY_RTOL)``;
+    else the limit that stopped the search, or ``GAP_LIMIT`` after a complete search."""
+    gap = relative_gap(obj, lower, norm)
+    tol = max(margin_rtol, OPTIMALITY_RTOL)
+    if gap is not None and gap <= tol:
+        if limit_hit is None:
+            return Status.OPTIMAL, ""
+        return Status.OPTIMAL, (f"{limit_hit.value} after {nodes} nodes, but the bounds "
+                                f"already prove the gap {gap:.3g} <= {tol:g}")
+    if limit_hit is not None:
         msg = f"{limit_hit.value} after {nodes} nodes; bound from the open nodes"
         if "lagrangian_bound" in info:
             msg += " and the Lagrangian bound"
-    elif gap is not None and (gap <= max(margin_rtol, OPTIMALITY_RTOL) or obj - lower <= 1e-300):
-        status, msg = Status.OPTIMAL, ""
-    else:
-        status = Status.GAP_LIMIT
-        msg = (f"search complete; the floating-point margin leaves a relative gap {gap:.3g} "
-               f"> {margin_rtol:g} (the codes are optimal up to that margin)")
-    seconds = time.perf_counter() - t0
-    log.debug("exact n=%d: %s, %d nodes, %.3f s", n, status.value, nodes, seconds)
-    if not math.isfinite(obj):  # pragma: no cover - validated inputs make this impossible
-        raise FloatingPointError("non-finite objective")
-    return SolveResult(status, w, obj, lower, problem.norm, "exact", nodes, seconds, codes,
-                       None, msg, info)
+        return limit_hit, msg
+    return Status.GAP_LIMIT, (
+        f"search complete; the floating-point margin leaves a gap {gap:.3g} > {tol:g} "
+        f"(the codes are optimal up to that margin)")
 
 
-def _lns_phase(Hl, cl, lo, hi, R, cp, order, zbest, ubest, cert, span, info,
-               restarts=False) -> bool:
+def _lns_phase(tree, Hl, cl, span, info, restarts=False) -> bool:
     """Large-neighbourhood search from the incumbent for ``span`` s (with restarts: iterated,
-    patience ``n``); a better point found becomes the search's incumbent in place (``zbest``,
-    ``ubest`` with its leaf certificate)."""
+    patience ``n``); a better point found becomes the search's incumbent (True)."""
     from .neighbourhood import improve
 
-    znew, stats = improve(Hl, cl, lo, hi, _unpermute(zbest, order), time_limit=span,
-                          restarts=restarts, patience=zbest.size if restarts else None)
+    znew, stats = improve(Hl, cl, tree.lo, tree.hi, tree.codes(), time_limit=span,
+                          restarts=restarts, patience=tree.zbest.size if restarts else None)
     info["lns"] = {k: (float(v) if isinstance(v, float) else v) for k, v in stats.items()}
-    zb = np.ascontiguousarray(znew[order])
-    u = r_distance(R, cp, zb)
-    if not u < ubest[0]:
-        return False
-    zbest[:] = zb
-    ubest[0] = u
-    ubest[1] = min(ubest[1], u - leaf_margin(R, cp, zb, u, cert))
-    return True
+    return tree.offer(znew)
 
 
 def _unpermute(zp: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -392,15 +518,3 @@ def _unpermute(zp: np.ndarray, order: np.ndarray) -> np.ndarray:
     z = np.empty_like(zp)
     z[order] = zp
     return z
-
-
-def _exchange(reducer, R, cp, order, zbest, ubest, cert) -> None:
-    """Share the better incumbent between the original search and the reduced one."""
-    zr = np.ascontiguousarray(reducer.codes[order])
-    u = r_distance(R, cp, zr)
-    if u < ubest[0]:
-        zbest[:] = zr
-        ubest[0] = u
-        ubest[1] = min(ubest[1], u - leaf_margin(R, cp, zr, u, cert))
-    else:
-        reducer.offer(_unpermute(zbest, order))

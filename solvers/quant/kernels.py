@@ -329,6 +329,38 @@ def cholesky_rows(Hp, rtol):
 
 
 @njit(cache=True)
+def shifted_inverse(H, shift):
+    """``((H + shift·I)⁻¹, ok)`` through its Cholesky factor
+    (:func:`cholesky_rows`); ``ok`` is False when a pivot is not
+    positive."""
+    n = H.shape[0]
+    Hs = H.copy()
+    for i in range(n):
+        Hs[i, i] += shift
+    R, rank = cholesky_rows(Hs, 0.0)
+    if rank < n:
+        return np.zeros((n, n)), False
+    # Ri = R⁻¹ (upper triangular) by back substitution, then G = Ri Riᵀ
+    Ri = np.zeros((n, n))
+    for j in range(n):
+        Ri[j, j] = 1.0 / R[j, j]
+        for i in range(j - 1, -1, -1):
+            s = 0.0
+            for m in range(i + 1, j + 1):
+                s -= R[i, m] * Ri[m, j]
+            Ri[i, j] = s / R[i, i]
+    G = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            s = 0.0
+            for k in range(j, n):
+                s += Ri[i, k] * Ri[j, k]
+            G[i, j] = s
+            G[j, i] = s
+    return G, True
+
+
+@njit(cache=True)
 def babai_rows(R, c, lo, hi, zref):
     """Box-clipped nearest plane for ``‖R(z − c)‖²`` (rows with ``R_kk = 0`` take ``zref``)."""
     n = R.shape[0]

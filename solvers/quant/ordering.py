@@ -23,8 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..problem import ProblemError
-from .kernels import order_from_inverse
-from .setup_kernels import shifted_inverse
+from .kernels import order_from_inverse, shifted_inverse
 
 ORDERINGS = ("box", "vblast", "natural")
 

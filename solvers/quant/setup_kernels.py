@@ -10,18 +10,19 @@ microseconds, not the hundreds that NumPy/SciPy calls on small matrices cost. Ke
   replaces a ``long double`` computation, which is both slower and platform dependent.
 * :func:`upper_inverse_row_norms`: ``(H⁻¹)_ii = ‖row i of R⁻¹‖²`` for ``H = RᵀR``, by back
   substitution.
-* :func:`shifted_inverse`: ``(H + δI)⁻¹`` through its Cholesky factor, for the variable ordering
-  (a heuristic: exactness never depends on it).
 * :func:`congruence` and :func:`compensated_matvec`: ``ZᵀHZ`` and ``Z⁻¹c`` for a lattice
   reduction (:mod:`solvers.quant.lattice_reduction`), every entry a compensated dot product.
+
+Self-contained on purpose: numba's on-disk cache keys a compiled function on its own file, so a
+cached function here that called a compiled function of another module (say ``kernels.py``)
+would keep running the stale code after that module changed. Kernels that need the search's
+Cholesky (the ordering's shifted inverse) live beside it in :mod:`solvers.quant.kernels`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
-
-from .kernels import cholesky_rows
 
 _SPLIT = 134217729.0  # 2**27 + 1 (Dekker's splitter for float64)
 
@@ -87,38 +88,6 @@ def upper_inverse_row_norms(R):
             x[i] = s / R[i, i]
             out[i] += x[i] * x[i]
     return out
-
-
-@njit(cache=True)
-def shifted_inverse(H, shift):
-    """``((H + shift·I)⁻¹, ok)`` through its Cholesky factor
-    (:func:`~solvers.quant.kernels.cholesky_rows`); ``ok`` is False when a pivot is not
-    positive."""
-    n = H.shape[0]
-    Hs = H.copy()
-    for i in range(n):
-        Hs[i, i] += shift
-    R, rank = cholesky_rows(Hs, 0.0)
-    if rank < n:
-        return np.zeros((n, n)), False
-    # Ri = R⁻¹ (upper triangular) by back substitution, then G = Ri Riᵀ
-    Ri = np.zeros((n, n))
-    for j in range(n):
-        Ri[j, j] = 1.0 / R[j, j]
-        for i in range(j - 1, -1, -1):
-            s = 0.0
-            for m in range(i + 1, j + 1):
-                s -= R[i, m] * Ri[m, j]
-            Ri[i, j] = s / R[i, i]
-    G = np.zeros((n, n))
-    for i in range(n):
-        for j in range(i, n):
-            s = 0.0
-            for k in range(j, n):
-                s += Ri[i, k] * Ri[j, k]
-            G[i, j] = s
-            G[j, i] = s
-    return G, True
 
 
 @njit(cache=True)

@@ -108,3 +108,33 @@ def test_trivial_budgets():
     assert r0.status is Status.OPTIMAL
     rn = solve_exact(PruneProblem(H, w0, k=6))
     assert rn.objective == pytest.approx(0.0, abs=1e-12) and rn.status is Status.OPTIMAL
+
+
+def test_status_agrees_with_gap_on_tiny_rank_deficient_problems():
+    # OPTIMAL exactly when the reported gap (against the norm where the error is near zero)
+    # is within the tolerance; never GAP_LIMIT with a gap of 1.0 at a near-zero error
+    from solvers.result import OPTIMALITY_RTOL
+
+    rng = np.random.default_rng(23)
+    for _ in range(60):
+        n = int(rng.integers(2, 11))
+        p = PruneProblem(random_hessian(rng, n, "rankdef"), rng.standard_normal(n),
+                         k=int(rng.integers(0, n + 1)))
+        r = solve_exact(p)
+        opt, _ = brute_force_prune(p)
+        assert (r.status is Status.OPTIMAL) == (r.gap <= OPTIMALITY_RTOL), (r.status, r.gap)
+        _assert_solved(p, r, opt)
+
+
+@pytest.mark.parametrize("factor", [1e300, 1e-300])
+def test_badly_scaled_h_is_normalised(factor):
+    rng = np.random.default_rng(29)
+    H = random_hessian(rng, 12, "corr")
+    w0 = rng.standard_normal(12)
+    ref = solve_exact(PruneProblem(H, w0, k=5))
+    q = PruneProblem(H * factor, w0, k=5)
+    r = solve_exact(q, node_limit=10 * max(ref.nodes, 1000))
+    assert r.status is Status.OPTIMAL and r.info["h_exponent"] != 0
+    np.testing.assert_array_equal(r.mask, ref.mask)
+    assert r.objective == q.error(r.weights) and r.lower_bound <= r.objective
+    assert r.objective == pytest.approx(factor * ref.objective, rel=1e-9)

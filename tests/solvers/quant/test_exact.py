@@ -131,3 +131,47 @@ def test_contract_property(seed, n, bits, rows, spread, scale):
         opt, _ = brute_force_quant(p)
         assert r.lower_bound <= opt
         assert r.objective <= opt + 1e-9 * opt + 1e-15 * p.norm
+
+
+@pytest.mark.parametrize("factor", [1e300, 1e-300])
+def test_badly_scaled_h_is_normalised(factor):
+    # H·1e300 used to run without end (the certificate's squares overflowed): now it is solved
+    # as H·2^-e, with the same codes, and reported in the user's units
+    rng = np.random.default_rng(11)
+    p = random_quant_problem(rng, 12, 4, "corr")
+    ref = solve_exact(p)
+    q = QuantProblem(p.H * factor, p.w0, scale=p.scale, bits=p.bits)
+    r = solve_exact(q, node_limit=10 * max(ref.nodes, 1000))  # a hang shows as a node limit
+    assert r.status is Status.OPTIMAL and r.info["h_exponent"] != 0
+    np.testing.assert_array_equal(r.codes, ref.codes)
+    assert r.objective == q.error(r.weights) and r.lower_bound <= r.objective
+    assert r.objective == pytest.approx(factor * ref.objective, rel=1e-9)
+    assert r.gap == pytest.approx(ref.gap, rel=1e-3, abs=1e-12)
+
+
+def test_status_agrees_with_gap_on_tiny_rank_deficient_problems():
+    # near-zero errors: the gap is measured against GAP_NORM_FLOOR·norm, and OPTIMAL is
+    # reported exactly when that gap is within the tolerance
+    rng = np.random.default_rng(19)
+    sizes = [(b, n) for b, n in GRID_SIZES if b <= 4]
+    for i in range(60):
+        bits, n = sizes[i % len(sizes)]
+        p = random_quant_problem(rng, n, bits, "rankdef", outside=bool(i % 2))
+        r = solve_exact(p)
+        assert (r.status is Status.OPTIMAL) == (r.gap <= 1e-6), (r.status, r.gap)
+        _check_against_brute(p, r)
+
+
+@pytest.mark.parametrize("n,kind", [(5, "rankdef"), (24, "corr"), (64, "ill")])
+def test_tiny_time_limit_gives_a_valid_result(n, kind):
+    # the whole path (set-up, incumbents, search, the Lagrangian bound from 48 inputs) under a
+    # 1 ms limit: validity only (the wall time is measured by benchmarks/time_limits.py)
+    rng = np.random.default_rng(31)
+    p = random_quant_problem(rng, n, 4 if n > 5 else 3, kind)
+    r = solve_exact(p, time_limit=1e-3)
+    assert r.status in (Status.TIME_LIMIT, Status.OPTIMAL)
+    assert r.lower_bound is not None and 0.0 <= r.lower_bound <= r.objective
+    assert r.objective == p.error(r.weights)
+    np.testing.assert_array_equal(r.weights, p.weights(r.codes))
+    if n <= 5:
+        assert r.lower_bound <= brute_force_quant(p)[0]

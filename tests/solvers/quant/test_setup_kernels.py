@@ -8,11 +8,8 @@ from problem_instances import random_hessian
 
 from solvers.quant.certify import Certifier
 from solvers.quant.factor import ordered_cholesky
-from solvers.quant.setup_kernels import (
-    residual_frobenius,
-    shifted_inverse,
-    upper_inverse_row_norms,
-)
+from solvers.quant.kernels import shifted_inverse
+from solvers.quant.setup_kernels import residual_frobenius, upper_inverse_row_norms
 
 
 def _exact_residual_frobenius(H, R):

@@ -56,8 +56,8 @@ def relative_gap(objective: float, lower_bound: float | None, norm: float | None
     max(rtol·objective, rtol·floor·norm)``. Without a (finite, positive) ``norm``: relative to
     the error, 0 when both are 0. ``None`` without a bound.
 
-    >>> relative_gap(2.0, 1.0), relative_gap(1e-14, 0.0, norm=1.0)
-    (0.5, 1e-05)
+    >>> relative_gap(2.0, 1.0), relative_gap(2**-40, 0.0, norm=1.0) == 2**-40 / 1e-9
+    (0.5, True)
     """
     if lower_bound is None:
         return None

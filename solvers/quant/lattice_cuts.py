@@ -217,8 +217,9 @@ def cut_bound(H: np.ndarray, c: np.ndarray, lo: int, hi: int, *, time_limit: flo
     # n = 32–128; it is what a short budget must not lose)
     r = first if first is not None else maximize_dual(H, c, lo, hi, time_limit=time_limit)
     best, plain = r, r.bound
-    if pool is None:
-        pool = direction_pool(H)
+    if pool is None:  # building the pool costs ~0.1 s at n = 64: not when no time is left
+        pool = (direction_pool(H) if time.perf_counter() < deadline - 0.02
+                else np.zeros((0, n), dtype=np.int64))
     per_round = max(1, int(per_round if per_round is not None else PER_ROUND * n))
     rounds, extended = 0, False
     taken = np.zeros(pool.shape[0], dtype=bool)  # pool rows already in the dual

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from problem_instances import KINDS, random_hessian
+from problem_instances import KINDS, brute_force_prune, random_hessian
 from time_budget import ThreadClock
 
 from solvers import solve
@@ -138,3 +138,18 @@ def test_nm_reports_unstructured_beside():
     assert u["status"] == "optimal"
     assert u["objective"] <= r.objective * (1 + 1e-9)
     assert u["lower_bound"] <= r.objective
+
+
+@pytest.mark.parametrize("n,box", [(8, None), (24, None), (40, 2.0)])
+def test_tiny_time_limit_gives_a_valid_result(n, box):
+    # validity only under a 1 ms limit (wall time: benchmarks/time_limits.py)
+    rng = np.random.default_rng(37)
+    p = PruneProblem(random_hessian(rng, n, "corr"), rng.standard_normal(n), k=n // 4,
+                     box_factor=box)
+    r = solve_exact(p, time_limit=1e-3)
+    assert r.status in (Status.TIME_LIMIT, Status.OPTIMAL)
+    assert r.lower_bound is not None and 0.0 <= r.lower_bound <= r.objective
+    assert r.objective == p.error(r.weights)
+    assert int(r.mask.sum()) <= p.k and np.all(r.weights[~r.mask] == 0.0)
+    if n <= 8:
+        assert r.lower_bound <= brute_force_prune(p)[0] * (1 + 1e-12)

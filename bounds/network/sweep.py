@@ -74,10 +74,10 @@ def sweep_plan(base: NetworkConfig, *, methods: Any = None, bits: Any = None
     except ValueError:
         raise ProblemError(f"--sweep-bits must be integers, got {bits!r}") from None
     mode = base.mode or "parallel"
+    kinds = [resolve_method(name) for name in names]
     plan = []
-    for name in names:
-        kind, bare = resolve_method(name)
-        for b in widths:
+    for b in widths:  # sizes outer: any finished prefix holds every method at some sizes
+        for kind, bare in kinds:
             plan.append(replace(base, method=f"{kind}:{bare}", bits=b, density=None, nm=None,
                                 mode=mode).checked())
     return plan
@@ -98,20 +98,24 @@ def run_sweep(plan: list[NetworkConfig], out: str | os.PathLike[str], *,
     original = snapshot(module)
     with _as_problem_error():
         reference = model_outputs(module, split.heldout)
-    captured = None
-    if all(c.mode == "parallel" for c in plan):
-        specs = select(first, module)
-        with _as_problem_error():
-            captured = capture_original(module, split.calibration, [s.name for s in specs],
-                                        opt_dim=first.opt_dim, full_precision=first.full_precision,
-                                        stop_early=loaded.builtin)
-    capture_seconds = time.perf_counter() - t0
+    captured: dict | None = None
+    parallel = all(c.mode == "parallel" for c in plan)
+    capture_seconds = 0.0
     db = Path(db) if db is not None else out / "results.sqlite"
     runs = []
     for i, cfg in enumerate(plan):
         folder = out / "runs" / f"{cfg.method.replace(':', '-')}_{cfg.compression}"
         summary = _finished(folder, cfg)
         if summary is None:
+            if parallel and captured is None:  # captured once, when a run needs it
+                t1 = time.perf_counter()
+                specs = select(first, module)
+                with _as_problem_error():
+                    captured = capture_original(
+                        module, split.calibration, [s.name for s in specs],
+                        opt_dim=first.opt_dim, full_precision=first.full_precision,
+                        stop_early=loaded.builtin)
+                capture_seconds += time.perf_counter() - t1
             module.load_state_dict(original, strict=True)
             log.warning("sweep run %d/%d: %s %s", i + 1, len(plan), cfg.method, cfg.compression)
             summary = run_network(cfg, folder, db=db, progress=progress,
@@ -232,7 +236,8 @@ def write_report(runs: list[tuple[NetworkConfig, dict, Path]], out: Path, *,
              f"Mode **{first_cfg.mode}**, scale per {first_cfg.scale}, accounting "
              f"{first_cfg.accounting}, {split['calibration_samples']} calibration samples, "
              f"{split['heldout_samples']} held-out samples; {len(runs)} runs in {seconds:.0f} s "
-             f"(capture {capture_seconds:.0f} s).", "",
+             f"(of which the capture of the original network's H: {capture_seconds:.0f} s).",
+             "",
              f"Split: {split['how']}.", "", f"![end-to-end vs bits per weight]({png.name})", "",
              "## Verdict per size", "",
              "Best quantization run against best pruning run at equal size; the advantage of "

@@ -212,7 +212,8 @@ def compare_outputs(kind: str, reference: np.ndarray, compressed: np.ndarray, **
     """Every figure of :func:`statistics` as ``{"value", "ci95"}``, plus ``samples``
     (``labels`` only for logits; ``resamples`` and ``seed`` of the bootstrap)."""
     resamples, seed = kw.pop("resamples", RESAMPLES), kw.pop("seed", 0)
-    labels = kw.pop("labels", None) if kind == "logits" else None
+    labels = kw.pop("labels", None)
+    labels = labels if kind == "logits" else None
     if kw:
         raise TypeError(f"unexpected options {sorted(kw)}")
     stats = statistics(kind, reference, compressed, labels=labels)

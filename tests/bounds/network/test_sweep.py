@@ -30,8 +30,8 @@ def tiny(tmp_path_factory):
 def test_plan_pairs_every_method_with_every_size():
     plan = sweep_plan(NetworkConfig(mode=None), methods="rtn,sparsegpt", bits="2,8")
     assert [(c.method, c.compression, c.mode) for c in plan] == [
-        ("quant:rtn", "int2", "parallel"), ("quant:rtn", "int8", "parallel"),
-        ("prune:sparsegpt", "d0.125", "parallel"), ("prune:sparsegpt", "d0.5", "parallel")]
+        ("quant:rtn", "int2", "parallel"), ("prune:sparsegpt", "d0.125", "parallel"),
+        ("quant:rtn", "int8", "parallel"), ("prune:sparsegpt", "d0.5", "parallel")]
     with pytest.raises(ProblemError, match="unknown method"):
         sweep_plan(NetworkConfig(), methods="rtn,nope")
     with pytest.raises(ProblemError, match="bits must be an integer in 1..16"):

@@ -6,7 +6,7 @@ import torch
 
 from layers.calibration import ImagePreprocessing
 from layers.network import data
-from layers.network.evaluate import classifier_metrics, embedding_metrics
+from layers.network.evaluate import classifier_metrics, compare_outputs, embedding_metrics
 
 
 def test_classifier_figures_by_hand():
@@ -49,6 +49,9 @@ def test_embedding_figures():
     out = embedding_metrics(e, noisy, resamples=50)
     assert np.isclose(out["cosine"]["value"], np.mean((e * noisy).sum(1)))
     assert out["pairwise_spearman"]["value"] < 1.0
+    # as a run calls it: labels apply to classifiers only
+    again = compare_outputs("embedding", e, noisy, labels=None, resamples=50, seed=0)
+    assert again["cosine"] == out["cosine"]
 
 
 def test_photo_split_shares_no_photo(monkeypatch):

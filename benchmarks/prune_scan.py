@@ -187,7 +187,8 @@ def split_shares(H: np.ndarray, w0: np.ndarray, k: int) -> dict:
 
 
 def w0_stats(H: np.ndarray, w0: np.ndarray, k: int) -> dict:
-    """Excess kurtosis of the alive ``w0`` and the norm share of its ``k`` largest entries."""
+    """Excess kurtosis of the alive ``w0``, the norm share of its ``k`` largest entries, and the
+    share of ``w0ᵀHw0`` along the top eigenvector of the Jacobi-scaled ``H``."""
     alive = np.diag(H) > 0
     w = w0[alive]
     sd = float(w.std())
@@ -196,7 +197,11 @@ def w0_stats(H: np.ndarray, w0: np.ndarray, k: int) -> dict:
     keep = np.argsort(-s)[:k]
     norm = float(w0 @ H @ w0)
     top = float(w0[keep] @ H[np.ix_(keep, keep)] @ w0[keep]) if k else 0.0
-    return {"kurtosis": kurt, "topk_norm_share": top / norm if norm > 0 else 0.0}
+    sq = np.sqrt(np.diag(H)[alive])
+    lam, V = np.linalg.eigh(H[np.ix_(alive, alive)] / np.outer(sq, sq))
+    a = lam * (V.T @ (w0[alive] * sq)) ** 2  # w0ᵀHw0 split along the scaled eigenvectors
+    return {"kurtosis": kurt, "topk_norm_share": top / norm if norm > 0 else 0.0,
+            "top_dir_share": float(a[-1] / a.sum()) if a.sum() > 0 else 0.0}
 
 
 def pick_channels(lp, count: int, seed: int, name: str) -> list[int]:
@@ -326,14 +331,16 @@ def scan(args) -> list[dict]:
 
 
 def enrich(rows: list[dict], cache: Path) -> None:
-    """Recompute the ``H`` statistics of :func:`spectrum_stats` into ``rows`` from ``cache``."""
+    """Recompute :func:`spectrum_stats` and :func:`w0_stats` into ``rows`` from ``cache``."""
     chunks = export_first_chunks("", 0, 0, None, cache)
     done: dict = {}
     for r in rows:
         key = (r["layer"], r["channel"])
+        H = chunks[r["layer"]].hessian(r["channel"])
         if key not in done:
-            done[key] = spectrum_stats(chunks[r["layer"]].hessian(r["channel"]))
+            done[key] = spectrum_stats(H)
         r.update(done[key])
+        r.update(w0_stats(H, chunks[r["layer"]].W0[r["channel"]], r["k"]))
 
 
 def proved(row: dict, cpu_limit: float | None) -> bool:
@@ -433,7 +440,8 @@ FEATURES = [("cond", "cond(H)"), ("cond_scaled", "cond(Jacobi-scaled H)"),
             ("small_scaled", "# scaled λ < 0.05"), ("pr_bottom", "PR of 4 least eigvecs"),
             ("share_jacobi", "tr D/tr H, Jacobi"),
             ("share_logdet", "tr D/tr H, log-det"), ("kurtosis", "kurtosis(w0)"),
-            ("topk_norm_share", "top-k norm share"), ("inc_gap", "best heuristic / final − 1"),
+            ("topk_norm_share", "top-k norm share"), ("top_dir_share", "top-direction share"),
+            ("inc_gap", "best heuristic / final − 1"),
             ("root_share", "root bound / final"), ("nodes", "nodes"),
             ("depth_median", "median node depth")]
 
@@ -470,7 +478,8 @@ def diagnosis(rows: list[dict], n: int, cpu_limit: float | None) -> str:
 LAYER_COLUMNS = [("cpu", "CPU s"), ("root_share", "root / final"),
                  ("lam_min_scaled", "λ_min scaled"), ("small_scaled", "# scaled λ < 0.05"),
                  ("pr_bottom", "PR"), ("share_logdet", "tr D/tr H log-det"),
-                 ("kurtosis", "kurtosis(w0)"), ("eff_rank", "eff. rank"), ("cond", "cond(H)")]
+                 ("kurtosis", "kurtosis(w0)"), ("top_dir_share", "top-direction share"),
+                 ("eff_rank", "eff. rank"), ("cond", "cond(H)")]
 
 
 def layer_table(rows: list[dict], n: int, cpu_limit: float | None) -> str:
@@ -526,7 +535,7 @@ def main(argv=None) -> int:
         rows, settings = data["rows"], data["settings"]
         cache = Path(args.cache_dir) / (f"{settings['model']}_n{settings['n']}_s"
                                         f"{settings['samples']}.npz")
-        if cache.exists() and any("pr_bottom" not in r for r in rows):
+        if cache.exists() and any("top_dir_share" not in r for r in rows):
             enrich(rows, cache)  # rows of an older version of this script
     else:
         if args.n < 1 or args.channels < 1 or not all(0 < d <= 1 for d in args.densities):

@@ -112,10 +112,10 @@ class DepthProbe:
     def __getattr__(self, name):
         return getattr(self._k, name)
 
-    def dfs_chunk(self, *a):
-        states, counters = a[16], a[23]
+    def dfs_chunk(self, spec, stack, best, sp, budget):
+        states, counters = stack.state, best.counters
         before = int(counters[0])
-        out = self._k.dfs_chunk(*a)
+        out = self._k.dfs_chunk(spec, stack, best, sp, budget)
         sp = int(out[0])
         depth = int(np.count_nonzero(states[sp - 1])) - self.dead if sp > 0 else 0
         self.hist[max(0, min(depth, len(self.hist) - 1))] += int(counters[0]) - before

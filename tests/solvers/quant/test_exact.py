@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from problem_instances import (KINDS, brute_force_quant, random_hessian, random_quant_problem,
-                               rounding_tol)
+from problem_instances import (
+    KINDS,
+    brute_force_quant,
+    random_hessian,
+    random_quant_problem,
+    rounding_tol,
+)
 from time_budget import ThreadClock
 
 from solvers import QuantProblem, Status, solve

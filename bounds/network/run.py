@@ -158,6 +158,10 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
             store.write(_row(cfg, settings, key_of[spec.name], run_id, loaded.name, rec, W))
             return W
 
+        if len(done) < len(keys):  # load (or compile) the kernels before any timed solve
+            from ..compare.warm_up import warm_up_announced
+
+            warm_up_announced(progress, groups=warm_up_groups(cfg))
         bar = _bar(progress, len(specs))
         try:
             with _as_problem_error():
@@ -255,3 +259,11 @@ def _bar(progress: bool, total: int):
 
     return tqdm(total=total, desc="layers", unit="layer", file=sys.stderr, leave=False,
                 dynamic_ncols=True)
+
+
+def warm_up_groups(cfg: NetworkConfig) -> tuple[str, ...]:
+    """The kernel groups (:data:`solvers.warm_up.GROUPS`) a run with ``cfg`` (checked) can meet:
+    the exact solver of its kind and the scale search, or the practical methods."""
+    if cfg.method_name == "exact":
+        return (cfg.kind, "scales") if cfg.kind == "quant" else (cfg.kind,)
+    return ("heuristics", "scales")

@@ -18,7 +18,10 @@ from bounds.compare import ResultStore, run_compare
 ROOT = Path(__file__).resolve().parents[3]
 
 SCRIPT = textwrap.dedent("""
-    import pathlib, sys, time
+    import pathlib, signal, sys, time
+    # Ctrl-C raises KeyboardInterrupt here even when this test runs in a background job, whose
+    # children inherit SIGINT ignored (a shell without job control does that to '&' commands).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     sys.path.insert(0, {root!r})
     import numpy as np

@@ -102,19 +102,12 @@ def solve_scip_levels(problem: LevelProblem, *, time_limit: float | None, gap: f
                       threads: int, verbose: bool, status) -> SolveResult:
     """The model and its solve (see the module docstring); ``status`` maps SCIP's codes.
     """
-    from pyscipopt import Model, quicksum
+    from pyscipopt import quicksum
 
     sw = Stopwatch()
     lm = LevelModel.build(problem)
     n, L = lm.T.shape
-    m = Model("levels")
-    if not verbose:
-        m.hideOutput()
-    m.setParam("limits/gap", float(gap))
-    m.setParam("parallel/maxnthreads", int(threads))
-    m.setParam("lp/threads", int(threads))
-    if time_limit is not None:
-        m.setParam("limits/time", max(0.01, float(time_limit)))
+    m = Scip._model("levels", time_limit, gap, threads, verbose)
     b = [[m.addVar(f"b{j}_{l}", vtype="B") for l in range(L)] for j in range(n)]
     lo, hi = lm.T[:, 0], lm.T[:, -1]
     w = [m.addVar(f"w{j}", lb=float(lo[j]), ub=float(hi[j])) for j in range(n)]

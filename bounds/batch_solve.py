@@ -159,9 +159,16 @@ def find_problem_files(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def solve_file(path: str | os.PathLike[str], settings: SolveSettings,
                progress: bool = False) -> FileOutcome:
-    """Solve one file's channels; a :class:`ProblemError` of the file becomes ``error``."""
+    """Solve one file's channels; a :class:`ProblemError` of the file becomes ``error``.
+
+    BLAS runs on one thread meanwhile unless the user set a thread count
+    (:func:`bounds.blas_threads.one_blas_thread`: small problems, time limits kept under load).
+    """
+    from .blas_threads import one_blas_thread
+
     try:
-        doc, results = _solve_file(str(path), settings, progress)
+        with one_blas_thread():
+            doc, results = _solve_file(str(path), settings, progress)
     except ProblemError as exc:
         msg = str(exc)
         return FileOutcome(str(path), error=msg if str(path) in msg else f"{path}: {msg}")
@@ -271,8 +278,11 @@ def _prepare(settings: SolveSettings, files: Sequence[Path] = ()) -> float:
     """Load (or compile) the kernels ``settings`` needs; return the seconds it took."""
     from solvers.warm_up import warm_up
 
+    from .blas_threads import one_blas_thread
+
     t0 = time.perf_counter()
-    warm_up(groups_for(settings, files), every=bool(settings.options))
+    with one_blas_thread():
+        warm_up(groups_for(settings, files), every=bool(settings.options))
     return time.perf_counter() - t0
 
 

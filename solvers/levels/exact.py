@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..problem import LevelProblem, ProblemError
-from ..quant.certify import U_ROUND, Certifier, certified_bound
+from ..quant.certify import U_ROUND, Certifier, certified_bound, gamma
 from ..quant.factor import live_inputs, ordered_cholesky
 from ..quant.ordering import _regularised_inverse, order_variables
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
@@ -59,6 +59,7 @@ from . import kernels as kn
 log = logging.getLogger(__name__)
 
 ORDERINGS = ("auto", "box", "vblast", "natural", "saliency")
+SPLITS = ("auto", "cond", True, False)
 #: nodes of the first search after which ``ordering="auto"`` (without a nonzero limit) starts a
 #: second search in the box-aware order beside it
 SECOND_AFTER_NODES = 20_000
@@ -165,8 +166,8 @@ def solve_levels(
     deadline = None if time_limit is None else t0 + max(0.0, float(time_limit))
     if ordering not in ORDERINGS:
         raise ProblemError(f"unknown ordering {ordering!r}; valid: {', '.join(ORDERINGS)}")
-    if split not in ("auto", True, False):
-        raise ProblemError(f"split must be 'auto', True or False, got {split!r}")
+    if split not in SPLITS:
+        raise ProblemError(f"split must be 'auto', 'cond', True or False, got {split!r}")
     H, c, n = problem.H, problem.w0, problem.n
     zero = problem.zero_index
     table = problem.table
@@ -199,11 +200,12 @@ def solve_levels(
                                                ix_sup.copy(), 50)
         info["prune_bound"] = prune_bound
     D = np.zeros(idx.size)
-    if split is True or (split == "auto" and sparse):
+    cond = split == "cond" or (split == "auto" and sparse)
+    if split is True or cond:
         from ..prune.bounds import diagonal_split
 
         D = diagonal_split(Hl, cl, np.ones(idx.size, dtype=bool), d.K, "logdet")
-    info["split"] = bool(np.any(D > 0))
+    info["split"] = "cond" if cond else bool(np.any(D > 0))
     if initial_weights is not None:
         w_init = problem.check_weights(initial_weights)
         cands["given"] = np.array([int(np.flatnonzero(table[j] == w_init[j])[0]) for j in idx])
@@ -212,7 +214,7 @@ def solve_levels(
     info["incumbent"] = best_name
     info["incumbent_values"] = {k: float(v) for k, v in values.items()}
 
-    searches = [_Search(Hl, cl, d, order, D, cands[best_name])]
+    searches = [_Search(Hl, cl, d, order, D, cands[best_name], cond)]
     info["slack"] = searches[0].slack
     info["residual_norm"] = searches[0].certifier.residual_norm
     second = "box" if ordering == "auto" and not sparse else None
@@ -226,7 +228,7 @@ def solve_levels(
             # the first order is slow on this problem: a second search in the box-aware order
             # beside it, slice by slice, sharing incumbents; the first to finish proves
             searches.append(_Search(Hl, cl, d, _order(Hl, cl, d, second), D,
-                                    searches[0].incumbent()))
+                                    searches[0].incumbent(), cond))
             info["second_ordering"], second = second, None
         for sr in searches:
             if node_limit is not None:
@@ -284,12 +286,12 @@ class _Search:
     Incumbents enter and leave in input order (level indices of the live inputs).
     """
 
-    def __init__(self, Hl, cl, d: LevelData, order, D, ix0):
+    def __init__(self, Hl, cl, d: LevelData, order, D, ix0, cond: bool = False):
         m = cl.size
         self.order, self.inv = order, np.argsort(order)
         self.Dp = np.ascontiguousarray(D[order])
-        self.split = bool(np.any(self.Dp > 0))
         Hp = Hl[np.ix_(order, order)]
+        self.split = bool(np.any(self.Dp > 0))
         Hs = Hp - np.diag(self.Dp) if self.split else Hp
         self.R, _ = ordered_cholesky(Hs, None)
         self.cp = np.ascontiguousarray(cl[order])
@@ -308,6 +310,10 @@ class _Search:
         self.ubest = np.array([u0, u0 - self._margin(self.ibest, u0)])
         self.tail = separable_tail(self.Dp, self.cp, self.Tp, self.zp, sparse=d.K < m)
         self.st = kn.new_state(m, d.groups)
+        self.cond = _conditional_tail(Hs, self.R, self.certifier.residual_norm, u0) \
+            if cond else None
+        if self.cond is None:  # off: empty arrays (the kernel's test: dl has n + 1 rows)
+            self.cond = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(3))
 
     def _margin(self, ixp, u):
         wv = self.Tp[np.arange(ixp.size), ixp]
@@ -340,13 +346,51 @@ class _Search:
                                self.Dp, self.tail, self.slack, self.certifier.cert, self.ibest,
                                self.ubest, st["ix"], st["wv"], st["P"], st["ctr"], st["vc"],
                                st["up"], st["dn"], st["S"], st["last"], st["used"],
-                               st["gcnt"], st["alw"], st["st"], budget)
+                               st["gcnt"], st["alw"], st["st"], budget, self.cond[0],
+                               self.cond[1], st["Cm"], st["ext"], self.cond[2])
 
     def open_bound(self) -> float:
         st = self.st
         return float(kn.open_bound(self.R, self.cp, self.Tp, self.zp, self.K, self.Dp,
                                    self.tail, self.ubest, st["wv"], st["P"], st["ctr"],
                                    st["vc"], st["up"], st["dn"], st["used"], st["st"]))
+
+
+def _conditional_tail(Hs, R, rho, u0):
+    """The arrays of the conditional tail (:func:`solvers.levels.kernels.cond_tail`) or None.
+
+    ``Hs`` is the searched matrix (``H`` or ``H − D``) in the search order, ``R`` its factor,
+    ``ρ = ‖E‖_F`` a bound on the factorisation residual. Per depth ``k`` a Jacobi diagonal
+    ``dl[k, :k]`` of the leading block ``Hs[:k, :k]`` certified for ``Hs[:k, :k] − ρI``, so
+    ``(RᵀR)[:k, :k] − diag(dl[k, :k]) ⪰ 0``: with the rows ``>= k`` fixed, the free rows' part
+    ``(x − c*)ᵀ(RᵀR)[:k, :k](x − c*) >= Σ dl[k, i](x_i − c*_i)²``. ``Gm[i, k] = R_kk (R⁻¹)_ik``:
+    ``c*[:k]`` moves by ``Gm[:k, k]·(v − ĉ_k)`` when row ``k`` takes ``v`` (``ĉ_k`` its centre).
+    None when ``R`` is singular (a null direction: no unique centre) or every ``dl`` is zero.
+    """
+    from scipy.linalg import solve_triangular
+
+    from ..prune.bounds import certify_diagonal
+
+    m = R.shape[0]
+    if not np.all(np.diagonal(R) > 0.0):
+        return None
+    dl = np.zeros((m + 1, m))
+    for k in range(1, m + 1):
+        A = Hs[:k, :k] - rho * np.eye(k)
+        s = np.sqrt(np.maximum(np.diagonal(Hs)[:k], 0.0))
+        if not np.all(s > 0.0):
+            continue
+        lam = float(np.linalg.eigvalsh(Hs[:k, :k] / np.outer(s, s))[0])
+        if lam > 0.0:
+            dl[k, :k] = certify_diagonal(A, lam * s * s)
+    if not np.any(dl > 0.0):
+        return None
+    Rinv = solve_triangular(R, np.eye(m), lower=False)
+    Gm = np.ascontiguousarray(np.triu(Rinv * np.diagonal(R)[None, :], 1))
+    if not np.all(np.isfinite(Gm)):
+        return None
+    cst = np.array([u0, 1.0 - 8.0 * (m + 4) * U_ROUND, gamma(m)])
+    return dl, Gm, cst
 
 
 def _order(Hl, cl, d: LevelData, ordering: str) -> np.ndarray:

@@ -60,6 +60,10 @@ log = logging.getLogger(__name__)
 
 ORDERINGS = ("auto", "box", "vblast", "natural", "saliency")
 SPLITS = ("auto", "cond", True, False)
+#: nodes after which a search with the conditional tail switches to the largest-volume diagonals
+UPGRADE_NODES = 50_000
+#: depths between two largest-volume diagonals of the conditional tail, and their barrier weight
+LOGDET_STEP, LOGDET_MU = 3, 1e-2
 #: nodes of the first search after which ``ordering="auto"`` (without a nonzero limit) starts a
 #: second search in the box-aware order beside it
 SECOND_AFTER_NODES = 20_000
@@ -235,6 +239,8 @@ def solve_levels(
                 budget = max(1, min(budget, int(node_limit) - nodes))
             ts = time.perf_counter()
             nodes += sr.run(budget)
+            if not sr.upgraded and nodes >= UPGRADE_NODES and not sr.done:
+                sr.upgrade()
             now = time.perf_counter()
             if sr.done:
                 done = sr
@@ -310,10 +316,21 @@ class _Search:
         self.ubest = np.array([u0, u0 - self._margin(self.ibest, u0)])
         self.tail = separable_tail(self.Dp, self.cp, self.Tp, self.zp, sparse=d.K < m)
         self.st = kn.new_state(m, d.groups)
+        self.Hs = Hs
         self.cond = _conditional_tail(Hs, self.R, self.certifier.residual_norm, u0) \
             if cond else None
+        self.upgraded = self.cond is None
         if self.cond is None:  # off: empty arrays (the kernel's test: dl has n + 1 rows)
             self.cond = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(3))
+
+    def upgrade(self) -> None:
+        """The conditional tail with the largest-volume diagonals (a long search pays for
+        them); the search state is unchanged: every node's bound is valid with either."""
+        self.upgraded = True
+        better = _conditional_tail(self.Hs, self.R, self.certifier.residual_norm,
+                                   float(self.cond[2][0]), "logdet")
+        if better is not None:
+            self.cond = better
 
     def _margin(self, ixp, u):
         wv = self.Tp[np.arange(ixp.size), ixp]
@@ -356,27 +373,43 @@ class _Search:
                                    st["vc"], st["up"], st["dn"], st["used"], st["st"]))
 
 
-def _conditional_tail(Hs, R, rho, u0):
-    """The arrays of the conditional tail (:func:`solvers.levels.kernels.cond_tail`) or None.
+def _conditional_tail(Hs, R, rho, u0, diagonal="jacobi"):
+    """The arrays ``(dl, Gm, cst)`` of the conditional tail (:func:`solvers.levels.kernels.
+    cond_tail`) or None.
 
-    ``Hs`` is the searched matrix (``H`` or ``H − D``) in the search order, ``R`` its factor,
-    ``ρ = ‖E‖_F`` a bound on the factorisation residual. Per depth ``k`` a Jacobi diagonal
-    ``dl[k, :k]`` of the leading block ``Hs[:k, :k]`` certified for ``Hs[:k, :k] − ρI``, so
-    ``(RᵀR)[:k, :k] − diag(dl[k, :k]) ⪰ 0``: with the rows ``>= k`` fixed, the free rows' part
-    ``(x − c*)ᵀ(RᵀR)[:k, :k](x − c*) >= Σ dl[k, i](x_i − c*_i)²``. ``Gm[i, k] = R_kk (R⁻¹)_ik``:
-    ``c*[:k]`` moves by ``Gm[:k, k]·(v − ĉ_k)`` when row ``k`` takes ``v`` (``ĉ_k`` its centre).
-    None when ``R`` is singular (a null direction: no unique centre) or every ``dl`` is zero.
+    ``Hs`` is the searched matrix (``H − D`` with the split) in the search order, ``R`` its
+    factor, ``ρ = ‖E‖_F`` a bound on the factorisation residual. Per depth ``k`` a diagonal
+    ``dl[k, :k]`` under the leading block, certified for ``Hs[:k, :k] − ρI``
+    (:func:`solvers.prune.bounds.certify_diagonal`), so ``(RᵀR)[:k, :k] − diag(dl[k, :k]) ⪰ 0``:
+    with the rows ``>= k`` fixed the free rows' part ``(x − c*)ᵀ(RᵀR)[:k, :k](x − c*)`` is at
+    least ``Σ dl[k, i](x_i − c*_i)²``. ``diagonal``: ``"jacobi"`` (``λ_min`` of the Jacobi-scaled
+    block times ``diag``, one eigenvalue problem per depth) or ``"logdet"`` (the largest-volume
+    diagonal, :func:`solvers.prune.bounds.logdet_diagonal`, every :data:`LOGDET_STEP` depths;
+    the depths between take the leading part of the one above — a leading block of
+    ``A − diag(d) ⪰ 0`` is again ⪰ 0). ``Gm[i, k] = R_kk (R⁻¹)_ik``: ``c*[:k]`` moves by
+    ``Gm[:k, k]·(v − ĉ_k)`` when row ``k`` takes ``v`` (``ĉ_k`` its centre). None when ``R``
+    is singular (a null direction: no unique centre) or every ``dl`` is zero.
     """
     from scipy.linalg import solve_triangular
 
-    from ..prune.bounds import certify_diagonal
+    from ..prune.bounds import certify_diagonal, logdet_diagonal
 
     m = R.shape[0]
     if not np.all(np.diagonal(R) > 0.0):
         return None
     dl = np.zeros((m + 1, m))
-    for k in range(1, m + 1):
+    above = None
+    for k in range(m, 0, -1):
         A = Hs[:k, :k] - rho * np.eye(k)
+        if diagonal == "logdet":
+            if k >= 2 and ((m - k) % LOGDET_STEP == 0 or above is None):
+                dd = logdet_diagonal(Hs[:k, :k], LOGDET_MU)
+                if dd is not None:
+                    above = dl[k, :k] = certify_diagonal(A, dd)
+                    continue
+            if above is not None:
+                dl[k, :k] = above[:k]
+                continue
         s = np.sqrt(np.maximum(np.diagonal(Hs)[:k], 0.0))
         if not np.all(s > 0.0):
             continue

@@ -348,7 +348,8 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
     while nodes < max_nodes:
         nodes += 1
         p = P[k + 1] + _term(R[k, k], wv[k], ctr[k], Dv[k], c[k])
-        if p + tail[k, _budget(K, used, k, wv[k])] < U + slack:
+        pt = p + tail[k, _budget(K, used, k, wv[k])]
+        if pt < U + slack:
             if k > 0 and cond and _tail_prunes(R, c, T, zix, K, used, k, wv, ctr, Dv, dl, Cm,
                                                Gm, ext, cst, p, U, slack):
                 pass  # the tail prunes this value only: on to the next sibling

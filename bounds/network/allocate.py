@@ -49,7 +49,7 @@ from ..compare.store import ResultStore
 from ..compare.tasks import task_key
 from ..export import _as_problem_error, check_writable
 from ..provenance import pqbound_version, versions
-from .layer_solve import layer_scales, solve_layer
+from .layer_solve import cached_layer_scales, solve_layer
 from .run import OUTPUT_ONLY, SCOPE, _row, _write_json, decode_weights, prepare, select
 from .settings import NetworkConfig
 
@@ -82,8 +82,10 @@ def _settings(c: NetworkConfig, loaded, module, split) -> dict[str, Any]:
     return s
 
 
-def proxy_error(c: NetworkConfig, export: Any, W0: np.ndarray, norm: float) -> float:
-    """HAWQ's Hessian-trace proxy of one layer at ``c``'s size (see the module docstring)."""
+def proxy_error(c: NetworkConfig, export: Any, W0: np.ndarray, norm: float, *,
+                scale_cache: dict | None = None) -> float:
+    """HAWQ's Hessian-trace proxy of one layer at ``c``'s size (see the module docstring);
+    ``scale_cache`` as in :func:`~bounds.network.layer_solve.cached_layer_scales`."""
     spec = export.spec
     if norm <= 0:
         return 0.0
@@ -92,7 +94,7 @@ def proxy_error(c: NetworkConfig, export: Any, W0: np.ndarray, norm: float) -> f
         H = np.asarray(ch.H)
         h[:, ch.start:ch.stop] = np.diagonal(H, axis1=-2, axis2=-1)
     if c.kind == "quant":
-        s = layer_scales(W0, c.bits, c.scale)[:, None]
+        s = cached_layer_scales(W0, c.bits, c.scale, scale_cache)[:, None]
         q = 2 ** (c.bits - 1)
         W = s * np.clip(np.round(W0 / s), -q, q - 1)
     else:
@@ -166,9 +168,10 @@ def run_allocation(cfg: NetworkConfig, out: str | os.PathLike[str], *, budget: f
         def solve(spec, export):
             W0 = np.asarray(export.W0, dtype=float)
             solved[spec.name] = {}
+            scales: dict = {}  # the solve and the RTN proxy share each size's scales
             for b, c in configs.items():
-                W, rec = solve_layer(c, export)
-                rec["proxy"] = proxy_error(c, export, W0, rec["norm"])
+                W, rec = solve_layer(c, export, scale_cache=scales)
+                rec["proxy"] = proxy_error(c, export, W0, rec["norm"], scale_cache=scales)
                 solved[spec.name][b] = (W, rec)
                 store.write(_row(c, settings[b], keys[b][spec.name], run_ids[b], loaded.name,
                                  rec, W))

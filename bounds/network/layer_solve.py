@@ -38,13 +38,33 @@ def layer_scales(W0: np.ndarray, bits: int, scale: str) -> np.ndarray:
     return np.full(W0.shape[0], float(mse_scale(W0, bits)))
 
 
-def solve_layer(cfg: NetworkConfig, export: Any) -> tuple[np.ndarray, dict[str, Any]]:
+def cached_layer_scales(W0: np.ndarray, bits: int, scale: str,
+                        cache: dict | None = None) -> np.ndarray:
+    """:func:`layer_scales`, memoised in ``cache`` (a dict the caller keeps, e.g. one per
+    sweep: the runs of one bit width share the scales whatever their method). The key holds a
+    BLAKE2 digest of ``W0``'s bytes and its shape, so a cache never serves other weights."""
+    if cache is None:
+        return layer_scales(W0, bits, scale)
+    import hashlib
+
+    W0 = np.ascontiguousarray(W0, dtype=float)
+    key = (hashlib.blake2b(W0.tobytes(), digest_size=16).hexdigest(), W0.shape, int(bits),
+           scale)
+    if key not in cache:
+        cache[key] = layer_scales(W0, bits, scale)
+    return cache[key].copy()
+
+
+def solve_layer(cfg: NetworkConfig, export: Any, *, scale_cache: dict | None = None
+                ) -> tuple[np.ndarray, dict[str, Any]]:
     """``(W, record)`` for a :class:`layers.export.LayerExport`: the solved weight rows
-    (channels × n) and the layer's figures. ``cfg`` must be :meth:`NetworkConfig.checked`."""
+    (channels × n) and the layer's figures. ``cfg`` must be :meth:`NetworkConfig.checked`.
+    ``scale_cache``: see :func:`cached_layer_scales` (same scales, computed once)."""
     spec, W0 = export.spec, np.asarray(export.W0, dtype=float)
     W = np.zeros_like(W0)
     results = []
-    scales = layer_scales(W0, cfg.bits, cfg.scale) if cfg.kind == "quant" else None
+    scales = (cached_layer_scales(W0, cfg.bits, cfg.scale, scale_cache)
+              if cfg.kind == "quant" else None)
     for ch in export.chunks:
         meta = {"layer": spec.name, "chunk": ch.index}
         if scales is not None:

@@ -29,6 +29,7 @@ import os
 import sys
 import time
 import zlib
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,8 @@ def select(cfg: NetworkConfig, module) -> list:
 def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
                 db: str | os.PathLike[str] | None = None, progress: bool = False,
                 prepared: tuple | None = None, reference: tuple | None = None,
-                save_state: bool = True, captured: dict | None = None) -> dict[str, Any]:
+                save_state: bool = True, captured: dict | None = None,
+                scale_cache: dict | None = None) -> dict[str, Any]:
     """Run one network compression (module docstring); returns the summary written to
     ``out/summary.json``. ``db`` is the results store (default ``out/results.sqlite``).
     ``prepared`` (from :func:`prepare`) and ``reference`` (the original's held-out outputs)
@@ -109,7 +111,9 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
     ``out/outputs.npz`` keeps both networks' held-out outputs (``reference``, ``compressed``,
     ``kind``, ``labels``) for paired comparisons; ``save_state=False`` skips the state dict.
     ``captured`` (parallel mode): the layers' exports from the original network, captured once
-    by a sweep."""
+    by a sweep. ``scale_cache``: a dict kept across runs (a sweep's) so that runs of one bit
+    width search each layer's quantization scales once
+    (:func:`~bounds.network.layer_solve.cached_layer_scales`)."""
     from layers.network.compress import (
         compress_network,
         save_state_dict,
@@ -153,7 +157,7 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
             return decode_weights(row["weights"])
 
         def solve(spec, export):
-            W, rec = solve_layer(cfg, export)
+            W, rec = solve_layer(cfg, export, scale_cache=scale_cache)
             records[spec.name] = rec
             store.write(_row(cfg, settings, key_of[spec.name], run_id, loaded.name, rec, W))
             return W
@@ -204,6 +208,46 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
     finally:
         store.close()
     return summary
+
+
+@contextmanager
+def limit_threads(threads: int | None):
+    """Run the body with at most ``threads`` threads in torch, the BLAS/OpenMP pools
+    (threadpoolctl, when installed) and numba; restore them afterwards. ``None`` leaves them.
+
+    On a shared machine, threads beyond the free cores cost far more than they give: the
+    threads of one BLAS call or one convolution wait for each other across scheduler time
+    slices (measured on the project's 2-core machine at a load average of 4–7: one held-out
+    pass of MobileNetV2 took 4.3 s with one thread against 12 s with two; a GPTQ run of the
+    sweep 15 s against 115 s, its per-channel 9×9 Cholesky factorisations 4.7 ms each instead of
+    0.06 ms). The results do not depend on the thread count beyond floating-point summation
+    order."""
+    if threads is None:
+        yield
+        return
+    if int(threads) != threads or threads < 1:
+        raise ProblemError(f"--threads must be a positive integer, got {threads!r}")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    stack = ExitStack()
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # not a dependency: then BLAS keeps its own setting
+            pass
+        else:
+            stack.enter_context(threadpool_limits(limits=int(threads)))
+        import numba
+
+        numba_before = numba.get_num_threads()
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+        stack.callback(numba.set_num_threads, numba_before)
+        with stack:
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _row(cfg: NetworkConfig, settings: dict, key: str, run_id: str, model: str,

@@ -90,14 +90,17 @@ def run_sweep(plan: list[NetworkConfig], out: str | os.PathLike[str], *,
     from layers.network.compress import capture_original, snapshot
     from layers.network.evaluate import model_outputs
 
-    t0 = time.perf_counter()
+    t0, cpu0, load0 = time.perf_counter(), _cpu_seconds(), _load()
     out = Path(out)
     first = plan[0]
     loaded, split, labels = prepare(first)
     module = loaded.module
     original = snapshot(module)
+    t1 = time.perf_counter()
     with _as_problem_error():
-        reference = model_outputs(module, split.heldout)
+        reference = model_outputs(module, split.heldout)  # the original's outputs, once
+    timing = {"prepare_seconds": t1 - t0, "reference_seconds": time.perf_counter() - t1}
+    scale_cache: dict = {}  # each layer's scales per bit width, shared by the methods
     captured: dict | None = None
     parallel = all(c.mode == "parallel" for c in plan)
     capture_seconds = 0.0
@@ -120,11 +123,44 @@ def run_sweep(plan: list[NetworkConfig], out: str | os.PathLike[str], *,
             log.warning("sweep run %d/%d: %s %s", i + 1, len(plan), cfg.method, cfg.compression)
             summary = run_network(cfg, folder, db=db, progress=progress,
                                   prepared=(loaded, split, labels), reference=reference,
-                                  save_state=False, captured=captured)
+                                  save_state=False, captured=captured,
+                                  scale_cache=scale_cache)
         runs.append((cfg, summary, folder))
     module.load_state_dict(original, strict=True)
+    import torch
+
+    timing.update(cpu_seconds=_cpu_seconds() - cpu0, load_start=load0, load_end=_load(),
+                  torch_threads=torch.get_num_threads(), cpu_count=os.cpu_count())
     return write_report(runs, out, split=split.describe(), seconds=time.perf_counter() - t0,
-                        capture_seconds=capture_seconds)
+                        capture_seconds=capture_seconds, timing=timing)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _load() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (None where the system does not tell)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _timing_text(timing: dict[str, Any]) -> str:
+    """``", 412 s of CPU, load average 3.1 → 4.0 (1 min)"`` from a sweep's timing."""
+    parts = []
+    if timing.get("torch_threads") is not None:
+        parts.append(f"{timing['torch_threads']} thread(s) on {timing['cpu_count']} cores")
+    if timing.get("cpu_seconds") is not None:
+        parts.append(f"{timing['cpu_seconds']:.0f} s of CPU (this process)")
+    a, b = timing.get("load_start"), timing.get("load_end")
+    if a and b:
+        parts.append(f"load average {a[0]:.1f} at the start, {b[0]:.1f} at the end "
+                     f"({b[2]:.1f} over the last 15 min)")
+    return "".join(f", {p}" for p in parts)
 
 
 def _finished(folder: Path, cfg: NetworkConfig) -> dict[str, Any] | None:
@@ -215,8 +251,11 @@ def plot(runs: list[tuple[NetworkConfig, dict, Path]], path: Path, title: str) -
 
 
 def write_report(runs: list[tuple[NetworkConfig, dict, Path]], out: Path, *,
-                 split: dict[str, Any], seconds: float, capture_seconds: float) -> Path:
-    """``report.md``, ``sweep.json`` and ``network.png`` in ``out``; returns report.md."""
+                 split: dict[str, Any], seconds: float, capture_seconds: float,
+                 timing: dict[str, Any] | None = None) -> Path:
+    """``report.md``, ``sweep.json`` and ``network.png`` in ``out``; returns report.md.
+    ``timing``: the sweep's CPU seconds and load averages (stated beside the wall time)."""
+    timing = dict(timing or {})
     first_cfg, first, _ = runs[0]
     kind = first["outputs"]
     v = verdicts(runs, resamples=first_cfg.resamples, seed=first_cfg.seed)
@@ -224,7 +263,7 @@ def write_report(runs: list[tuple[NetworkConfig, dict, Path]], out: Path, *,
                f"({first_cfg.mode}, {split['heldout_samples']} held-out samples)")
     doc = {"command": "network --sweep", "model": first["model"], "weights": first["weights"],
            "mode": first_cfg.mode, "split": split, "seconds": round(seconds, 1),
-           "capture_seconds": round(capture_seconds, 1), "verdicts": v,
+           "capture_seconds": round(capture_seconds, 1), "timing": timing, "verdicts": v,
            "runs": [{"method": c.method, "bits": c.bits, "compression": c.compression,
                      "bits_per_weight": s["bits_per_weight"], "metrics": s["metrics"],
                      "seconds": s["seconds"], "folder": str(f)} for c, s, f in runs],
@@ -236,8 +275,8 @@ def write_report(runs: list[tuple[NetworkConfig, dict, Path]], out: Path, *,
              f"Mode **{first_cfg.mode}**, scale per {first_cfg.scale}, accounting "
              f"{first_cfg.accounting}, {split['calibration_samples']} calibration samples, "
              f"{split['heldout_samples']} held-out samples; {len(runs)} runs in {seconds:.0f} s "
-             f"(of which the capture of the original network's H: {capture_seconds:.0f} s).",
-             "",
+             f"(of which the capture of the original network's H: {capture_seconds:.0f} s)"
+             + _timing_text(timing) + ".", "",
              f"Split: {split['how']}.", "", f"![end-to-end vs bits per weight]({png.name})", "",
              "## Verdict per size", "",
              "Best quantization run against best pruning run at equal size; the advantage of "

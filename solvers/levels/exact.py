@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from ..problem import LevelProblem, ProblemError
-from ..quant.certify import U_ROUND, Certifier, certified_bound
+from ..quant.certify import U_ROUND, Certifier, certified_bound, gamma
 from ..quant.factor import live_inputs, ordered_cholesky
 from ..quant.ordering import _regularised_inverse, order_variables
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
@@ -59,6 +59,11 @@ from . import kernels as kn
 log = logging.getLogger(__name__)
 
 ORDERINGS = ("auto", "box", "vblast", "natural", "saliency")
+SPLITS = ("auto", "cond", True, False)
+#: nodes after which a search with the conditional tail switches to the largest-volume diagonals
+UPGRADE_NODES = 50_000
+#: depths between two largest-volume diagonals of the conditional tail, and their barrier weight
+LOGDET_STEP, LOGDET_MU = 3, 1e-2
 #: nodes of the first search after which ``ordering="auto"`` (without a nonzero limit) starts a
 #: second search in the box-aware order beside it
 SECOND_AFTER_NODES = 20_000
@@ -165,8 +170,8 @@ def solve_levels(
     deadline = None if time_limit is None else t0 + max(0.0, float(time_limit))
     if ordering not in ORDERINGS:
         raise ProblemError(f"unknown ordering {ordering!r}; valid: {', '.join(ORDERINGS)}")
-    if split not in ("auto", True, False):
-        raise ProblemError(f"split must be 'auto', True or False, got {split!r}")
+    if split not in SPLITS:
+        raise ProblemError(f"split must be 'auto', 'cond', True or False, got {split!r}")
     H, c, n = problem.H, problem.w0, problem.n
     zero = problem.zero_index
     table = problem.table
@@ -199,11 +204,12 @@ def solve_levels(
                                                ix_sup.copy(), 50)
         info["prune_bound"] = prune_bound
     D = np.zeros(idx.size)
-    if split is True or (split == "auto" and sparse):
+    cond = split == "cond" or (split == "auto" and sparse)
+    if split is True or cond:
         from ..prune.bounds import diagonal_split
 
         D = diagonal_split(Hl, cl, np.ones(idx.size, dtype=bool), d.K, "logdet")
-    info["split"] = bool(np.any(D > 0))
+    info["split"] = "cond" if cond else bool(np.any(D > 0))
     if initial_weights is not None:
         w_init = problem.check_weights(initial_weights)
         cands["given"] = np.array([int(np.flatnonzero(table[j] == w_init[j])[0]) for j in idx])
@@ -212,7 +218,7 @@ def solve_levels(
     info["incumbent"] = best_name
     info["incumbent_values"] = {k: float(v) for k, v in values.items()}
 
-    searches = [_Search(Hl, cl, d, order, D, cands[best_name])]
+    searches = [_Search(Hl, cl, d, order, D, cands[best_name], cond)]
     info["slack"] = searches[0].slack
     info["residual_norm"] = searches[0].certifier.residual_norm
     second = "box" if ordering == "auto" and not sparse else None
@@ -226,13 +232,15 @@ def solve_levels(
             # the first order is slow on this problem: a second search in the box-aware order
             # beside it, slice by slice, sharing incumbents; the first to finish proves
             searches.append(_Search(Hl, cl, d, _order(Hl, cl, d, second), D,
-                                    searches[0].incumbent()))
+                                    searches[0].incumbent(), cond))
             info["second_ordering"], second = second, None
         for sr in searches:
             if node_limit is not None:
                 budget = max(1, min(budget, int(node_limit) - nodes))
             ts = time.perf_counter()
             nodes += sr.run(budget)
+            if not sr.upgraded and nodes >= UPGRADE_NODES and not sr.done:
+                sr.upgrade()
             now = time.perf_counter()
             if sr.done:
                 done = sr
@@ -284,12 +292,12 @@ class _Search:
     Incumbents enter and leave in input order (level indices of the live inputs).
     """
 
-    def __init__(self, Hl, cl, d: LevelData, order, D, ix0):
+    def __init__(self, Hl, cl, d: LevelData, order, D, ix0, cond: bool = False):
         m = cl.size
         self.order, self.inv = order, np.argsort(order)
         self.Dp = np.ascontiguousarray(D[order])
-        self.split = bool(np.any(self.Dp > 0))
         Hp = Hl[np.ix_(order, order)]
+        self.split = bool(np.any(self.Dp > 0))
         Hs = Hp - np.diag(self.Dp) if self.split else Hp
         self.R, _ = ordered_cholesky(Hs, None)
         self.cp = np.ascontiguousarray(cl[order])
@@ -308,6 +316,21 @@ class _Search:
         self.ubest = np.array([u0, u0 - self._margin(self.ibest, u0)])
         self.tail = separable_tail(self.Dp, self.cp, self.Tp, self.zp, sparse=d.K < m)
         self.st = kn.new_state(m, d.groups)
+        self.Hs = Hs
+        self.cond = _conditional_tail(Hs, self.R, self.certifier.residual_norm, u0) \
+            if cond else None
+        self.upgraded = self.cond is None
+        if self.cond is None:  # off: empty arrays (the kernel's test: dl has n + 1 rows)
+            self.cond = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(3))
+
+    def upgrade(self) -> None:
+        """The conditional tail with the largest-volume diagonals (a long search pays for
+        them); the search state is unchanged: every node's bound is valid with either."""
+        self.upgraded = True
+        better = _conditional_tail(self.Hs, self.R, self.certifier.residual_norm,
+                                   float(self.cond[2][0]), "logdet")
+        if better is not None:
+            self.cond = better
 
     def _margin(self, ixp, u):
         wv = self.Tp[np.arange(ixp.size), ixp]
@@ -340,13 +363,67 @@ class _Search:
                                self.Dp, self.tail, self.slack, self.certifier.cert, self.ibest,
                                self.ubest, st["ix"], st["wv"], st["P"], st["ctr"], st["vc"],
                                st["up"], st["dn"], st["S"], st["last"], st["used"],
-                               st["gcnt"], st["alw"], st["st"], budget)
+                               st["gcnt"], st["alw"], st["st"], budget, self.cond[0],
+                               self.cond[1], st["Cm"], st["ext"], self.cond[2])
 
     def open_bound(self) -> float:
         st = self.st
         return float(kn.open_bound(self.R, self.cp, self.Tp, self.zp, self.K, self.Dp,
                                    self.tail, self.ubest, st["wv"], st["P"], st["ctr"],
                                    st["vc"], st["up"], st["dn"], st["used"], st["st"]))
+
+
+def _conditional_tail(Hs, R, rho, u0, diagonal="jacobi"):
+    """The arrays ``(dl, Gm, cst)`` of the conditional tail (:func:`solvers.levels.kernels.
+    cond_tail`) or None.
+
+    ``Hs`` is the searched matrix (``H − D`` with the split) in the search order, ``R`` its
+    factor, ``ρ = ‖E‖_F`` a bound on the factorisation residual. Per depth ``k`` a diagonal
+    ``dl[k, :k]`` under the leading block, certified for ``Hs[:k, :k] − ρI``
+    (:func:`solvers.prune.bounds.certify_diagonal`), so ``(RᵀR)[:k, :k] − diag(dl[k, :k]) ⪰ 0``:
+    with the rows ``>= k`` fixed the free rows' part ``(x − c*)ᵀ(RᵀR)[:k, :k](x − c*)`` is at
+    least ``Σ dl[k, i](x_i − c*_i)²``. ``diagonal``: ``"jacobi"`` (``λ_min`` of the Jacobi-scaled
+    block times ``diag``, one eigenvalue problem per depth) or ``"logdet"`` (the largest-volume
+    diagonal, :func:`solvers.prune.bounds.logdet_diagonal`, every :data:`LOGDET_STEP` depths;
+    the depths between take the leading part of the one above — a leading block of
+    ``A − diag(d) ⪰ 0`` is again ⪰ 0). ``Gm[i, k] = R_kk (R⁻¹)_ik``: ``c*[:k]`` moves by
+    ``Gm[:k, k]·(v − ĉ_k)`` when row ``k`` takes ``v`` (``ĉ_k`` its centre). None when ``R``
+    is singular (a null direction: no unique centre) or every ``dl`` is zero.
+    """
+    from scipy.linalg import solve_triangular
+
+    from ..prune.bounds import certify_diagonal, logdet_diagonal
+
+    m = R.shape[0]
+    if not np.all(np.diagonal(R) > 0.0):
+        return None
+    dl = np.zeros((m + 1, m))
+    above = None
+    for k in range(m, 0, -1):
+        A = Hs[:k, :k] - rho * np.eye(k)
+        if diagonal == "logdet":
+            if k >= 2 and ((m - k) % LOGDET_STEP == 0 or above is None):
+                dd = logdet_diagonal(Hs[:k, :k], LOGDET_MU)
+                if dd is not None:
+                    above = dl[k, :k] = certify_diagonal(A, dd)
+                    continue
+            if above is not None:
+                dl[k, :k] = above[:k]
+                continue
+        s = np.sqrt(np.maximum(np.diagonal(Hs)[:k], 0.0))
+        if not np.all(s > 0.0):
+            continue
+        lam = float(np.linalg.eigvalsh(Hs[:k, :k] / np.outer(s, s))[0])
+        if lam > 0.0:
+            dl[k, :k] = certify_diagonal(A, lam * s * s)
+    if not np.any(dl > 0.0):
+        return None
+    Rinv = solve_triangular(R, np.eye(m), lower=False)
+    Gm = np.ascontiguousarray(np.triu(Rinv * np.diagonal(R)[None, :], 1))
+    if not np.all(np.isfinite(Gm)):
+        return None
+    cst = np.array([u0, 1.0 - 8.0 * (m + 4) * U_ROUND, gamma(m)])
+    return dl, Gm, cst
 
 
 def _order(Hl, cl, d: LevelData, ordering: str) -> np.ndarray:

@@ -198,8 +198,93 @@ def leaf_margin(R, c, wv, p, cert):
 
 
 @njit(cache=True)
+def _centre_step(Cm, Gm, k, delta):
+    """``Cm[k, i] = Cm[k + 1, i] + Gm[i, k]·delta`` for the rows ``i < k``: the conditional
+    centres (offsets from ``c``) of the free rows once row ``k`` sits ``delta`` from its own."""
+    for i in range(k):
+        Cm[k, i] = Cm[k + 1, i] + Gm[i, k] * delta
+
+
+@njit(cache=True)
+def cond_tail(T, zix, c, Dv, dl, Cm, k, b, ext):
+    """Least ``Σ_{i<k} dl[k, i](w_i − ĉ_i)² + Dv_i(w_i − c_i)²`` over levels with at most ``b``
+    nonzeros, ``ĉ_i = c_i + Cm[k, i]`` (computed): per row the best level costs ``a_i``; the
+    rows whose best level is nonzero beyond the budget pay the least extra costs of zeroing.
+    ``ext`` is scratch (at least ``k`` entries)."""
+    base = 0.0
+    cnt = 0
+    for i in range(k):
+        x0 = c[i] + Cm[k, i]
+        dd = dl[k, i]
+        de = Dv[i]
+        if dd + de <= 0.0:
+            continue
+        j = _nearest_index(T[i], (dd * x0 + de * c[i]) / (dd + de))
+        t = T[i, j] - x0
+        t2 = T[i, j] - c[i]
+        a = dd * t * t + de * t2 * t2
+        base += a
+        if T[i, j] != 0.0 and zix[i] >= 0:
+            e = dd * x0 * x0 + de * c[i] * c[i] - a
+            q = cnt  # insertion into the sorted scratch
+            while q > 0 and ext[q - 1] > e:
+                ext[q] = ext[q - 1]
+                q -= 1
+            ext[q] = e
+            cnt += 1
+    force = cnt - b
+    for q in range(force if force > 0 else 0):
+        base += ext[q]
+    return base
+
+
+@njit(cache=True)
+def centre_residual(R, c, Cm, wv, k, gamma):
+    """An upper bound on ``‖R_{<k,<k}(ĉ − c*)‖``, ``c*`` the exact conditional centre of the
+    rows ``< k`` given the fixed rows ``>= k`` and ``ĉ`` the computed one (``c + Cm[k]``): the
+    rows ``< k`` of ``R(x − c)`` at ``x = (ĉ, fixed values)`` vanish at ``c*``, so their norm is
+    ``‖R_{<k,<k}(ĉ − c*)‖``; computed, plus ``2γ‖|R||x − c|‖`` for its rounding."""
+    n = R.shape[0]
+    r2 = 0.0
+    a2 = 0.0
+    for i in range(k):
+        s = 0.0
+        sa = 0.0
+        for j in range(i, n):
+            d = ((c[j] + Cm[k, j]) - c[j]) if j < k else (wv[j] - c[j])
+            s += R[i, j] * d
+            sa += abs(R[i, j]) * abs(d)
+        r2 += s * s
+        a2 += sa * sa
+    return np.sqrt(r2) + 2.0 * gamma * np.sqrt(a2)
+
+
+@njit(cache=True)
+def _tail_prunes(R, c, T, zix, K, used, k, wv, ctr, Dv, dl, Cm, Gm, ext, cst, p, U, slack):
+    """With row ``k`` set (``k > 0``): update the free rows' conditional centres and say
+    whether the certified conditional tail lifts the node's bound ``p`` to ``U + slack``.
+
+    With ``A = (RᵀR)[:k, :k] ⪰ diag(dl[k, :k])`` the free rows cost at least
+    ``B + Σ Dv_i(x_i − c_i)²``, ``B = (x − c*)ᵀA(x − c*) >= Σ dl(x − c*)²``; the computed centre
+    ``ĉ`` is off by ``e`` with ``√Σ dl e² <= ‖R_{<k,<k} e‖ <= r`` (:func:`centre_residual`), so
+    ``B >= (√B̂ − r)² >= B̂ − 2r√B̂`` with ``B̂`` at ``ĉ``, and the free rows cost at least
+    ``t − 2r√t`` where ``t <= B̂ + Σ Dv(x − c)²`` is the computed tail (:func:`cond_tail`).
+
+    ``cst = [u0, 1 − η, γ]``: the tail is used only while ``p <= u0`` (the starting incumbent's
+    value, at which the pruning slack is measured), shrunk by ``1 − η`` for its own rounding."""
+    _centre_step(Cm, Gm, k, wv[k] - ctr[k])
+    if p > cst[0]:
+        return False
+    t = cond_tail(T, zix, c, Dv, dl, Cm, k, _budget(K, used, k, wv[k]), ext) * cst[1]
+    if p + t < U + slack:
+        return False
+    r = centre_residual(R, c, Cm, wv, k, cst[2])
+    return t > r * r and p + t - 2.0 * r * np.sqrt(t) >= U + slack
+
+
+@njit(cache=True)
 def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, ix, wv, P, ctr,
-                 vc, up, dn, S, last, used, gcnt, alw, st, max_nodes):
+                 vc, up, dn, S, last, used, gcnt, alw, st, max_nodes, dl, Gm, Cm, ext, cst):
     """Run the depth-first search for at most ``max_nodes`` nodes from the saved state.
 
     Parameters
@@ -219,6 +304,12 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
         value and the least certified leaf value (updated in place).
     ix … st : search state (:func:`new_state`).
 
+    dl, Gm, Cm, ext, cst : the conditional tail (empty ``dl``: off). ``dl`` a diagonal with
+        ``(RᵀR)[:k, :k] − diag(dl[:k]) ⪰ 0`` for every ``k``; ``Gm[i, k]`` the move of row
+        ``i``'s conditional centre per unit of row ``k`` (``i < k``); ``Cm`` (n + 1, n) the
+        centres' offsets per depth (state); ``ext`` scratch; ``cst`` of :func:`_tail_prunes`.
+        A node the tail prunes moves on to its next sibling (the tail depends on the value).
+
     A pruned nonzero candidate prunes its farther siblings except the zero level, whose bound
     has a smaller tail (one more nonzero left below): it is visited next, then the row ends.
 
@@ -234,7 +325,11 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
     wref = np.empty(n)
     for i in range(n):
         wref[i] = T[i, ibest[i]]
+    cond = dl.shape[0] == n + 1
     if st[_STARTED] == 0:
+        if cond:
+            for i in range(n):
+                Cm[n, i] = 0.0
         k = n - 1
         P[n] = 0.0
         for i in range(n):
@@ -253,8 +348,12 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
     while nodes < max_nodes:
         nodes += 1
         p = P[k + 1] + _term(R[k, k], wv[k], ctr[k], Dv[k], c[k])
-        if p + tail[k, _budget(K, used, k, wv[k])] < U + slack:
-            if k > 0:
+        pt = p + tail[k, _budget(K, used, k, wv[k])]
+        if pt < U + slack:
+            if k > 0 and cond and _tail_prunes(R, c, T, zix, K, used, k, wv, ctr, Dv, dl, Cm,
+                                               Gm, ext, cst, p, U, slack):
+                pass  # the tail prunes this value only: on to the next sibling
+            elif k > 0:
                 P[k] = p
                 nz = 1 if wv[k] != 0.0 else 0
                 used[k - 1] = used[k] + nz
@@ -266,15 +365,16 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
                 alw[k] = 1 if _allowed(k, used, K, grp, gcnt, N) else 0
                 _first(T, zix, k, vc, alw, ix, up, dn, wv)
                 continue
-            lb = p - leaf_margin(R, c, wv, p, cert)
-            if lb < ubest[1]:
-                ubest[1] = lb
-            if p < U:
-                U = p
-                ubest[0] = p
-                for i in range(n):
-                    ibest[i] = ix[i]
-                    wref[i] = wv[i]
+            else:
+                lb = p - leaf_margin(R, c, wv, p, cert)
+                if lb < ubest[1]:
+                    ubest[1] = lb
+                if p < U:
+                    U = p
+                    ubest[0] = p
+                    for i in range(n):
+                        ibest[i] = ix[i]
+                        wref[i] = wv[i]
             if _next_sibling(T, k, vc, ix, up, dn, wv):
                 continue
         elif wv[k] != 0.0 and _zero_ahead(zix, k, up, dn):
@@ -342,6 +442,8 @@ def new_state(n: int, groups: int) -> dict:
         "gcnt": np.zeros(max(1, groups), dtype=np.int64),
         "alw": np.zeros(n, dtype=np.int64),
         "st": np.zeros(3, dtype=np.int64),
+        "Cm": np.zeros((n + 1, n), dtype=np.float64),
+        "ext": np.zeros(n + 1, dtype=np.float64),
     }
 
 

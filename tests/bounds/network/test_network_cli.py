@@ -102,11 +102,11 @@ def test_killed_run_resumes_to_the_same_network(tiny, tmp_path, monkeypatch):
     real = run_module.solve_layer
     calls = []
 
-    def dies_on_second(cfg, export):
+    def dies_on_second(cfg, export, **kw):
         calls.append(export.spec.name)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(cfg, export)
+        return real(cfg, export, **kw)
 
     monkeypatch.setattr(run_module, "solve_layer", dies_on_second)
     assert _run(tiny, tmp_path / "part", "--method", "obs", "--bits", 4) == 130

@@ -66,3 +66,59 @@ def test_sweep_report_verdicts_and_resume(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_module, "run_network",
                         lambda *a, **k: pytest.fail("a finished run was solved again"))
     assert main(argv) == 0
+
+
+def test_sweep_caches_give_the_standalone_runs(tiny, tmp_path):
+    """The sweep's shortcuts (the model, split and original outputs prepared once, one capture
+    of the original network for every run, each layer's scales searched once per bit width)
+    change nothing: every run equals the same configuration run on its own, from scratch."""
+    from bounds.network.run import run_network
+    from bounds.network.sweep import run_sweep
+
+    base = NetworkConfig(model=tiny[1], weights=tiny[3], inputs=tiny[5], resamples=50,
+                         mode=None)
+    plan = sweep_plan(base, methods="rtn,gptq,sparsegpt", bits="3,4")
+    calls = []
+    real = sweep_module.run_network
+
+    def spy(cfg, folder, **kw):
+        calls.append((kw["captured"] is not None, len(kw["scale_cache"])))
+        return real(cfg, folder, **kw)
+
+    sweep_module.run_network = spy
+    try:
+        run_sweep(plan, tmp_path / "sweep")
+    finally:
+        sweep_module.run_network = real
+    assert all(captured for captured, _ in calls)  # one capture served every run
+    # gptq at 3 bits found the scales rtn at 3 bits had searched: the cache did not grow
+    assert calls[1][1] == calls[0][1] + 2 and calls[2][1] == calls[1][1]
+    for cfg in plan:
+        folder = tmp_path / "sweep" / "runs" / f"{cfg.method.replace(':', '-')}_{cfg.compression}"
+        swept = json.loads((folder / "summary.json").read_text())
+        alone = run_network(cfg, tmp_path / "alone" / folder.name, db=tmp_path / "alone.sqlite")
+        assert [r["layer"] for r in swept["layers"]] == [r["layer"] for r in alone["layers"]]
+        for a, b in zip(swept["layers"], alone["layers"], strict=True):
+            for key in ("error", "norm", "nonzeros"):
+                assert a[key] == pytest.approx(b[key], rel=1e-9, abs=1e-12 * b["norm"]), key
+        for name, fig in alone["metrics"].items():
+            if isinstance(fig, dict):
+                assert swept["metrics"][name]["value"] == pytest.approx(fig["value"],
+                                                                          rel=1e-9), name
+        _, _, out_a, _ = read_outputs(folder / "outputs.npz")
+        _, _, out_b, _ = read_outputs(tmp_path / "alone" / folder.name / "outputs.npz")
+        np.testing.assert_allclose(out_a, out_b, rtol=1e-9, atol=1e-12)
+
+
+def test_limit_threads_restores_and_checks():
+    from bounds.network.run import limit_threads
+
+    before = torch.get_num_threads()
+    with limit_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ProblemError, match="--threads must be a positive integer"):
+        with limit_threads(0):
+            pass
+    with limit_threads(None):
+        assert torch.get_num_threads() == before

@@ -1,10 +1,14 @@
 """Where tasks run: in this process, in a local process pool, or on a Dask cluster.
 
-Every executor is a generator ``execute(tasks) -> iterator of rows`` yielding each task's row as
-soon as it finishes (in completion order), so the caller stores it at once. Interrupting the
-generator (``KeyboardInterrupt``, ``close()``) cancels what has not started; rows already yielded
-are the caller's. Only a bounded window of tasks is in flight at a time (``4 × workers``), so
-memory stays flat on long runs.
+Every executor runs *batches* of tasks: ``execute_batches(batches) -> iterator of row lists``
+yields each batch's rows (:func:`~bounds.compare.tasks.run_batch`, in the batch's order) as soon
+as the batch finishes (in completion order), so the caller stores them at once, in one
+transaction. A batch is one unit of shipping, solving and storing: a worker gets its tasks in
+one message (an ``H`` shared by its tasks is pickled once), solves them with BLAS on one thread,
+and returns their rows together. ``execute(tasks)`` is the same with one task per batch.
+Interrupting the generator (``KeyboardInterrupt``, ``close()``) cancels what has not started;
+rows already yielded are the caller's. Only a bounded window of batches is in flight at a time
+(``2 × workers``), so memory stays flat on long runs.
 
 Every executor first runs :func:`~bounds.compare.warm_up.warm_up` in each process that will
 solve, so numba's compilation is never charged to a task's time limit.
@@ -35,7 +39,7 @@ from typing import Any
 
 from solvers.problem import ProblemError
 
-from .tasks import Task, run_task
+from .tasks import Task, run_batch
 from .warm_up import warm_up
 
 log = logging.getLogger(__name__)
@@ -49,7 +53,19 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-class SerialExecutor:
+class _Batches:
+    """``execute(tasks)``: rows one task at a time, through ``execute_batches``."""
+
+    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+        gen = self.execute_batches([t] for t in tasks)
+        try:
+            for rows in gen:
+                yield from rows
+        finally:
+            gen.close()
+
+
+class SerialExecutor(_Batches):
     name = "serial"
     workers = 1
 
@@ -62,16 +78,16 @@ class SerialExecutor:
             warm_up()
             self._warm = True
 
-    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+    def execute_batches(self, batches: Iterable[list[Task]]) -> Iterator[list[dict[str, Any]]]:
         self.start()
-        for t in tasks:
-            yield run_task(t)
+        for batch in batches:
+            yield run_batch(batch)
 
     def close(self) -> None:
         pass
 
 
-class PoolExecutor:
+class PoolExecutor(_Batches):
     """A local process pool of ``workers`` processes."""
 
     name = "pool"
@@ -108,10 +124,10 @@ class PoolExecutor:
         if self._pool is None:
             self._pool = self._start()
 
-    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+    def execute_batches(self, batches: Iterable[list[Task]]) -> Iterator[list[dict[str, Any]]]:
         self.start()
         pool = self._pool
-        yield from _windowed(lambda t: pool.submit(run_task, t), tasks, 4 * self.workers,
+        yield from _windowed(lambda b: pool.submit(run_batch, b), batches, 2 * self.workers,
                              lambda f: f.result(), _cancel_futures)
 
     def close(self) -> None:
@@ -120,7 +136,7 @@ class PoolExecutor:
             self._pool = None
 
 
-class DaskExecutor:
+class DaskExecutor(_Batches):
     """Tasks on a Dask distributed cluster at ``address`` (``tcp://host:port``)."""
 
     name = "dask"
@@ -150,25 +166,26 @@ class DaskExecutor:
         except Exception as exc:  # noqa: BLE001 - a warm-up never fails the run
             log.warning("warm-up on the Dask workers failed: %s", exc)
 
-    def execute(self, tasks: Iterable[Task]) -> Iterator[dict[str, Any]]:
+    def execute_batches(self, batches: Iterable[list[Task]]) -> Iterator[list[dict[str, Any]]]:
         from distributed import as_completed
 
-        it = iter(tasks)
-        window = 4 * self.workers
+        it = iter(batches)
+        window = 2 * self.workers
         self.start()
 
-        def submit(t: Task) -> Any:
-            return self.client.submit(run_task, t, pure=False, key=f"pqbound-{t.key[:32]}")
+        def submit(b: list[Task]) -> Any:
+            return self.client.submit(run_batch, b, pure=False,
+                                      key=f"pqbound-{b[0].key[:24]}-{len(b)}")
 
         first = [submit(t) for t in itertools.islice(it, window)]
         ac = as_completed(first, loop=self.client.loop)
         try:
             for fut in ac:
-                row = fut.result()
+                rows = fut.result()
                 nxt = next(it, None)
                 if nxt is not None:
                     ac.add(submit(nxt))
-                yield row
+                yield rows
         finally:
             pending = list(ac.futures)
             for f in pending:

@@ -3,9 +3,10 @@
 In order: resolve and check the settings (:mod:`bounds.compare.settings`); export the full-layer
 problems (:func:`bounds.export.export_model`, unless given); plan the run and its tasks
 (:mod:`bounds.compare.plan`); open the results store and register the run (its id hashes the
-settings and the layers' problems); solve every task not already stored, writing each row as it
-arrives (:mod:`bounds.compare.executors`: in-process, a process pool or Dask); derive the
-whole-channel and scale-range rows from the stored ones (:mod:`bounds.compare.derive`); tabulate
+settings and the layers' problems); solve every task not already stored, in batches (a chunk's
+tasks), writing each batch's rows as it arrives, in one transaction
+(:mod:`bounds.compare.executors`: in-process, a process pool or Dask); derive the whole-channel
+and scale-range rows from the stored ones (:mod:`bounds.compare.derive`); tabulate
 the verdicts
 (:mod:`bounds.compare.tables`) and, if asked, write the report (:mod:`bounds.compare.report`).
 Re-running the same command resumes: rows already stored are not solved again.
@@ -197,15 +198,40 @@ def run_compare(
     return summary
 
 
+#: Most tasks in one batch (one shipment to a worker, one transaction in the store). A batch
+#: holds the tasks of one chunk of one layer (all its sampled channels, bit widths and kinds,
+#: which share ``H``), cut at this size: a few seconds of solving, so a killed run loses little
+#: and the progress bar moves.
+BATCH_TASKS = 256
+
+
+def batches(tasks: list[Task], size: int = BATCH_TASKS) -> Iterator[list[Task]]:
+    """Consecutive tasks of the same layer and chunk, at most ``size`` in a batch."""
+    batch: list[Task] = []
+    group = None
+    for t in tasks:
+        g = (t.layer, t.chunk)
+        if batch and (g != group or len(batch) >= size):
+            yield batch
+            batch = []
+        group = g
+        batch.append(t)
+    if batch:
+        yield batch
+
+
 def _execute(executor: Any, todo: list[Task], store: ResultStore, run_id: str,
              progress: bool, reused: int, *, poll: float = 1.0) -> tuple[int, int, int]:
-    """Run ``todo``, writing each row as it arrives; return (solved, errors, by others).
+    """Run ``todo`` in batches (:func:`batches`), writing each batch's rows as it arrives, in
+    one transaction; return (solved, errors, by others).
 
-    Each task is claimed in the store just before it is handed to the executor (the executors
-    pull tasks lazily, a window at a time), so another run on the same store at the same time
-    takes the tasks this one has not claimed: the two share the work, and none is solved twice.
-    Tasks another live run holds are waited for (polling every ``poll`` seconds) and taken
-    over if that run dies (see :mod:`bounds.compare.store`, claims).
+    Each batch is claimed in the store (one transaction) just before it is handed to the
+    executor (the executors pull batches lazily, a window at a time), so another run on the same
+    store at the same time takes the tasks this one has not claimed: the two share the work,
+    and none is solved twice. Tasks another live run holds are waited for (polling every
+    ``poll`` seconds) and taken over if that run dies (see :mod:`bounds.compare.store`,
+    claims). A run killed at any moment has stored every finished batch whole; resumed, it
+    solves the others again.
 
     The kernels are loaded (compiled, on a cold cache, with its own message and bar) and the
     workers started before the solving bar appears, so its rate and ETA count solving only.
@@ -230,16 +256,17 @@ def _execute(executor: Any, todo: list[Task], store: ResultStore, run_id: str,
             while remaining:
                 taken: list[Task] = []
                 done_elsewhere: list[Task] = []
-                gen = executor.execute(_claimed(store, remaining, owner, run_id, taken,
-                                                done_elsewhere))
+                gen = executor.execute_batches(_claimed(store, remaining, owner, run_id,
+                                                        taken, done_elsewhere))
                 try:
-                    for row in gen:
-                        row["run_id"] = run_id
-                        store.write(row)
-                        solved += 1
-                        errors += row["status"] == "error"
+                    for rows in gen:
+                        for row in rows:
+                            row["run_id"] = run_id
+                        store.write_many(rows)
+                        solved += len(rows)
+                        errors += sum(row["status"] == "error" for row in rows)
                         if bar is not None:
-                            bar.update(1)
+                            bar.update(len(rows))
                             if errors:
                                 bar.set_postfix({"stored before": reused, "errors": errors})
                 finally:
@@ -258,13 +285,19 @@ def _execute(executor: Any, todo: list[Task], store: ResultStore, run_id: str,
 
 
 def _claimed(store: ResultStore, tasks: list[Task], owner: str, run_id: str,
-             taken: list[Task], done: list[Task]) -> Iterator[Task]:
-    """Yield the tasks this run claims; collect those another run holds or has stored."""
-    for t in tasks:
-        state = store.claim(t.key, owner, run_id)
-        if state == "mine":
-            yield t
-        elif state == "taken":
-            taken.append(t)
-        else:
-            done.append(t)
+             taken: list[Task], done: list[Task]) -> Iterator[list[Task]]:
+    """Yield the batches of tasks this run claims; collect those another run holds or has
+    stored."""
+    for batch in batches(tasks):
+        state = store.claim_many([t.key for t in batch], owner, run_id)
+        mine = []
+        for t in batch:
+            s = state[t.key]
+            if s == "mine":
+                mine.append(t)
+            elif s == "taken":
+                taken.append(t)
+            else:
+                done.append(t)
+        if mine:
+            yield mine

@@ -19,16 +19,17 @@ Schema (``SCHEMA_VERSION`` 1)::
 calibration set or model therefore never reuses a stale row; a repeated run finds its rows and
 skips them (resume).
 
-Sharing: two runs on one store at once share the work. A run *claims* each task in one
-transaction just before solving it (:meth:`ResultStore.claim`), skips tasks stored or claimed
+Sharing: two runs on one store at once share the work. A run *claims* each batch of tasks in one
+transaction just before solving it (:meth:`ResultStore.claim_many`), skips tasks stored or claimed
 by another live run, and at the end waits for those to arrive. Its :class:`ClaimKeeper`
 refreshes the claims' ``heartbeat`` every :data:`HEARTBEAT` seconds and deletes them when the
 run ends, however it ends; storing a row deletes its claim. A claim is *stale*, and taken over,
 when its heartbeat is older than :data:`STALE_AFTER` seconds or its process (on this host) is
 gone — e.g. a run killed with ``SIGKILL``. No task is ever solved twice by runs that are alive.
 
-Durability: WAL journal, one transaction per row (``INSERT OR REPLACE`` of a complete row), so a
-``SIGKILL`` at any moment leaves either the whole row or none of it. A file that is not SQLite,
+Durability: WAL journal, one transaction per batch of complete rows (``INSERT OR REPLACE``;
+:meth:`ResultStore.write_many`), so a ``SIGKILL`` at any moment leaves each batch's rows whole
+or absent (a resumed run solves the missing batches again). A file that is not SQLite,
 is damaged, or belongs to another application raises :class:`StoreError` with a clear message.
 """
 
@@ -299,16 +300,29 @@ class ResultStore:
 
     def write(self, row: dict[str, Any]) -> None:
         """Store one complete row atomically (replacing a row with the same key)."""
-        values = [_column_value(c, row.get(c)) for c in COLUMNS]
-        if values[COLUMNS.index("created")] is None:
-            values[COLUMNS.index("created")] = _now()
+        self.write_many([row])
+
+    def write_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store complete rows in one transaction (all or none; each replaces a row with its
+        key and releases its claim): a batch of solves costs one commit, not one per row."""
+        if not rows:
+            return
+        created = COLUMNS.index("created")
+        now = _now()
+        values = []
+        for row in rows:
+            v = [_column_value(c, row.get(c)) for c in COLUMNS]
+            if v[created] is None:
+                v[created] = now
+            values.append(v)
         with self._tx():
-            self._conn.execute(
+            self._conn.executemany(
                 f"INSERT OR REPLACE INTO results ({','.join(COLUMNS)}) "
                 f"VALUES ({','.join('?' * len(COLUMNS))})",
                 values,
             )
-            self._conn.execute("DELETE FROM claims WHERE task_key = ?", (row["task_key"],))
+            self._conn.executemany("DELETE FROM claims WHERE task_key = ?",
+                                   [(row["task_key"],) for row in rows])
 
     def rows(self, run_id: str | None = None, *, solutions: bool = False,
              **where: Any) -> list[dict[str, Any]]:
@@ -353,21 +367,34 @@ class ResultStore:
         row counts as not done: it is solved again, as on resume). ``"taken"``: another owner's
         claim that is not stale (see the module doc) — leave it to them.
         """
+        return self.claim_many([task_key], owner, run_id, stale_after=stale_after)[task_key]
+
+    def claim_many(self, task_keys: Sequence[str], owner: str, run_id: str | None = None, *,
+                   stale_after: float = STALE_AFTER) -> dict[str, str]:
+        """:meth:`claim` for each of ``task_keys`` in one transaction: ``{key: state}``."""
         now = time.time()
+        out: dict[str, str] = {}
+        keys = list(dict.fromkeys(task_keys))
         with self._tx():
-            if self._conn.execute(
-                    "SELECT 1 FROM results WHERE task_key = ? AND status != 'error'",
-                    (task_key,)).fetchone():
-                return "done"
-            row = self._conn.execute(
-                "SELECT owner, pid, host, heartbeat FROM claims WHERE task_key = ?",
-                (task_key,)).fetchone()
-            if row is not None and row[0] != owner and not _stale(*row[1:], now, stale_after):
-                return "taken"
-            self._conn.execute(
+            for i in range(0, len(keys), 500):
+                part = keys[i:i + 500]
+                marks = ",".join("?" * len(part))
+                for (k,) in self._conn.execute(
+                        f"SELECT task_key FROM results WHERE task_key IN ({marks}) "
+                        "AND status != 'error'", part):
+                    out[k] = "done"
+                for k, who, pid, host, beat in self._conn.execute(
+                        f"SELECT task_key, owner, pid, host, heartbeat FROM claims "
+                        f"WHERE task_key IN ({marks})", part):
+                    if k not in out and who != owner and not _stale(pid, host, beat, now,
+                                                                    stale_after):
+                        out[k] = "taken"
+            mine = [k for k in keys if k not in out]
+            self._conn.executemany(
                 "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-                (task_key, owner, os.getpid(), _HOST, now, run_id))
-        return "mine"
+                [(k, owner, os.getpid(), _HOST, now, run_id) for k in mine])
+        out.update(dict.fromkeys(mine, "mine"))
+        return out
 
     def claims(self) -> list[dict[str, Any]]:
         """Every claim in the store (who solves what right now)."""

@@ -3,7 +3,7 @@
 A subprocess gets a fresh ``NUMBA_CACHE_DIR`` and runs two comparisons (the paper protocol:
 boxed pruning, 32-input chunks; then the default protocol: no box, whole-channel direct solves
 of 64 inputs, which take the Lagrangian and neighbourhood paths) on an ill-conditioned and a
-rank-deficient layer, counting numba's compilations inside every ``run_task``. A second process
+rank-deficient layer, counting numba's compilations inside every ``run_batch``. A second process
 on the same (now filled) cache must compile nothing at all and print no compile message.
 """
 
@@ -29,15 +29,16 @@ SCRIPT = textwrap.dedent("""
     from solvers.warm_up import count_compilations
 
     inside = []
-    solve = tasks.run_task
+    solve = tasks.run_batch
 
-    def counted(task):
+    def counted(batch):
         with count_compilations() as c:
-            row = solve(task)
-        inside.extend(f"{task.kind} {task.method}: {name}" for name in c)
-        return row
+            rows = solve(batch)
+        kinds = sorted({f"{t.kind} {t.method}" for t in batch})
+        inside.extend(f"{'/'.join(kinds)}: {name}" for name in c)
+        return rows
 
-    executors.run_task = counted
+    executors.run_batch = counted
 
     def layer(seed, n, rows):
         rng = np.random.default_rng(seed)

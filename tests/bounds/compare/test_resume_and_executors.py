@@ -29,17 +29,16 @@ SCRIPT = textwrap.dedent("""
     from bounds.compare import run_compare
     from bounds.compare.store import ResultStore
 
-    # Stop mid-run deterministically: after the third stored row, say so and wait to be killed
-    # (however fast or slow the machine, the signal always arrives mid-run).
-    write, written = ResultStore.write, []
-    def paused_write(self, row):
-        write(self, row)
-        written.append(row)
-        if len(written) == 3:
-            pathlib.Path({ready!r}).touch()
-            while True:
-                time.sleep(0.1)
-    ResultStore.write = paused_write
+    # Stop mid-run deterministically: after the first stored batch (one chunk's 8 tasks), say
+    # so and wait to be killed (however fast or slow the machine, the signal always arrives
+    # mid-run).
+    write = ResultStore.write_many
+    def paused_write(self, rows):
+        write(self, rows)
+        pathlib.Path({ready!r}).touch()
+        while True:
+            time.sleep(0.1)
+    ResultStore.write_many = paused_write
     rng = np.random.default_rng(0)
     X = rng.standard_normal((80, 24)); X[:, 1:] += 0.5 * X[:, :-1]
     P = LayerProblem(X.T @ X, rng.standard_normal((4, 24)) * 0.1, {{"layer": "toy"}})
@@ -72,7 +71,7 @@ def _snapshot(db: Path) -> dict[str, tuple]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_kill_mid_run_then_resume_recomputes_nothing(tmp_path, sig):
     db = tmp_path / "r.sqlite"
-    ready = tmp_path / "three-rows-stored"
+    ready = tmp_path / "one-batch-stored"
     script = SCRIPT.format(tests=str(ROOT / "tests"), root=str(ROOT), db=str(db),
                            ready=str(ready))
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
@@ -87,14 +86,14 @@ def test_kill_mid_run_then_resume_recomputes_nothing(tmp_path, sig):
         while not ready.exists() and time.time() < deadline and proc.poll() is None:
             time.sleep(0.05)
         assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
-        assert _count(db) == 3
+        assert _count(db) == 8
         proc.send_signal(sig)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     before = _snapshot(db)
-    assert len(before) == 3  # mid-run: some rows, not all (3 · 2 · 3 tasks in the run)
+    assert len(before) == 8  # mid-run: one batch of three (a chunk: 2 bits · 4 solves)
     # Every stored row is complete (no half-written rows).
     for _key, (created, seconds, objective, weights) in before.items():
         assert created and seconds is not None and objective is not None and weights

@@ -23,14 +23,14 @@ def counted(monkeypatch):
     """Count every task solved (by key), in any thread; no warm-up."""
     solved: Counter = Counter()
     lock = threading.Lock()
-    real = executors.run_task
+    real = executors.run_batch
 
-    def run_task(task):
+    def run_batch(batch):
         with lock:
-            solved[task.key] += 1
-        return real(task)
+            solved.update(t.key for t in batch)
+        return real(batch)
 
-    monkeypatch.setattr(executors, "run_task", run_task)
+    monkeypatch.setattr(executors, "run_batch", run_batch)
     monkeypatch.setattr(executors, "warm_up", lambda: None)
     return solved
 
@@ -47,16 +47,16 @@ def test_two_runs_at_once_share_the_work(tmp_path, toy, counted, monkeypatch):
     # other has started one (a barrier, not a timing assumption).
     barrier = threading.Barrier(2, timeout=120)
     first: set[int] = set()
-    inner = executors.run_task
+    inner = executors.run_batch
 
-    def run_task(task):
+    def run_batch(batch):
         me = threading.get_ident()
         if me not in first:
             first.add(me)
             barrier.wait()
-        return inner(task)
+        return inner(batch)
 
-    monkeypatch.setattr(executors, "run_task", run_task)
+    monkeypatch.setattr(executors, "run_batch", run_batch)
     out: dict[str, object] = {}
 
     def go(name):

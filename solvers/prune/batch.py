@@ -72,6 +72,7 @@ class SharedHessian:
         self._splits: dict[str, np.ndarray] = {}
         self._masks: dict[bytes, dict[str, np.ndarray]] = {}
         self._budget = (k, None if nm is None else tuple(nm))  # the rows' (k, nm)
+        self.rows = 0 if rows is None else len(rows)  # recorded in each solve's info
         if rows is not None and len(rows):
             self._heuristic_masks(np.asarray(rows, dtype=np.float64), k, nm)
 
@@ -115,7 +116,7 @@ def solve_exact_many(problems: Sequence[PruneProblem], **options: Any) -> list[S
     Limits (``time_limit``, ``node_limit``) apply to each problem, as in
     :func:`~solvers.prune.exact.solve_exact`; each result's ``seconds`` is its own solve's,
     without the shared set-up (which is recorded in ``info["shared_seconds"]``, the family's
-    total, on every row of the family).
+    total, on every row of the family, beside ``info["shared_rows"]``, its size).
 
     Examples
     --------
@@ -141,7 +142,7 @@ def solve_exact_many(problems: Sequence[PruneProblem], **options: Any) -> list[S
         for i in idx:
             r = solve_exact(problems[i], _shared=shared, **options)
             if shared is not None:
-                r = r.with_(info={**r.info, "shared_seconds": setup, "shared_rows": len(idx)})
+                r = r.with_(info={**r.info, "shared_seconds": setup})
             out[i] = r
     return out  # type: ignore[return-value]
 

@@ -166,6 +166,8 @@ def solve_exact(
         "box": problem.box,
         "formulation": "boxed" if problem.box is not None else "unboxed",
     }
+    if _shared is not None:
+        info["shared_rows"] = _shared.rows
     if compare_unstructured and problem.nm is not None:
         info["unstructured"] = _unstructured(problem, time_limit, node_limit, diagonal,
                                              incumbents, branching, perspective)

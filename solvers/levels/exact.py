@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 ORDERINGS = ("auto", "box", "vblast", "natural", "saliency")
 SPLITS = ("auto", "cond", True, False)
+#: node limit of the support step's two solves when the caller gives a node limit
+SUPPORT_NODES = 20_000
 #: nodes after which a search with the conditional tail switches to the largest-volume diagonals
 UPGRADE_NODES = 50_000
 #: depths between two largest-volume diagonals of the conditional tail, and their barrier weight
@@ -131,7 +133,10 @@ def solve_levels(
         Largest relative gap (the floating-point margin) with which an exhausted search is
         reported ``OPTIMAL``.
     slice_nodes : int
-        Nodes per compiled slice between clock checks (adapted to ~20 ms per slice).
+        Nodes per compiled slice between clock checks (adapted to ~20 ms per slice without a
+        node limit; with one, fixed: slices, the switch to stronger tail diagonals and the
+        support step's own limits then count nodes, so the result does not depend on the clock
+        unless ``time_limit`` expires first).
     log_every : float
         Seconds between progress lines on this module's logger (INFO).
     split : {"auto", True, False}
@@ -197,7 +202,8 @@ def solve_levels(
     cands = _incumbents(Hl, cl, d, Rs, np.ascontiguousarray(cl[order]), order, Tp, zp, gp)
     prune_bound = None
     if sparse and support_time > 0:
-        ix_sup, prune_bound = _support_incumbent(problem, idx, d, support_time, deadline)
+        ix_sup, prune_bound = _support_incumbent(problem, idx, d, support_time, deadline,
+                                                 node_limit is not None)
         if ix_sup is not None:
             cands["support"] = ix_sup
             cands["support+1opt"] = kn.one_opt(Hl, cl, d.T, d.zix, d.K, d.grp, d.N,
@@ -251,9 +257,10 @@ def solve_levels(
                 limit_hit = Status.TIME_LIMIT
             if limit_hit is not None:
                 break
-            dt = max(now - ts, 1e-6)
-            target = 0.02 if deadline is None else min(0.02, max(1e-3, (deadline - now) / 2))
-            budget = int(min(max(1000, budget * target / dt), 50_000_000))
+            if node_limit is None:  # slices of ~20 ms; with a node limit fixed (deterministic)
+                dt = max(now - ts, 1e-6)
+                target = 0.02 if deadline is None else min(0.02, max(1e-3, (deadline - now) / 2))
+                budget = int(min(max(1000, budget * target / dt), 50_000_000))
         if limit_hit is not None:
             break
         if len(searches) == 2:  # share the better incumbent
@@ -517,8 +524,13 @@ def _incumbents(Hl, cl, d: LevelData, R, cp, order, Tp, zp, gp) -> dict[str, np.
     return cands
 
 
-def _support_incumbent(problem: LevelProblem, idx, d: LevelData, support_time, deadline):
+def _support_incumbent(problem: LevelProblem, idx, d: LevelData, support_time, deadline,
+                       by_nodes: bool):
     """The exact pruning mask (continuous weights) quantized exactly over the levels.
+
+    ``by_nodes`` (the caller has a node limit): both solves stop after
+    :data:`SUPPORT_NODES` nodes instead of ``support_time``, so the result does not depend on
+    the clock (unless the caller's own time limit binds).
 
     Returns ``(level indices of the live inputs or None, certified pruning bound or None)``.
     """
@@ -530,13 +542,16 @@ def _support_incumbent(problem: LevelProblem, idx, d: LevelData, support_time, d
         t = min(t, 0.1 * max(0.0, deadline - time.perf_counter()))
     if t <= 0.0:
         return None, None
+    if by_nodes:  # the clock only through the caller's own time limit
+        t = None if deadline is None else 0.1 * max(0.0, deadline - time.perf_counter())
     H = problem.H[np.ix_(idx, idx)]
     w0 = problem.w0[idx]
     if problem.nm is not None and idx.size == problem.n:
         pp = PruneProblem.unchecked(H, w0, nm=problem.nm)
     else:  # dead inputs break the N:M grouping of the live ones: the limit k alone (weaker)
         pp = PruneProblem.unchecked(H, w0, k=d.K)
-    pr = prune_exact(pp, time_limit=t)
+    nl = SUPPORT_NODES if by_nodes else None
+    pr = prune_exact(pp, time_limit=t, node_limit=nl)
     # the pruning solver's bound may equal its computed objective (e.g. k = 0): shrink it by
     # that computation's rounding, relative 8(n + 4)u, so it stays below the exact optimum
     bound = None if pr.lower_bound is None else \
@@ -546,7 +561,7 @@ def _support_incumbent(problem: LevelProblem, idx, d: LevelData, support_time, d
     if keep.size == 0:
         return d.zix.copy(), bound
     sub = LevelProblem.unchecked(H[np.ix_(keep, keep)], w0[keep], d.T[keep])
-    rs = solve_levels(sub, time_limit=t, support_time=0)
+    rs = solve_levels(sub, time_limit=t, node_limit=nl, support_time=0)
     ix = d.zix.copy()
     ix[keep] = rs.codes
     return ix, bound

@@ -328,7 +328,7 @@ class _Search:
             if cond else None
         self.upgraded = self.cond is None
         if self.cond is None:  # off: empty arrays (the kernel's test: dl has n + 1 rows)
-            self.cond = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(3))
+            self.cond = (np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(3), np.zeros(1))
 
     def upgrade(self) -> None:
         """The conditional tail with the largest-volume diagonals (a long search pays for
@@ -371,7 +371,8 @@ class _Search:
                                self.ubest, st["ix"], st["wv"], st["P"], st["ctr"], st["vc"],
                                st["up"], st["dn"], st["S"], st["last"], st["used"],
                                st["gcnt"], st["alw"], st["st"], budget, self.cond[0],
-                               self.cond[1], st["Cm"], st["ext"], self.cond[2])
+                               self.cond[1], st["Cm"], st["ext"], self.cond[2], st["rz"],
+                               self.cond[3])
 
     def open_bound(self) -> float:
         st = self.st
@@ -430,7 +431,25 @@ def _conditional_tail(Hs, R, rho, u0, diagonal="jacobi"):
     if not np.all(np.isfinite(Gm)):
         return None
     cst = np.array([u0, 1.0 - 8.0 * (m + 4) * U_ROUND, gamma(m)])
-    return dl, Gm, cst
+    return dl, Gm, cst, _residual_slopes(R, Gm)
+
+
+def _residual_slopes(R, Gm):
+    """Per row ``k``: how fast the bound on ``‖R_{<k,<k}(ĉ − c*)‖`` grows with ``|v − ĉ_k|``
+    (:func:`solvers.levels.kernels.parent_residual`): ``ρ1 = R_{<k,<k}Gm[:k, k] + R_{<k,k}``
+    (zero in exact arithmetic), computed, plus ``2γ‖|R_{<k,<k}||Gm[:k, k]| + |R_{<k,k}|‖`` for
+    that computation, plus ``(u + 3u(1 + 3u))‖|R_{<k,<k}||Gm[:k, k]|‖`` for the rounding of
+    ``v − ĉ_k`` and of the centre step; times ``1 + 1e-12``."""
+    m = R.shape[0]
+    g = gamma(m + 2)
+    out = np.zeros(m)
+    for k in range(1, m):
+        Rr, gk, rk = R[:k, :k], Gm[:k, k], R[:k, k]
+        rho1 = float(np.linalg.norm(Rr @ gk + rk))
+        a = np.abs(Rr) @ np.abs(gk)
+        out[k] = (rho1 + 2.0 * g * float(np.linalg.norm(a + np.abs(rk)))
+                  + (U_ROUND + 3.0 * U_ROUND * (1.0 + 3.0 * U_ROUND)) * float(np.linalg.norm(a)))
+    return out * (1.0 + 1e-12)
 
 
 def _order(Hl, cl, d: LevelData, ordering: str) -> np.ndarray:

@@ -222,7 +222,8 @@ def test_conditional_tail_bound_below_every_completion(kind):
         sr = _Search(p.H, p.w0, d, order, D, np.full(n, 2), cond=True)
         assert sr.cond[0].shape[0] == n + 1
         for diag in ("jacobi", "logdet"):
-            dl, Gm, cst = _conditional_tail(sr.Hs, sr.R, sr.certifier.residual_norm, 1e300, diag)
+            dl, Gm, cst, slope = _conditional_tail(sr.Hs, sr.R, sr.certifier.residual_norm,
+                                                   1e300, diag)
             R, c, T = sr.R, sr.cp, sr.Tp
             Cm = np.zeros((n + 1, n))
             wv = np.zeros(n)
@@ -234,7 +235,8 @@ def test_conditional_tail_bound_below_every_completion(kind):
                 used += wv[k] != 0.0
                 kn._centre_step(Cm, Gm, k, wv[k] - ctr)
                 t = kn.cond_tail(T, sr.zp, c, sr.Dp, dl, Cm, k, K - used, ext) * cst[1]
-                r = kn.centre_residual(R, c, Cm, wv, k, cst[2])
+                r = (kn.parent_residual(R, c, Cm, wv, ctr, k, cst[2])
+                     + abs(wv[k] - ctr) * slope[k])
                 safe = t - 2 * r * np.sqrt(t) if t > r * r else 0.0
                 dv = wv - c
                 fixed = sum((R[i, i:] @ dv[i:]) ** 2 + sr.Dp[i] * dv[i] ** 2

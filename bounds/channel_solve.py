@@ -233,7 +233,8 @@ class LevelSpec:
             f = build_levels(problem.W0, self.format, group_size=self.group_size,
                              scale_method=self.scale_method)
             desc = {"format": f.spec.name, "scale_method": self.scale_method,
-                    "bits_per_weight": f.bits_per_weight, "format_nm": f.spec.nm}
+                    "bits_per_weight": f.bits_per_weight, "format_nm": f.spec.nm,
+                    "format_spec": f.spec}
             return f.levels, desc
         if self.levels is not None:
             lv = validate_levels(self.levels, problem.n)
@@ -271,6 +272,17 @@ def solve_level_channels(
                                "pattern: give no other nonzero limit")
         limit = {"nm": validate_sparsity(None, fmt_nm, problem.n)[1]}
     desc.update({"k": limit.get("k"), "nm": list(limit["nm"]) if "nm" in limit else None})
+    fspec = desc.pop("format_spec", None)
+    if fspec is not None:  # size with the sparsity metadata, as `compare --formats` counts it
+        from dataclasses import replace
+
+        from solvers.formats import storage_bits
+
+        size = storage_bits(replace(fspec, nm=limit.get("nm")), problem.n, problem.channels,
+                            k=limit.get("k"))
+        desc.update({"bits_per_weight": size.total, "storage": size.to_dict(),
+                     "dense_bits_per_weight": storage_bits(replace(fspec, nm=None), problem.n,
+                                                           problem.channels).total})
     chans = list(range(problem.channels)) if channels is None else list(channels)
     problems = [(c, problem.levels(c, levels_of(c), **limit)) for c in chans]
     if "nm" in limit:

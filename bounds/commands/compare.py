@@ -22,6 +22,8 @@ examples:
   pqbound compare --scheduler tcp://10.0.0.5:8786 --db big.sqlite   # a Dask cluster
   pqbound report --db pqbound-results.sqlite --out pqbound-report    # rebuild the report
   pqbound compare --model efficientnet_lite0 --report lite0-report   # its default layers
+  pqbound compare --protocol paper --all-layers --all-channels --all-chunks --bits 2 3 4 8 \
+      --methods exact --no-whole-layer --report study   # the paper's study, every layer
   pqbound compare --model hf:~/models/opt-125m --layer model.decoder.layers.0.fc1 --bits 4
   pqbound compare --formats int4 int4-asym-g128 fp4-e2m1-g32 nf4-g64 int4+2:4 --report fmt
 
@@ -57,8 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_options(p)
-    p.add_argument("--layer", action="append", dest="layers", metavar="NAME",
-                   help="a layer to study (repeatable; default: the representative set)")
+    lg = p.add_mutually_exclusive_group()
+    lg.add_argument("--layer", action="append", dest="layers", metavar="NAME",
+                    help="a layer to study (repeatable; default: the representative set)")
+    lg.add_argument("--all-layers", action="store_true",
+                    help="every exportable layer of the model (`pqbound layers` lists them; "
+                    "MobileNetV2: 53)")
     p.add_argument("--bits", type=int, nargs="+", default=list(DEFAULT_BITS), metavar="B",
                    help=f"bit widths (default {' '.join(map(str, DEFAULT_BITS))})")
     p.add_argument("--opt-dim", type=int, default=d.opt_dim, metavar="N",
@@ -190,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
     from ..files import cleanup_on_failure
 
     cfg = config_from_args(args)
+    if getattr(args, "all_layers", False):
+        from ..export import list_layers
+
+        cfg.layers = [info.name for info in list_layers(args.model, weights=args.weights)]
     cfg.resolved()  # bad settings (an unknown format, …) fail here: nothing loaded or written
     model, inputs = _model_and_calibration(args, cfg)
     try:

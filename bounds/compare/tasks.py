@@ -126,8 +126,11 @@ def base_row(task: Task) -> dict[str, Any]:
     }
 
 
-def run_task(task: Task) -> dict[str, Any]:
-    """Solve ``task`` and return its complete row (an ``error`` row if the solve fails)."""
+def run_task(task: Task, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Solve ``task`` and return its complete row (an ``error`` row if the solve fails).
+
+    ``extra``: more keywords for the method (:func:`run_batch` passes exact pruning the
+    ``_shared`` pieces of its chunk's ``H``; they change the work, not the answer)."""
     from solvers.registry import get_method
 
     row = base_row(task)
@@ -138,7 +141,7 @@ def run_task(task: Task) -> dict[str, Any]:
         limits: dict[str, Any] = {"time_limit": task.time_limit}
         if task.node_limit is not None:
             limits["node_limit"] = task.node_limit
-        res = fn(problem, **limits, **task.options)
+        res = fn(problem, **limits, **task.options, **(extra or {}))
         row.update({
             "status": res.status.value,
             "objective": float(res.objective),
@@ -177,7 +180,34 @@ def run_batch(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return [run_task(t) for t in tasks]
+        extras = _shared_hessians(tasks)
+        return [run_task(t, extras.get(i)) for i, t in enumerate(tasks)]
+
+
+def _shared_hessians(tasks: Sequence[Task]) -> dict[int, dict[str, Any]]:
+    """``{index: {"_shared": SharedHessian}}`` for the exact pruning tasks of the batch that
+    share ``H`` and budget with another (:mod:`solvers.prune.batch`: the margin, the ``H``-only
+    diagonal splits and the heuristics' masks of all those rows computed once)."""
+    from solvers.problem import hessian_exponent
+    from solvers.prune.batch import SharedHessian
+
+    fams: dict[tuple, list[int]] = {}
+    for i, t in enumerate(tasks):
+        if t.kind == "prune" and t.method == "exact" and not t.options:
+            key = (t.H.shape, t.k, t.nm, id(t.H))
+            fams.setdefault(key, []).append(i)
+    out: dict[int, dict[str, Any]] = {}
+    for (_, k, nm, _), idx in fams.items():
+        H = tasks[idx[0]].H
+        if len(idx) < 2 or hessian_exponent(H) != 0:
+            continue
+        try:
+            shared = SharedHessian(H, np.stack([tasks[i].w0 for i in idx]), k=k, nm=nm)
+        except Exception as exc:  # noqa: BLE001 - each task then solves on its own
+            log.debug("shared H set-up failed (%s): solving alone", exc)
+            continue
+        out.update({i: {"_shared": shared} for i in idx})
+    return out
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:

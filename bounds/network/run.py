@@ -29,7 +29,7 @@ import os
 import sys
 import time
 import zlib
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -212,16 +212,17 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
 
 @contextmanager
 def limit_threads(threads: int | None):
-    """Run the body with at most ``threads`` threads in torch, the BLAS/OpenMP pools
-    (threadpoolctl, when installed) and numba; restore them afterwards. ``None`` leaves them.
+    """Run the body with at most ``threads`` threads in torch and in the BLAS/OpenMP pools
+    (threadpoolctl, when installed); restore them afterwards. ``None`` leaves them.
 
     On a shared machine, threads beyond the free cores cost far more than they give: the
     threads of one BLAS call or one convolution wait for each other across scheduler time
     slices (measured on the project's 2-core machine at a load average of 4–7: one held-out
     pass of MobileNetV2 took 4.3 s with one thread against 12 s with two; a GPTQ run of the
-    sweep 15 s against 115 s, its per-channel 9×9 Cholesky factorisations 4.7 ms each instead of
-    0.06 ms). The results do not depend on the thread count beyond floating-point summation
-    order."""
+    sweep 15 s against 115 s, its per-channel 9×9 Cholesky factorisations 0.06 ms each instead
+    of 4.7 ms). The results do not depend on the thread count beyond floating-point summation
+    order. (pqbound's numba kernels are serial; starting numba's OpenMP layer would reset
+    torch's thread count, so it is left alone.)"""
     if threads is None:
         yield
         return
@@ -231,21 +232,14 @@ def limit_threads(threads: int | None):
 
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
-    stack = ExitStack()
     try:
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:  # not a dependency: then BLAS keeps its own setting
-            pass
-        else:
-            stack.enter_context(threadpool_limits(limits=int(threads)))
-        import numba
-
-        numba_before = numba.get_num_threads()
-        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
-        stack.callback(numba.set_num_threads, numba_before)
-        with stack:
             yield
+        else:
+            with threadpool_limits(limits=int(threads)):
+                yield
     finally:
         torch.set_num_threads(before)
 

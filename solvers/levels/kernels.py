@@ -239,52 +239,77 @@ def cond_tail(T, zix, c, Dv, dl, Cm, k, b, ext):
 
 
 @njit(cache=True)
-def centre_residual(R, c, Cm, wv, k, gamma):
-    """An upper bound on ``‖R_{<k,<k}(ĉ − c*)‖``, ``c*`` the exact conditional centre of the
-    rows ``< k`` given the fixed rows ``>= k`` and ``ĉ`` the computed one (``c + Cm[k]``): the
-    rows ``< k`` of ``R(x − c)`` at ``x = (ĉ, fixed values)`` vanish at ``c*``, so their norm is
-    ``‖R_{<k,<k}(ĉ − c*)‖``; computed, plus ``2γ‖|R||x − c|‖`` for its rounding."""
+def parent_residual(R, c, Cm, wv, ctr_k, k, gamma):
+    """The part of the centre check shared by the values of row ``k`` (its parent fixed).
+
+    With row ``k`` at ``v`` the free rows' computed centres are ``ĉ = c + Cm[k]`` (rounded), and
+    ``‖R_{<k,<k}(ĉ − c*)‖`` — all that :func:`_tail_prunes` needs of their error — is the norm
+    of the free rows of ``R(x − c)`` at ``x = (ĉ, v, fixed)``, which vanish at ``c*``. Split
+    as ``ρ0 + (v − ĉ_k)ρ1(v) + R_{<k,<k}(rounding)`` with
+    ``ρ0 = R_{<k,<k}Cm[k + 1] + R_{<k,k}(ĉ_k − c_k) + R_{<k,>k}(w − c)_{>k}`` (here, once per
+    parent) and ``ρ1`` per row (:func:`solvers.levels.exact._residual_slopes`). Returns
+    ``‖ρ̂0‖ + 2γ‖|R||·|‖`` (its rounding) ``+ u(1 + 3u)‖|R_{<k,<k}|(2|Cm[k + 1]| + |c|)‖`` (the
+    rounding of the centre step and of ``c + Cm``, apart from the part that grows with
+    ``|v − ĉ_k|``)."""
     n = R.shape[0]
     r2 = 0.0
     a2 = 0.0
+    b2 = 0.0
+    dk = ctr_k - c[k]
     for i in range(k):
         s = 0.0
         sa = 0.0
-        for j in range(i, n):
-            d = ((c[j] + Cm[k, j]) - c[j]) if j < k else (wv[j] - c[j])
+        sb = 0.0
+        for j in range(i, k):
+            x = Cm[k + 1, j]
+            s += R[i, j] * x
+            sa += abs(R[i, j]) * abs(x)
+            sb += abs(R[i, j]) * (2.0 * abs(x) + abs(c[j]))
+        s += R[i, k] * dk
+        sa += abs(R[i, k]) * abs(dk)
+        for j in range(k + 1, n):
+            d = wv[j] - c[j]
             s += R[i, j] * d
             sa += abs(R[i, j]) * abs(d)
         r2 += s * s
         a2 += sa * sa
-    return np.sqrt(r2) + 2.0 * gamma * np.sqrt(a2)
+        b2 += sb * sb
+    u = 1.1102230246251565e-16
+    return np.sqrt(r2) + 2.0 * gamma * np.sqrt(a2) + u * (1.0 + 3.0 * u) * np.sqrt(b2)
 
 
 @njit(cache=True)
-def _tail_prunes(R, c, T, zix, K, used, k, wv, ctr, Dv, dl, Cm, Gm, ext, cst, p, U, slack):
+def _tail_prunes(R, c, T, zix, K, used, k, wv, ctr, Dv, dl, Cm, Gm, ext, cst, p, U, slack,
+                 rz, slope):
     """With row ``k`` set (``k > 0``): update the free rows' conditional centres and say
     whether the certified conditional tail lifts the node's bound ``p`` to ``U + slack``.
 
     With ``A = (RᵀR)[:k, :k] ⪰ diag(dl[k, :k])`` the free rows cost at least
     ``B + Σ Dv_i(x_i − c_i)²``, ``B = (x − c*)ᵀA(x − c*) >= Σ dl(x − c*)²``; the computed centre
-    ``ĉ`` is off by ``e`` with ``√Σ dl e² <= ‖R_{<k,<k} e‖ <= r`` (:func:`centre_residual`), so
+    ``ĉ`` is off by ``e`` with ``√Σ dl e² <= ‖R_{<k,<k} e‖ <= r`` (:func:`parent_residual`), so
     ``B >= (√B̂ − r)² >= B̂ − 2r√B̂`` with ``B̂`` at ``ĉ``, and the free rows cost at least
     ``t − 2r√t`` where ``t <= B̂ + Σ Dv(x − c)²`` is the computed tail (:func:`cond_tail`).
 
     ``cst = [u0, 1 − η, γ]``: the tail is used only while ``p <= u0`` (the starting incumbent's
-    value, at which the pruning slack is measured), shrunk by ``1 − η`` for its own rounding."""
+    value, at which the pruning slack is measured), shrunk by ``1 − η`` for its own rounding.
+    ``r = rz[k] + |v − ĉ_k|·slope[k]`` bounds ``‖R_{<k,<k}(ĉ − c*)‖``: ``rz[k]`` from
+    :func:`parent_residual` once per parent (``-1``: not yet), ``slope`` per row."""
     _centre_step(Cm, Gm, k, wv[k] - ctr[k])
     if p > cst[0]:
         return False
     t = cond_tail(T, zix, c, Dv, dl, Cm, k, _budget(K, used, k, wv[k]), ext) * cst[1]
     if p + t < U + slack:
         return False
-    r = centre_residual(R, c, Cm, wv, k, cst[2])
+    if rz[k] < 0.0:  # first check among these siblings
+        rz[k] = parent_residual(R, c, Cm, wv, ctr[k], k, cst[2])
+    r = (rz[k] + abs(wv[k] - ctr[k]) * slope[k]) * (1.0 + 1e-12)
     return t > r * r and p + t - 2.0 * r * np.sqrt(t) >= U + slack
 
 
 @njit(cache=True)
 def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, ix, wv, P, ctr,
-                 vc, up, dn, S, last, used, gcnt, alw, st, max_nodes, dl, Gm, Cm, ext, cst):
+                 vc, up, dn, S, last, used, gcnt, alw, st, max_nodes, dl, Gm, Cm, ext, cst, rz,
+                 slope):
     """Run the depth-first search for at most ``max_nodes`` nodes from the saved state.
 
     Parameters
@@ -307,7 +332,8 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
     dl, Gm, Cm, ext, cst : the conditional tail (empty ``dl``: off). ``dl`` a diagonal with
         ``(RᵀR)[:k, :k] − diag(dl[:k]) ⪰ 0`` for every ``k``; ``Gm[i, k]`` the move of row
         ``i``'s conditional centre per unit of row ``k`` (``i < k``); ``Cm`` (n + 1, n) the
-        centres' offsets per depth (state); ``ext`` scratch; ``cst`` of :func:`_tail_prunes`.
+        centres' offsets per depth (state); ``ext`` scratch; ``cst``, ``rz`` (state) and
+        ``slope`` of :func:`_tail_prunes`.
         A node the tail prunes moves on to its next sibling (the tail depends on the value).
 
     A pruned nonzero candidate prunes its farther siblings except the zero level, whose bound
@@ -330,6 +356,7 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
         if cond:
             for i in range(n):
                 Cm[n, i] = 0.0
+            rz[n - 1] = -1.0
         k = n - 1
         P[n] = 0.0
         for i in range(n):
@@ -351,7 +378,7 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
         pt = p + tail[k, _budget(K, used, k, wv[k])]
         if pt < U + slack:
             if k > 0 and cond and _tail_prunes(R, c, T, zix, K, used, k, wv, ctr, Dv, dl, Cm,
-                                               Gm, ext, cst, p, U, slack):
+                                               Gm, ext, cst, p, U, slack, rz, slope):
                 pass  # the tail prunes this value only: on to the next sibling
             elif k > 0:
                 P[k] = p
@@ -360,6 +387,7 @@ def level_search(R, c, T, zix, K, grp, N, Dv, tail, slack, cert, ibest, ubest, i
                 if nz == 1 and grp[k] >= 0:
                     gcnt[grp[k]] += 1
                 k -= 1
+                rz[k] = -1.0
                 _mark_descent(last, k)
                 _refresh_center(R, c, wv, S, last, k, ctr, wref, Dv, vc)
                 alw[k] = 1 if _allowed(k, used, K, grp, gcnt, N) else 0
@@ -444,6 +472,7 @@ def new_state(n: int, groups: int) -> dict:
         "st": np.zeros(3, dtype=np.int64),
         "Cm": np.zeros((n + 1, n), dtype=np.float64),
         "ext": np.zeros(n + 1, dtype=np.float64),
+        "rz": np.full(n, -1.0, dtype=np.float64),
     }
 
 

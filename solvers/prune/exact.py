@@ -51,6 +51,7 @@ def solve_exact(
     branching: str = "product",
     compare_unstructured: bool = False,
     perspective: int = 15,
+    _shared: Any = None,
     **unknown: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -89,6 +90,11 @@ def solve_exact(
         restriction of it, so the pair shows what the pattern costs.
     incumbents : bool
         Seed the search with the heuristics' best solution (magnitude, OBS, SparseGPT, swaps).
+    _shared : SharedHessian, optional
+        Internal: what this problem shares with others of the same ``H``
+        (:class:`solvers.prune.batch.SharedHessian`: the margin, the ``H``-only diagonal
+        splits, the heuristics' masks computed for all rows at once). The result is the same
+        as without it; use :func:`solvers.prune.batch.solve_exact_many`.
 
     Returns
     -------
@@ -114,7 +120,7 @@ def solve_exact(
                            f"valid: {', '.join(OPTIONS)}")
     _check_options(problem, time_limit, diagonal, branching, perspective)
     shift = hessian_exponent(problem.H)
-    if shift:
+    if shift:  # (a SharedHessian is never made for such an H)
         return _solve_rescaled(problem, shift, time_limit=time_limit, node_limit=node_limit,
                                diagonal=diagonal, incumbents=incumbents, branching=branching,
                                compare_unstructured=compare_unstructured,
@@ -126,11 +132,15 @@ def solve_exact(
     n = problem.n
     alive = np.diag(H) > 0.0
 
-    cands = _incumbents(problem, alive, incumbents)
+    cands = _incumbents(problem, alive, incumbents,
+                        None if _shared is None else _shared.masks(problem))
     inc = cands[0]
-    margin, kappa, capped = margin_for(H, alive)
+    margin, kappa, capped = margin_for(H, alive) if _shared is None else _shared.margin
+    split, first = ((diagonal_split, ("jacobi", AUTO_SWITCH_NODES)) if _shared is None
+                    else (_shared.split, _shared.auto_first))
     out, d, phases = _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching,
-                                       perspective, time_limit, node_limit, deadline)
+                                       perspective, time_limit, node_limit, deadline, split,
+                                       first)
     mask, weights, objective = _solution(problem, out, inc)
     lower = min(out.lower, objective)
     status, message = _status(problem, out.status, objective, lower, time_limit, node_limit,
@@ -156,6 +166,8 @@ def solve_exact(
         "box": problem.box,
         "formulation": "boxed" if problem.box is not None else "unboxed",
     }
+    if _shared is not None:
+        info["shared_rows"] = _shared.rows
     if compare_unstructured and problem.nm is not None:
         info["unstructured"] = _unstructured(problem, time_limit, node_limit, diagonal,
                                              incumbents, branching, perspective)
@@ -196,10 +208,10 @@ def _check_options(problem, time_limit, diagonal, branching, perspective) -> Non
         raise ProblemError(f"time_limit must be > 0, got {time_limit!r}")
 
 
-def _incumbents(problem, alive, use_heuristics) -> list[Incumbent]:
-    """Starting solutions, best first: the heuristics' (magnitude, OBS, SparseGPT, swaps), or
-    magnitude alone."""
-    cands = find_incumbents(problem, alive) if use_heuristics else []
+def _incumbents(problem, alive, use_heuristics, masks=None) -> list[Incumbent]:
+    """Starting solutions, best first: the heuristics' (magnitude, OBS, SparseGPT, swaps; their
+    masks from ``masks`` when given), or magnitude alone."""
+    cands = find_incumbents(problem, alive, masks=masks) if use_heuristics else []
     if not cands:
         m = magnitude_mask(problem, alive)
         w, v, lo = refit(problem, m)
@@ -208,9 +220,12 @@ def _incumbents(problem, alive, use_heuristics) -> list[Incumbent]:
 
 
 def _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching, perspective,
-                      time_limit, node_limit, deadline):
-    """The search, in one phase or (``diagonal="auto"``) two: the cheap Jacobi split without
-    the perspective bound for :data:`AUTO_SWITCH_NODES` nodes, then, if still open, a restart
+                      time_limit, node_limit, deadline, split_fn=diagonal_split,
+                      first_phase=("jacobi", AUTO_SWITCH_NODES)):
+    """The search, in one phase or (``diagonal="auto"``) two: the cheap ``first_phase`` split
+    without the perspective bound for a number of nodes (Jacobi for
+    :data:`AUTO_SWITCH_NODES`; see :class:`~solvers.prune.batch.SharedHessian` for a family
+    of rows), then, if still open, a restart
     from its incumbent with the ``logdet`` split and the perspective bound. Returns the
     :class:`~solvers.prune.search.SearchOutcome` (node counts of both phases summed), the
     diagonal of the last phase and a record per phase."""
@@ -219,7 +234,7 @@ def _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching, p
     boxv = 0.0 if problem.box is None else float(problem.box)
 
     def phase(split, mask, value, limit, steps):
-        d = diagonal_split(H, w0, alive, need_total, split)
+        d = split_fn(H, w0, alive, need_total, split)
         out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
                          incumbent_mask=mask, incumbent_value=value, time_limit=time_limit,
                          node_limit=limit, deadline=deadline, branching=branching,
@@ -229,9 +244,10 @@ def _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching, p
     if diagonal != "auto":
         out, d = phase(diagonal, inc.mask, inc.value, node_limit, perspective)
         return out, d, []
-    first = AUTO_SWITCH_NODES if node_limit is None else min(node_limit, AUTO_SWITCH_NODES)
-    out, d = phase("jacobi", inc.mask, inc.value, first, 0)
-    phases = [{"diagonal": "jacobi", "perspective": 0, "nodes": out.nodes,
+    first_split, switch = first_phase
+    first = switch if node_limit is None else min(node_limit, switch)
+    out, d = phase(first_split, inc.mask, inc.value, first, 0)
+    phases = [{"diagonal": first_split, "perspective": 0, "nodes": out.nodes,
                "status": out.status.value}]
     more = None if node_limit is None else node_limit - out.nodes
     if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:

@@ -93,9 +93,13 @@ def swap_improve(problem: PruneProblem, mask: np.ndarray, alive: np.ndarray,
     return keep if ok else mask
 
 
-def find_incumbents(problem: PruneProblem, alive: np.ndarray, *, swaps: bool = True
-                    ) -> list[Incumbent]:
+def find_incumbents(problem: PruneProblem, alive: np.ndarray, *, swaps: bool = True,
+                    masks: dict[str, np.ndarray] | None = None) -> list[Incumbent]:
     """All heuristics' refit solutions, best first (``alive``: the inputs with ``H_jj > 0``).
+
+    ``masks``: the heuristics' masks by name (``magnitude``, ``obs``, ``sparsegpt``), already
+    computed (for many rows of one ``H`` at once: :mod:`solvers.prune.batch`); those given are
+    used as they are, the others computed here.
 
     Examples
     --------
@@ -111,7 +115,7 @@ def find_incumbents(problem: PruneProblem, alive: np.ndarray, *, swaps: bool = T
     found: list[Incumbent] = []
     for name, fn in (("magnitude", magnitude_mask), ("obs", obs_mask),
                      ("sparsegpt", sparsegpt_mask)):
-        m = fn(problem, alive)
+        m = masks[name] if masks is not None and name in masks else fn(problem, alive)
         w, v, lo = refit(problem, m)
         found.append(Incumbent(m, w, v, lo, name))
     found.sort(key=lambda c: c.value)

@@ -9,7 +9,7 @@ from problem_instances import random_hessian
 
 from bounds.cli import main
 from solvers import LevelProblem
-from solvers.formats import build_levels
+from solvers.formats import build_levels, storage_bits
 
 
 @pytest.fixture()
@@ -81,6 +81,29 @@ def test_grid_with_sparsity_and_nm(files, capsys):
     assert code == 0 and doc["nm"] == [2, 4] and doc["k"] == 4
     w = np.array(doc["channels"][0]["weights"]).reshape(-1, 4)
     assert np.all(np.count_nonzero(w, axis=1) <= 2)
+
+
+def test_format_size_counts_the_sparsity_metadata(files, capsys):
+    """``bits_per_weight`` of a sparse format solve is :func:`storage_bits` with the positions
+    (as ``compare --formats`` counts it), the dense size beside it."""
+    from bounds.compare.formats import plan_formats
+    from bounds.problem_file import load_problem
+
+    C, n = files["W0"].shape
+    for argv, want in [(["--format", "int3", "--nm", "2:4"], storage_bits("int3+2:4", n, C)),
+                       (["--format", "int3+2:4"], storage_bits("int3+2:4", n, C)),
+                       (["--format", "int3", "--nonzeros", "3"], storage_bits("int3", n, C, k=3))]:
+        code, out, _ = _run(capsys, "solve", "quant", files["toy"], *argv, "--json",
+                            "--channel", 0)
+        assert code == 0
+        doc = json.loads(out)
+        assert doc["bits_per_weight"] == pytest.approx(want.total, rel=1e-15)
+        assert doc["storage"]["positions"] == want.positions > 0
+        assert doc["dense_bits_per_weight"] == pytest.approx(storage_bits("int3", n, C).total)
+        assert doc["bits_per_weight"] < doc["dense_bits_per_weight"] + 1
+    _, record, _ = plan_formats(load_problem(files["toy"]), ["int3+2:4"], scale_method="mse",
+                                accounting="hardware")
+    assert record["int3+2:4"]["bits_per_weight"] == storage_bits("int3+2:4", n, C).total
 
 
 @pytest.mark.parametrize("argv,match", [

@@ -122,3 +122,28 @@ def test_limit_threads_restores_and_checks():
             pass
     with limit_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_limit_threads_holds_inside_a_solve(tiny, tmp_path):
+    """The limit survives the numba kernels and the BLAS pools a run starts."""
+    from bounds.network.run import limit_threads, run_network
+
+    cfg = NetworkConfig(model=tiny[1], weights=tiny[3], inputs=tiny[5], resamples=20,
+                        method="gptq", bits=3)
+    seen = []
+    import bounds.network.run as run_module
+
+    real = run_module.solve_layer
+
+    def spy(cfg, export, **kw):
+        out = real(cfg, export, **kw)
+        seen.append(torch.get_num_threads())
+        return out
+
+    run_module.solve_layer = spy
+    try:
+        with limit_threads(1):
+            run_network(cfg, tmp_path / "one")
+    finally:
+        run_module.solve_layer = real
+    assert seen and set(seen) == {1}

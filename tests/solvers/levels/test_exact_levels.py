@@ -176,3 +176,92 @@ def test_second_search_in_box_order(kind, monkeypatch):
         r = solve_levels(p, slice_nodes=1)
         check(p, r)
         assert r.info.get("second_ordering") == "box"
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_conditional_tail_matches_brute_force(kind, upgrade, monkeypatch):
+    """Under a nonzero limit (or N:M) with the conditional tail — Jacobi diagonals, or the
+    largest-volume ones from the first slice on — still exact against brute force, n <= 8."""
+    import solvers.levels.exact as ex
+
+    if upgrade:
+        monkeypatch.setattr(ex, "UPGRADE_NODES", 0)
+    rng = np.random.default_rng(70 + KINDS.index(kind) + 10 * upgrade)
+    for trial in range(8):
+        n = int(rng.integers(4, 9))
+        shared = np.array([-0.2, -0.1, 0.0, 0.1])
+        per_input = np.c_[-0.1 * rng.integers(1, 3, n), np.zeros(n), 0.1 * rng.integers(1, 4, n)]
+        levels = shared if trial % 2 else per_input
+        w0 = 0.1 * rng.standard_normal(n) * (3.0 if trial % 3 == 0 else 1.0)
+        kw = {"nm": (1, 2)} if trial == 5 and n % 2 == 0 else {"k": int(rng.integers(0, n))}
+        p = LevelProblem(random_hessian(rng, n, kind), w0, levels=levels, **kw)
+        r = solve_levels(p, split="cond", slice_nodes=int(rng.integers(1, 50)))
+        check(p, r)
+        assert r.info["split"] == "cond"
+
+
+@pytest.mark.parametrize("kind", ["well", "ill", "corr"])
+def test_conditional_tail_bound_below_every_completion(kind):
+    """The kernel's certified tail (``t − 2r√t``, centres stepped row by row as the search
+    steps them) plus the fixed rows' cost is at most the best completion's error (brute force
+    over the free rows' levels within the budget), at every depth of random paths."""
+    from solvers.levels import kernels as kn
+    from solvers.levels.exact import LevelData, _conditional_tail, _Search
+    from solvers.prune.bounds import diagonal_split
+
+    rng = np.random.default_rng(90 + KINDS.index(kind))
+    for trial in range(6):
+        n, K = 7, int(rng.integers(1, 5))
+        p = LevelProblem(random_hessian(rng, n, kind), 0.3 * rng.standard_normal(n),
+                         levels=[-0.4, -0.2, 0.0, 0.2, 0.4], k=K)
+        d = LevelData(p, np.arange(n))
+        order = rng.permutation(n)
+        D = np.zeros(n) if trial % 2 else diagonal_split(p.H, p.w0, np.ones(n, dtype=bool), K,
+                                                          "logdet")
+        sr = _Search(p.H, p.w0, d, order, D, np.full(n, 2), cond=True)
+        assert sr.cond[0].shape[0] == n + 1
+        for diag in ("jacobi", "logdet"):
+            dl, Gm, cst, slope = _conditional_tail(sr.Hs, sr.R, sr.certifier.residual_norm,
+                                                   1e300, diag)
+            R, c, T = sr.R, sr.cp, sr.Tp
+            Cm = np.zeros((n + 1, n))
+            wv = np.zeros(n)
+            ext = np.zeros(n + 1)
+            used = 0
+            for k in range(n - 1, 0, -1):
+                ctr = c[k] + Cm[k + 1, k]  # the row's own centre (the search uses the SE one)
+                wv[k] = T[k, int(rng.integers(T.shape[1]))] if used < K else 0.0
+                used += wv[k] != 0.0
+                kn._centre_step(Cm, Gm, k, wv[k] - ctr)
+                t = kn.cond_tail(T, sr.zp, c, sr.Dp, dl, Cm, k, K - used, ext) * cst[1]
+                r = (kn.parent_residual(R, c, Cm, wv, ctr, k, cst[2])
+                     + abs(wv[k] - ctr) * slope[k])
+                safe = t - 2 * r * np.sqrt(t) if t > r * r else 0.0
+                dv = wv - c
+                fixed = sum((R[i, i:] @ dv[i:]) ** 2 + sr.Dp[i] * dv[i] ** 2
+                            for i in range(k, n))
+                best = np.inf
+                for rest in itertools.product(range(T.shape[1]), repeat=k):
+                    x = wv.copy()
+                    x[:k] = T[np.arange(k), rest]
+                    if np.count_nonzero(x) <= K:
+                        e = x - c
+                        best = min(best, e @ sr.Hs @ e + sr.Dp @ (e * e))
+                assert fixed + safe <= best * (1 + 1e-9) + 1e-12, (k, fixed, safe, best)
+
+
+def test_node_limit_is_deterministic(monkeypatch):
+    """With a node limit the slices, the tail's upgrade and the support step count nodes:
+    the same result every time, whatever the clock."""
+    import solvers.levels.exact as ex
+
+    monkeypatch.setattr(ex, "UPGRADE_NODES", 3000)
+    rng = np.random.default_rng(8)
+    q = random_quant_problem(rng, 20, 4, "corr")
+    p = LevelProblem.from_quant(q, k=6)
+    runs = [solve_levels(p, node_limit=9000, slice_nodes=1000) for _ in range(3)]
+    for r in runs[1:]:
+        assert (r.status, r.nodes, r.objective, r.lower_bound) == \
+            (runs[0].status, runs[0].nodes, runs[0].objective, runs[0].lower_bound)
+        np.testing.assert_array_equal(r.weights, runs[0].weights)

@@ -14,8 +14,10 @@ Algorithm
 3. Incumbents, each polished by level 1-opt (and swaps under a nonzero limit): the nearest level
    (with a limit: the largest ``H_jj·w_j²`` kept), sequential GPTQ-like rounding over the levels
    in input order, nearest-plane rounding in the search order and, under a limit, the exact
-   pruning solver's mask quantized exactly over the levels (whose certified pruning bound is a
-   lower bound too).
+   pruning solver's mask quantized exactly over the levels around the kept weights' compensated
+   target (:func:`_requantize`; its certified pruning bound is a lower bound too); a search
+   still open after :data:`SUPPORT_SEARCH_NODES` nodes runs a swap search over supports
+   (:func:`_support_search`).
    Under a limit the search runs on a diagonal split ``H = D + (H − D)`` with a per-depth,
    per-budget separable tail bound (``split``, :func:`separable_tail`), and by default the
    conditional tail: the free rows' part of ``H − D`` around their conditional centre (given

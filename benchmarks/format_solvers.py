@@ -22,6 +22,7 @@ Usage::
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/format_solvers.py --layers confirm
     python benchmarks/format_solvers.py --count 3 --count-64 2 --limit-64 5 --no-cplex  # quick
+    python benchmarks/format_solvers.py --layers tune --cases "int4 sparse" --skip-64
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ def part1(args, lines) -> None:
     lines.append(f"## Part 1: n = {args.n}, ours vs CPLEX (binary expansion, 1 thread, gap "
                  f"1e-9, limit {args.cplex_limit:g} s); ours limit {args.limit:g} s, warm")
     for label, fmt, share in CASES_32:
+        if args.cases and label.split()[0] + (" sparse" if share else "") not in args.cases:
+            continue
         name = fmt.format(n=args.n, g=min(32, args.n))
         inst, source = instances(args.n, args.count, name, share, args.seed,
                                  args.layer_list, args.samples, args.synthetic)
@@ -207,12 +210,15 @@ def main(argv=None) -> int:
     ap.add_argument("--synthetic", action="store_true", help="synthetic problems, no export")
     ap.add_argument("--no-cplex", action="store_true")
     ap.add_argument("--skip-64", action="store_true")
+    ap.add_argument("--cases", nargs="+", default=None,
+                    choices=["int4-asym", "fp4-e2m1", "nf4", "int4 sparse"],
+                    help="part-1 cases to run (default all; 'int4 sparse': both nonzero limits)")
     ap.add_argument("--out", default=None, help="also write the report to this file")
     args = ap.parse_args(argv)
     args.layer_list = LAYER_SETS[args.layers]
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [f"# format_solvers: layers {args.layers} ({', '.join(args.layer_list)}), seed "
-             f"{args.seed}", f"uptime at start: {load}"]
+             f"{args.seed}", f"# command: {' '.join(sys.argv)}", f"uptime at start: {load}"]
     warm_up()
     t0 = time.perf_counter()
     part1(args, lines)

@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,6 +49,112 @@ def _cpu() -> tuple[float, float]:
     me = resource.getrusage(resource.RUSAGE_SELF)
     ch = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime, ch.ru_utime + ch.ru_stime
+
+
+def _exported(cfg, progress: bool, cache: str | None):
+    """The exported full-layer problems of ``cfg`` (from ``cache`` when it holds them)."""
+    import pickle
+
+    from bounds.compare.run import export_layers
+
+    if cache and Path(cache).exists():
+        with open(cache, "rb") as f:
+            problems = pickle.load(f)
+        if set(problems) >= set(cfg.layers):
+            return {name: problems[name] for name in cfg.layers}
+    problems = export_layers(cfg.resolved(), "mobilenet_v2", progress)
+    if cache:
+        with open(cache, "wb") as f:
+            pickle.dump(problems, f)
+    return problems
+
+
+def _db(num: float, den: float) -> float:
+    """``10·log10(num/den)`` (``inf`` for a zero error or bound)."""
+    return math.inf if den <= 0 else 10.0 * math.log10(num / den)
+
+
+def layer_figures(rows: list[dict], layers: list[str], bits: list[int]) -> list[dict]:
+    """Per layer and bit width, per kind: SQNR achieved (summed over the layer's chunk
+    problems, as the paper) and its certified ceiling (from the summed lower bounds), the
+    statuses; the verdict, *proved* when the winner's summed error is below the loser's
+    summed lower bound."""
+    acc: dict[tuple[str, int, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0, 0])
+    for r in rows:
+        a = acc[(r["layer"], r["bits"], r["kind"])]
+        a[0] += r["norm"] or 0.0
+        a[1] += r["objective"] or 0.0
+        a[2] += r["lower_bound"] or 0.0
+        a[3] += 1
+        a[4] += r["status"] == "optimal"
+    out = []
+    for layer in layers:
+        for b in bits:
+            q, p = acc.get((layer, b, "quant")), acc.get((layer, b, "prune"))
+            if not q or not p:
+                continue
+            win, lose = (q, p) if q[1] <= p[1] else (p, q)
+            out.append({
+                "layer": layer, "bits": b, "problems": q[3],
+                "quant_sqnr": _db(q[0], q[1]), "quant_ceiling": _db(q[0], q[2]),
+                "prune_sqnr": _db(p[0], p[1]), "prune_ceiling": _db(p[0], p[2]),
+                "quant_optimal": q[4], "prune_optimal": p[4],
+                "winner": "quantization" if win is q else "pruning",
+                "proved": win[1] < lose[2]})
+    return out
+
+
+def write_summary(folder: Path, rows: list[dict], layers: list[str], bits: list[int],
+                  figures: dict, run_id: str) -> None:
+    """README.md, study.png and study.json of the study in ``folder``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    per = layer_figures(rows, layers, bits)
+    fig, axes = plt.subplots(len(bits), 1, figsize=(12, 2.4 * len(bits)), sharex=True)
+    axes = list(np.atleast_1d(axes))
+    x = {name: i for i, name in enumerate(layers)}
+    for ax, b in zip(axes, bits, strict=True):
+        fs = [f for f in per if f["bits"] == b]
+        xs = [x[f["layer"]] for f in fs]
+        for kind, colour in (("quant", "tab:blue"), ("prune", "tab:red")):
+            ax.plot(xs, [f[f"{kind}_sqnr"] for f in fs], "o-", ms=3, lw=1, color=colour,
+                    label=f"{'quantization' if kind == 'quant' else 'pruning'} (exact)")
+            ax.plot(xs, [f[f"{kind}_ceiling"] for f in fs], "_", ms=7, color=colour)
+        unproved = [f for f in fs if not f["proved"]]
+        ax.plot([x[f["layer"]] for f in unproved], [f["quant_sqnr"] for f in unproved], "kx",
+                ms=7, label="verdict not proved")
+        ax.set_ylabel(f"{b} bit: SQNR dB")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8, ncol=3)
+    axes[0].set_title("MobileNetV2, paper protocol: chunk problems summed per layer "
+                      "(dash: certified ceiling)")
+    axes[-1].set_xticks(range(len(layers)))
+    axes[-1].set_xticklabels(layers, rotation=90, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "study.png", dpi=90)
+    plt.close(fig)
+    (folder / "study.json").write_text(json.dumps({"run_id": run_id, "figures": figures,
+                                                   "layers": per}, indent=1))
+    lines = [f"# MobileNetV2, the paper's study: every layer, certified (run `{run_id}`)", "",
+             f"{figures['problems']} chunk problems, {figures['channels']} channels per layer "
+             f"(`benchmarks/paper_study.py`), bits {', '.join(map(str, bits))}; "
+             f"{figures['proved']} proved optimal "
+             f"({figures['proved'] / max(figures['problems'], 1):.3%}), every other with its "
+             "certified lower bound.", "",
+             "![per-layer SQNR](study.png)", "",
+             "| layer | bits | problems | quant SQNR (≤ ceiling) | prune SQNR (≤ ceiling) | "
+             "optimal q / p | winner | proved |", "|---|---|---|---|---|---|---|---|"]
+    for f in per:
+        lines.append(
+            f"| {f['layer']} | {f['bits']} | {f['problems']} | {f['quant_sqnr']:.2f} "
+            f"(≤ {f['quant_ceiling']:.2f}) | {f['prune_sqnr']:.2f} (≤ {f['prune_ceiling']:.2f})"
+            f" | {f['quant_optimal']} / {f['prune_optimal']} | {f['winner']} | "
+            f"{'yes' if f['proved'] else '**no**'} |")
+    (folder / "README.md").write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,10 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", default="paper-study.sqlite")
     ap.add_argument("--report", default=None, help="write the compare report here")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--summary", default=None,
+                    help="write the study's summary here: README.md (per layer and bit width: "
+                    "SQNR achieved and certified ceiling of both kinds, the verdict and whether "
+                    "it is proved), study.png (the per-layer figure), study.json")
+    ap.add_argument("--cache", default=None,
+                    help="pickle of the exported layers: read if present, else written "
+                    "(the export then costs nothing on a second run; same settings only)")
     args = ap.parse_args(argv)
 
     from bounds.compare import CompareConfig, run_compare
-    from bounds.compare.run import export_layers
     from bounds.compare.store import ResultStore
     from bounds.export import list_layers
 
@@ -76,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         whole_layer=False, time_limit=args.time_limit)
     progress = sys.stderr.isatty()
     t0, (c0, _) = time.perf_counter(), _cpu()
-    problems = export_layers(cfg.resolved(), "mobilenet_v2", progress)
+    problems = _exported(cfg, progress, args.cache)
     t1, (c1, k0) = time.perf_counter(), _cpu()
     s = run_compare("mobilenet_v2", config=cfg, db=args.db, report=args.report,
                     progress=progress, problems=problems,
@@ -126,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{total / 2 / 60:.1f} min on two cores")
         out["projected_cpu_seconds"] = total
     out["proved"] = proved
+    if args.summary:
+        write_summary(Path(args.summary), rows, layers, args.bits, out, s.run_id)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

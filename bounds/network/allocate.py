@@ -72,6 +72,46 @@ def option_configs(cfg: NetworkConfig, options: tuple[int, ...]) -> dict[int, Ne
     return out
 
 
+def bound_configs(cfg: NetworkConfig, options: tuple[int, ...], bounds_from: str | None
+                  ) -> dict[int, NetworkConfig]:
+    """The configurations of ``--allocate-bounds METHOD`` per size (``{}`` without it): a
+    certified method of the same kind as the run's, at the same sizes and settings."""
+    if bounds_from is None:
+        return {}
+    from solvers.registry import get_method
+
+    from .settings import resolve_method
+
+    kind, name = resolve_method(bounds_from)
+    main_kind, main_name = resolve_method(cfg.method)
+    if kind != main_kind:
+        raise ProblemError(f"--allocate-bounds {bounds_from}: a {kind} method cannot bound the "
+                           f"{main_kind} method {cfg.method}")
+    if not get_method(kind, name).certified:
+        raise ProblemError(f"--allocate-bounds {bounds_from}: not a certified method (it "
+                           f"proves no bound); use {kind}:exact")
+    if name == main_name:
+        raise ProblemError(f"--allocate-bounds {bounds_from} is the run's own method: its "
+                           f"bounds are already in the curves")
+    return option_configs(replace(cfg, method=f"{kind}:{name}"), options)
+
+
+def combine(main: tuple[np.ndarray, dict[str, Any]], bound: tuple[np.ndarray, dict[str, Any]],
+            bound_method: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """One layer at one size solved by the run's method and by a certified method: the
+    better solution (least error; the run's method on a tie) and the certified method's
+    bound. Both solve the same problem (same ``H``, ``W0``, scales or kept count), so the bound
+    holds for either solution."""
+    (Wm, rm), (Wb, rb) = main, bound
+    rec = dict(rm, lower_bound=rb["lower_bound"], bound_method=bound_method,
+               errors={"method": rm["error"], "bound_method": rb["error"]})
+    if rb["error"] < rm["error"]:
+        rec.update(error=rb["error"], solution_method=bound_method)
+        return Wb, rec
+    rec["solution_method"] = "method"
+    return Wm, rec
+
+
 def _settings(c: NetworkConfig, loaded, module, split) -> dict[str, Any]:
     from layers.network.compress import state_fingerprint
     from layers.network.data import fingerprint
@@ -110,11 +150,14 @@ def proxy_error(c: NetworkConfig, export: Any, W0: np.ndarray, norm: float, *,
 
 def run_allocation(cfg: NetworkConfig, out: str | os.PathLike[str], *, budget: float,
                    options: tuple[int, ...] = DEFAULT_OPTIONS, target: str = "error",
-                   db: str | os.PathLike[str] | None = None, progress: bool = False
-                   ) -> dict[str, Any]:
+                   db: str | os.PathLike[str] | None = None, progress: bool = False,
+                   bounds_from: str | None = None) -> dict[str, Any]:
     """Solve every layer at every size, allocate within ``budget`` bits per weight (averaged
     over the chosen layers' weights), measure uniform / allocated / heuristic networks end to
-    end; returns the document written to ``out/allocation.json``."""
+    end; returns the document written to ``out/allocation.json``. ``bounds_from``: a certified
+    method (``quant:exact``, ``prune:exact``) also run on every layer and size; each curve point
+    then holds the better of the two solutions and the certified method's bound
+    (:func:`combine`), so a fast method's allocation gets a certified floor."""
     from layers.network.compress import save_state_dict, set_weight_matrix, snapshot
     from layers.network.evaluate import compare_outputs, model_outputs
 
@@ -123,6 +166,9 @@ def run_allocation(cfg: NetworkConfig, out: str | os.PathLike[str], *, budget: f
         raise ProblemError(f"--budget-bits must be a positive number of bits per weight, "
                            f"got {budget!r}")
     configs = option_configs(cfg, options)
+    bconfigs = bound_configs(cfg, options, bounds_from)
+    roles = {("method", b): c for b, c in configs.items()}
+    roles.update({("bound", b): c for b, c in bconfigs.items()})
     base = next(iter(configs.values()))
     least = min(c.bits_per_weight for c in configs.values())
     if budget < least:
@@ -135,46 +181,55 @@ def run_allocation(cfg: NetworkConfig, out: str | os.PathLike[str], *, budget: f
     original = snapshot(module)
     with _as_problem_error():
         kind, ref = model_outputs(module, split.heldout)
-    settings = {b: _settings(c, loaded, module, split) for b, c in configs.items()}
-    keys: dict[int, dict[str, str]] = {}
-    for b in configs:
-        prev, keys[b] = None, {}
+    # one row key chain and run per (role, size): role "method" (the run's) or "bound"
+    settings = {r: _settings(c, loaded, module, split) for r, c in roles.items()}
+    keys: dict[tuple[str, int], dict[str, str]] = {}
+    for r in roles:
+        prev, keys[r] = None, {}
         for s in specs:
-            prev = task_key(settings=settings[b], layer=s.name, previous=prev)
-            keys[b][s.name] = prev
-    run_ids = {b: task_key(settings=settings[b], layers=[s.name for s in specs])
-               for b in configs}
+            prev = task_key(settings=settings[r], layer=s.name, previous=prev)
+            keys[r][s.name] = prev
+    run_ids = {r: task_key(settings=settings[r], layers=[s.name for s in specs])
+               for r in roles}
     solved: dict[str, dict[int, tuple[np.ndarray, dict[str, Any]]]] = {}
     store = ResultStore(Path(db) if db is not None else out / "results.sqlite")
     try:
-        for b in configs:
-            store.begin_run(run_ids[b], settings[b], versions(), keys[b].values())
-        done = store.done_keys([k for kb in keys.values() for k in kb.values()])
+        for r in roles:
+            store.begin_run(run_ids[r], settings[r], versions(), keys[r].values())
+        done = store.done_keys([k for kr in keys.values() for k in kr.values()])
         resumed = []
 
+        def finish(spec, rows):
+            solved[spec.name] = {
+                b: rows["method", b] if ("bound", b) not in rows else
+                combine(rows["method", b], rows["bound", b], bconfigs[b].method)
+                for b in configs}
+
         def lookup(spec):
-            if not all(keys[b][spec.name] in done for b in configs):
+            if not all(keys[r][spec.name] in done for r in roles):
                 return None
-            solved[spec.name] = {}
-            for b in configs:
-                row = store.rows(task_key=keys[b][spec.name], solutions=True)[0]
-                if "proxy" not in (row["info_json"] or {}):
-                    solved.pop(spec.name)
+            rows = {}
+            for r in roles:
+                row = store.rows(task_key=keys[r][spec.name], solutions=True)[0]
+                if r[0] == "method" and "proxy" not in (row["info_json"] or {}):
                     return None  # a plain network row: solve again to get the proxy
-                solved[spec.name][b] = (decode_weights(row["weights"]), row["info_json"])
+                rows[r] = (decode_weights(row["weights"]), row["info_json"])
+            finish(spec, rows)
             resumed.append(spec.name)
             return spec.weight_matrix(full_precision=True)  # leave the layer as it is
 
         def solve(spec, export):
             W0 = np.asarray(export.W0, dtype=float)
-            solved[spec.name] = {}
-            scales: dict = {}  # the solve and the RTN proxy share each size's scales
-            for b, c in configs.items():
+            scales: dict = {}  # the solves and the RTN proxy share each size's scales
+            rows = {}
+            for r, c in roles.items():
                 W, rec = solve_layer(c, export, scale_cache=scales)
-                rec["proxy"] = proxy_error(c, export, W0, rec["norm"], scale_cache=scales)
-                solved[spec.name][b] = (W, rec)
-                store.write(_row(c, settings[b], keys[b][spec.name], run_ids[b], loaded.name,
+                if r[0] == "method":
+                    rec["proxy"] = proxy_error(c, export, W0, rec["norm"], scale_cache=scales)
+                rows[r] = (W, rec)
+                store.write(_row(c, settings[r], keys[r][spec.name], run_ids[r], loaded.name,
                                  rec, W))
+            finish(spec, rows)
             return spec.weight_matrix(full_precision=True)
 
         from layers.network.compress import compress_network
@@ -212,6 +267,7 @@ def run_allocation(cfg: NetworkConfig, out: str | os.PathLike[str], *, budget: f
         doc = {
             "command": "network --allocate", "model": loaded.name, "weights": base.weights,
             "method": base.method, "kind": base.kind, "settings": base.as_dict(),
+            "bounds_from": next(iter(bconfigs.values())).method if bconfigs else None,
             "options_bits": list(configs), "budget_bits_per_weight": budget,
             "budget_bits": budget_bits, "weights_total": weights_total, "target": target,
             "split": split.describe(), "outputs": kind,
@@ -242,8 +298,8 @@ def run_allocation(cfg: NetworkConfig, out: str | os.PathLike[str], *, budget: f
             "seconds": round(time.perf_counter() - t0, 3), "versions": versions(),
         }
         _write_json(out / "allocation.json", doc)
-        for b in configs:
-            store.finish_run(run_ids[b], {"allocation": str(out / "allocation.json")})
+        for r in roles:
+            store.finish_run(run_ids[r], {"allocation": str(out / "allocation.json")})
     finally:
         store.close()
     return doc

@@ -14,8 +14,10 @@ Algorithm
 3. Incumbents, each polished by level 1-opt (and swaps under a nonzero limit): the nearest level
    (with a limit: the largest ``H_jj·w_j²`` kept), sequential GPTQ-like rounding over the levels
    in input order, nearest-plane rounding in the search order and, under a limit, the exact
-   pruning solver's mask quantized exactly over the levels (whose certified pruning bound is a
-   lower bound too).
+   pruning solver's mask quantized exactly over the levels around the kept weights' compensated
+   target (:func:`_requantize`; its certified pruning bound is a lower bound too); a search
+   still open after :data:`SUPPORT_SEARCH_NODES` nodes runs a swap search over supports
+   (:func:`_support_search`).
    Under a limit the search runs on a diagonal split ``H = D + (H − D)`` with a per-depth,
    per-budget separable tail bound (``split``, :func:`separable_tail`), and by default the
    conditional tail: the free rows' part of ``H − D`` around their conditional centre (given
@@ -66,6 +68,10 @@ ORDERINGS = ("auto", "box", "vblast", "natural", "saliency")
 SPLITS = ("auto", "cond", True, False)
 #: node limit of the support step's two solves when the caller gives a node limit
 SUPPORT_NODES = 20_000
+#: exact requantizations of the swap search over supports (:func:`_support_search`)
+SUPPORT_SOLVES = 60
+#: nodes after which a search under a nonzero limit runs that swap search once
+SUPPORT_SEARCH_NODES = 1_000_000
 #: nodes after which a search with the conditional tail switches to the largest-volume diagonals
 UPGRADE_NODES = 50_000
 #: depths between two largest-volume diagonals of the conditional tail, and their barrier weight
@@ -256,6 +262,12 @@ def solve_levels(
             nodes += sr.run(budget)
             if not sr.upgraded and nodes >= UPGRADE_NODES and not sr.done:
                 sr.upgrade()
+            if (sparse and support_time > 0 and "support_search" not in info
+                    and nodes >= SUPPORT_SEARCH_NODES and not sr.done):
+                # a long search: a better incumbent may pay (deterministic: counted solves)
+                ix_s, e_s = _support_search(Hl, cl, d, sr.incumbent(), SUPPORT_SOLVES)
+                sr.offer(ix_s)
+                info["support_search"] = e_s
             now = time.perf_counter()
             if sr.done:
                 done = sr
@@ -584,15 +596,82 @@ def _support_incumbent(problem: LevelProblem, idx, d: LevelData, support_time, d
     # that computation's rounding, relative 8(n + 4)u, so it stays below the exact optimum
     bound = None if pr.lower_bound is None else \
         max(0.0, pr.lower_bound * (1.0 - 8.0 * (idx.size + 4) * U_ROUND))
-    mask = np.asarray(pr.mask, dtype=bool)
-    keep = np.flatnonzero(mask)
-    if keep.size == 0:
-        return d.zix.copy(), bound
-    sub = LevelProblem.unchecked(H[np.ix_(keep, keep)], w0[keep], d.T[keep])
-    rs = solve_levels(sub, time_limit=t, node_limit=nl, support_time=0)
-    ix = d.zix.copy()
-    ix[keep] = rs.codes
+    ix, _ = _requantize(H, w0, d, np.asarray(pr.mask, dtype=bool), t, nl)
     return ix, bound
+
+
+def _requantize(H, w0, d: LevelData, mask, time_limit=None, node_limit=None):
+    """The best levels on the support ``mask`` (the others at zero), solved exactly: with the
+    dropped inputs ``P`` at zero the error is ``(x − t)ᵀH_KK(x − t) + const`` over the kept
+    ``K``, ``t = w0_K + H_KK⁺H_KP w0_P`` (the pruned weights' compensation; for ``H ⪰ 0``
+    ``H_KP w0_P`` lies in the range of ``H_KK``). Returns ``(level indices, error)`` with the
+    error the full problem's (a node or time limit leaves the best found)."""
+    keep, drop = np.flatnonzero(mask), np.flatnonzero(~mask)
+    ix = d.zix.copy()
+    if keep.size:
+        HKK = H[np.ix_(keep, keep)]
+        t = w0[keep]
+        if drop.size:
+            t = t + np.linalg.lstsq(HKK, H[np.ix_(keep, drop)] @ w0[drop], rcond=None)[0]
+        sub = LevelProblem.unchecked(HKK, np.ascontiguousarray(t), d.T[keep])
+        ix[keep] = solve_levels(sub, time_limit=time_limit, node_limit=node_limit,
+                                support_time=0).codes
+    return ix, float(kn.objective(H, w0, d.values(ix)))
+
+
+def _support_search(H, w0, d: LevelData, ix, max_solves: int):
+    """Swap local search over supports, each support quantized exactly (:func:`_requantize`):
+    from the support of ``ix``, the swaps (one kept input out, one dropped in) in order of
+    their continuous pruning cost, the first that improves the error is taken; at most
+    ``max_solves`` exact requantizations (a node limit on each), so deterministic. Only for a
+    plain nonzero limit (N:M groups: unchanged). Returns ``(level indices, error)``."""
+    best_ix, best = _requantize(H, w0, d, d.values(ix) != 0.0, node_limit=SUPPORT_NODES)
+    cur = kn.objective(H, w0, d.values(ix))
+    if cur < best:
+        best_ix, best = ix.copy(), cur
+    if d.grp.max() >= 0:
+        return best_ix, best
+    solves = 1
+    while solves < max_solves:
+        mask = d.values(best_ix) != 0.0
+        kept, dropped = np.flatnonzero(mask), np.flatnonzero(~mask)
+        if kept.size == 0 or dropped.size == 0:
+            break
+        swaps = []
+        for i in kept:
+            for j in dropped:
+                m2 = mask.copy()
+                m2[i], m2[j] = False, True
+                swaps.append((_pruning_cost(H, w0, m2), int(i), int(j)))
+        swaps.sort()
+        improved = False
+        for _, i, j in swaps:
+            if solves >= max_solves:
+                break
+            m2 = mask.copy()
+            m2[i], m2[j] = False, True
+            ix2, e2 = _requantize(H, w0, d, m2, node_limit=SUPPORT_NODES)
+            solves += 1
+            if e2 < best:
+                best_ix, best, improved = ix2, e2, True
+                break
+        if not improved:
+            break
+    return best_ix, best
+
+
+def _pruning_cost(H, w0, mask):
+    """``w0_Pᵀ(H/H_KK)w0_P``: the least error with the inputs ``P`` outside ``mask`` at zero
+    and the kept ones continuous (a ranking only)."""
+    keep, drop = np.flatnonzero(mask), np.flatnonzero(~mask)
+    if drop.size == 0:
+        return 0.0
+    wp = w0[drop]
+    g = H[np.ix_(drop, drop)] @ wp
+    if keep.size:
+        b = H[np.ix_(keep, drop)] @ wp
+        g = g - H[np.ix_(drop, keep)] @ np.linalg.lstsq(H[np.ix_(keep, keep)], b, rcond=None)[0]
+    return float(wp @ g)
 
 
 def _repair(Hl, d: LevelData, ix: np.ndarray) -> np.ndarray:

@@ -79,6 +79,43 @@ def test_allocation_is_the_knapsack_optimum(tiny, tmp_path, capsys):
     assert "allocated within 5 bits" in capsys.readouterr().out
 
 
+def test_allocation_with_certified_bounds(tiny, tmp_path):
+    """--allocate-bounds quant:exact: every curve point holds the better of the two stored
+    solutions and the exact solver's proved bound; the allocation's floor is the least summed
+    bound within the budget (brute force), below every allocation's summed error."""
+    out = tmp_path / "c"
+    assert main(_args(tiny, out, "--method", "gptq", "--allocate", "--budget-bits", "3",
+                      "--allocate-bits", "2,4", "--allocate-bounds", "quant:exact",
+                      "--time-limit", "0.5")) == 0
+    doc = json.loads((out / "allocation.json").read_text())
+    assert doc["bounds_from"] == "quant:exact"
+    with ResultStore(out / "results.sqlite", readonly=True) as st:
+        rows = st.rows(scope="network")
+    assert len(rows) == 8  # 2 layers x 2 sizes x 2 methods
+    for c in doc["curves"]:
+        for o in c["options"]:
+            bits = int(o["label"].split()[0])
+            mine = {r["method"]: r for r in rows
+                    if r["layer"] == c["layer"] and r["bits"] == bits}
+            assert set(mine) == {"gptq", "exact"}
+            norm = mine["exact"]["norm"]
+            best = min(mine["gptq"]["objective"], mine["exact"]["objective"])
+            assert o["error"] == pytest.approx(best / norm, rel=1e-12)
+            assert o["bound"] is not None
+            assert o["bound"] == pytest.approx(
+                min(mine["exact"]["lower_bound"] / norm, o["error"]), rel=1e-12)
+            assert o["bound"] <= o["error"] * (1 + 1e-9)
+    a, budget = doc["allocation"], doc["budget_bits"]
+    floor = min(sum(o["bound"] for o in combo)
+                for combo in itertools.product(*(c["options"] for c in doc["curves"]))
+                if sum(o["size_bits"] for o in combo) <= budget)
+    assert a["lower_bound"] == pytest.approx(floor, rel=1e-12)
+    assert 0.0 < a["lower_bound"] <= a["summed_error"]
+    for net in doc["networks"]:
+        if net["bits_per_weight"] <= 3:
+            assert net["summed_error"] >= a["lower_bound"] * (1 - 1e-9)
+
+
 def test_allocate_bad_input(tiny, tmp_path, capsys):
     assert main(_args(tiny, tmp_path / "b", "--allocate")) == 2
     assert "--budget-bits" in capsys.readouterr().err
@@ -91,6 +128,16 @@ def test_allocate_bad_input(tiny, tmp_path, capsys):
     assert main(_args(tiny, tmp_path / "b", "--allocate", "--budget-bits", "3",
                       "--allocate-bits", "2,x")) == 2
     assert "comma-separated" in capsys.readouterr().err
+    for extra, message in ((("--allocate-bounds", "obq"), "not a certified method"),
+                           (("--allocate-bounds", "prune:exact"), "cannot bound"),
+                           (("--allocate-bounds", "nope"), "unknown method")):
+        assert main(_args(tiny, tmp_path / "b", "--method", "gptq", "--allocate",
+                          "--budget-bits", "3", *extra)) == 2
+        assert message in capsys.readouterr().err
+    assert main(_args(tiny, tmp_path / "b", "--method", "gptq", "--allocate-bounds",
+                      "quant:exact")) == 2
+    assert "needs --allocate" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.slow

@@ -201,21 +201,28 @@ def test_conditional_tail_matches_brute_force(kind, upgrade, monkeypatch):
         assert r.info["split"] == "cond"
 
 
+def _small_sparse(rng, kind, n=7):
+    """``(n, K, problem, LevelData)``: n inputs on a 5-level grid with a random limit K."""
+    from solvers.levels.exact import LevelData
+
+    K = int(rng.integers(1, 5))
+    p = LevelProblem(random_hessian(rng, n, kind), 0.3 * rng.standard_normal(n),
+                     levels=[-0.4, -0.2, 0.0, 0.2, 0.4], k=K)
+    return n, K, p, LevelData(p, np.arange(n))
+
+
 @pytest.mark.parametrize("kind", ["well", "ill", "corr"])
 def test_conditional_tail_bound_below_every_completion(kind):
     """The kernel's certified tail (``t − 2r√t``, centres stepped row by row as the search
     steps them) plus the fixed rows' cost is at most the best completion's error (brute force
     over the free rows' levels within the budget), at every depth of random paths."""
     from solvers.levels import kernels as kn
-    from solvers.levels.exact import LevelData, _conditional_tail, _Search
+    from solvers.levels.exact import _conditional_tail, _Search
     from solvers.prune.bounds import diagonal_split
 
     rng = np.random.default_rng(90 + KINDS.index(kind))
     for trial in range(6):
-        n, K = 7, int(rng.integers(1, 5))
-        p = LevelProblem(random_hessian(rng, n, kind), 0.3 * rng.standard_normal(n),
-                         levels=[-0.4, -0.2, 0.0, 0.2, 0.4], k=K)
-        d = LevelData(p, np.arange(n))
+        n, K, p, d = _small_sparse(rng, kind)
         order = rng.permutation(n)
         D = np.zeros(n) if trial % 2 else diagonal_split(p.H, p.w0, np.ones(n, dtype=bool), K,
                                                           "logdet")
@@ -265,3 +272,30 @@ def test_node_limit_is_deterministic(monkeypatch):
         assert (r.status, r.nodes, r.objective, r.lower_bound) == \
             (runs[0].status, runs[0].nodes, runs[0].objective, runs[0].lower_bound)
         np.testing.assert_array_equal(r.weights, runs[0].weights)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_requantize_and_support_search(kind):
+    """The exact levels on a given support (dropped weights compensated) match brute force
+    over that support; the swap search over supports never worsens its start, keeps the
+    limit and is deterministic."""
+    from solvers.levels.exact import _requantize, _support_search
+
+    rng = np.random.default_rng(120 + KINDS.index(kind))
+    for _ in range(4):
+        n, K, p, d = _small_sparse(rng, kind)
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.choice(n, K, replace=False)] = True
+        ix, err = _requantize(p.H, p.w0, d, mask)
+        assert np.all(d.values(ix)[~mask] == 0.0)
+        best = min(p.error(np.where(mask, p.table[0][list(c)], 0.0)) for c in
+                   itertools.product(range(5), repeat=n) if not np.any(np.array(c)[~mask] != 2))
+        assert err <= best * (1 + 1e-9) + 1e-12 and err == pytest.approx(p.error(d.values(ix)))
+        start = d.zix.copy()  # a random support of K, its weights at the largest level
+        start[rng.choice(n, K, replace=False)] = 4
+        a = _support_search(p.H, p.w0, d, start, 30)
+        b = _support_search(p.H, p.w0, d, start, 30)
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+        p.check_weights(d.values(a[0]))
+        assert a[1] <= p.error(d.values(start)) * (1 + 1e-12)
+        assert a[1] >= brute_force_levels(p) * (1 - 1e-9)

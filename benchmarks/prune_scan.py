@@ -252,15 +252,18 @@ def warm_up() -> None:
     solve(p, "exact", diagonal="logdet", node_limit=50)
 
 
-def solve_row(p, *, cpu_limit, node_limit, wall_clock: bool) -> dict:
-    """One timed solve: status, CPU and wall seconds, nodes, objective, bound and info."""
+def solve_row(p, *, cpu_limit, node_limit, wall_clock: bool, options=None) -> dict:
+    """One timed solve: status, CPU and wall seconds, nodes, objective, bound and info.
+
+    ``options``: keyword options of the exact solver (``solvers.prune.exact.solve_exact``).
+    """
     from solvers import solve
 
     ctx = contextlib.nullcontext() if wall_clock else cpu_clock()
     dead = int(np.count_nonzero(np.diag(p.H) <= 0))
     with ctx, depth_probe(dead, p.n) as probe:
         t_wall, t_cpu = time.perf_counter(), time.thread_time()
-        r = solve(p, "exact", time_limit=cpu_limit, node_limit=node_limit)
+        r = solve(p, "exact", time_limit=cpu_limit, node_limit=node_limit, **(options or {}))
         cpu, wall = time.thread_time() - t_cpu, time.perf_counter() - t_wall
     hist = None if probe is None else probe.hist
     if hist is not None and hist.sum() > 0:
@@ -318,16 +321,84 @@ def scan(args) -> list[dict]:
                 row = {"layer": name, "type": kind, "depthwise": bool(groups), "n": lp.n,
                        "layer_n": lp.meta.get("layer_n"), "channel": c, "density": dens,
                        "k": k, **spec, **split_shares(H, p.w0, k), **w0_stats(H, p.w0, k)}
-                row.update(solve_row(p, cpu_limit=args.cpu_limit, node_limit=args.node_limit,
-                                     wall_clock=args.wall_clock))
+                limits = {"cpu_limit": args.cpu_limit, "node_limit": args.node_limit,
+                          "wall_clock": args.wall_clock}
+                if args.baseline is not None:  # the baseline first, on the same instance
+                    base = solve_row(p, options=args.baseline, **limits)
+                    row["base"] = {key: base[key] for key in BASE_FIELDS}
+                row.update(solve_row(p, options=args.options, **limits))
                 layer_rows.append(row)
                 print(f"  {name:<28} ch{c:<4} d={dens:<5} {row['status']:<10} cpu "
                       f"{row['cpu']:7.2f} s wall {row['wall']:7.2f} s nodes {row['nodes']:>8} "
-                      f"gap {row['gap'] or 0:.2e} root {row['root_share']:.2f}", flush=True)
+                      f"gap {row['gap'] or 0:.2e} root {row['root_share']:.2f}"
+                      + (f"  | baseline {row['base']['status']} cpu {row['base']['cpu']:.2f} s"
+                         f" nodes {row['base']['nodes']}" if "base" in row else ""),
+                      flush=True)
         rows.extend(layer_rows)
         if args.json:
             Path(args.json).write_text(json.dumps({"settings": settings, "rows": rows}))
     return rows
+
+
+#: What a row keeps of its baseline solve (``--baseline``).
+BASE_FIELDS = ("status", "cpu", "wall", "nodes", "objective", "lower_bound", "gap",
+               "root_share", "weights")
+
+
+def comparison(rows: list[dict], settings: dict) -> str:
+    """Markdown: the baseline and the run's options on the same instances, per layer and
+    density (proved counts, median CPU seconds and nodes, their ratios), then the totals.
+
+    Ratios are new / baseline: per solve, then the median and the geometric mean over the
+    solves both proved (a ratio below 1 = the new options are faster)."""
+    lim = settings.get("cpu_limit")
+    both = [r for r in rows if "base" in r]
+    if not both:
+        return ""
+    out = [f"## Baseline {json.dumps(settings.get('baseline'))} vs "
+           f"{json.dumps(settings.get('options') or {})}, same instances, one run",
+           "",
+           "| layer | density | solves | proved base → new | median CPU s base → new | "
+           "CPU ratio (median, both proved) | median nodes base → new | worst CPU ratio |",
+           "|---|---|---|---|---|---|---|---|"]
+    keys: list = []
+    for r in both:
+        if (r["layer"], r["density"]) not in keys:
+            keys.append((r["layer"], r["density"]))
+    ratios_all = []
+    for name, dens in keys:
+        gr = [r for r in both if r["layer"] == name and r["density"] == dens]
+        pb = sum(proved(r["base"], lim) for r in gr)
+        pn = sum(proved(r, lim) for r in gr)
+        ratios = [r["cpu"] / max(r["base"]["cpu"], 1e-9) for r in gr
+                  if proved(r, lim) and proved(r["base"], lim)]
+        ratios_all += ratios
+        cell = f"{pb}/{len(gr)} → {pn}/{len(gr)}"
+        out.append(
+            f"| {name} | {100 * dens:g} % | {len(gr)} | {f'**{cell}**' if pn != pb else cell} | "
+            f"{statistics.median(r['base']['cpu'] for r in gr):.2f} → "
+            f"{statistics.median(r['cpu'] for r in gr):.2f} | "
+            f"{_fmt(statistics.median(ratios)) if ratios else '–'} | "
+            f"{statistics.median(r['base']['nodes'] for r in gr):.0f} → "
+            f"{statistics.median(r['nodes'] for r in gr):.0f} | "
+            f"{_fmt(max(ratios)) if ratios else '–'} |")
+    pb = sum(proved(r["base"], lim) for r in both)
+    pn = sum(proved(r, lim) for r in both)
+    gain = sum(proved(r, lim) and not proved(r["base"], lim) for r in both)
+    loss = sum(proved(r["base"], lim) and not proved(r, lim) for r in both)
+    out += ["", f"* proved: baseline {pb}/{len(both)}, new {pn}/{len(both)} "
+                f"({gain} proved by the new options only, {loss} by the baseline only)"]
+    if ratios_all:
+        geo = math.exp(statistics.fmean(math.log(max(x, 1e-9)) for x in ratios_all))
+        out.append(f"* CPU time new / baseline over the {len(ratios_all)} solves both proved: "
+                   f"geometric mean {geo:.3g}, median {statistics.median(ratios_all):.3g}, "
+                   f"range {min(ratios_all):.3g}–{max(ratios_all):.3g}")
+        out.append("* same objective on every solve both proved: "
+                   + ("yes" if all(abs(r["objective"] - r["base"]["objective"])
+                                   <= 1e-9 * max(r["norm"], 1e-300) * 1e3
+                                   for r in both if proved(r, lim) and proved(r["base"], lim))
+                      else "NO"))
+    return "\n".join(out) + "\n"
 
 
 def enrich(rows: list[dict], cache: Path) -> None:
@@ -368,7 +439,8 @@ def settings_of(args) -> dict:
             "load_start": os.getloadavg(), "model": args.model, "n": args.n,
             "samples": args.samples, "channels": args.channels, "densities": args.densities,
             "cpu_limit": args.cpu_limit, "node_limit": args.node_limit,
-            "clock": "wall" if args.wall_clock else "thread CPU", "seed": args.seed}
+            "clock": "wall" if args.wall_clock else "thread CPU", "seed": args.seed,
+            "options": args.options, "baseline": args.baseline}
 
 
 def _fmt(v: float) -> str:
@@ -500,6 +572,23 @@ def layer_table(rows: list[dict], n: int, cpu_limit: float | None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _options(text: str) -> dict:
+    """Solver options from ``--options`` / ``--baseline`` (a JSON object), checked by name."""
+    from solvers.prune.exact import OPTIONS
+
+    try:
+        opts = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON object: {text!r} ({exc.msg})") from None
+    if not isinstance(opts, dict):
+        raise ValueError(f"not a JSON object: {text!r}")
+    bad = sorted(set(opts) - set(OPTIONS) | {"node_limit"} & set(opts))
+    if bad:
+        raise ValueError(f"unknown or reserved solver options {', '.join(bad)} "
+                         f"(valid: {', '.join(o for o in OPTIONS if o != 'node_limit')})")
+    return opts
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="mobilenet_v2",
@@ -526,10 +615,20 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="every row (rewritten after each layer)")
     ap.add_argument("--report", metavar="PATH", help="write the markdown report here")
     ap.add_argument("--summarize", metavar="JSON", help="only rebuild the report from a JSON")
+    ap.add_argument("--options", metavar="JSON", default="{}",
+                    help="options of the exact solver, e.g. '{\"resplit\": 4}'")
+    ap.add_argument("--baseline", metavar="JSON",
+                    help="also solve every instance with these options first (e.g. '{}': the "
+                         "defaults) and report both side by side with ratios")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.cpu_limit is not None and args.cpu_limit <= 0:
         args.cpu_limit = None
+    try:
+        args.options = _options(args.options)
+        args.baseline = None if args.baseline is None else _options(args.baseline)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.summarize:
         data = json.loads(Path(args.summarize).read_text())
         rows, settings = data["rows"], data["settings"]
@@ -552,6 +651,9 @@ def main(argv=None) -> int:
              + "\n## Per layer, easiest first (medians; PR: participation ratio of the four "
              "least eigenvectors of the Jacobi-scaled H)\n\n"
              + layer_table(rows, settings["n"], settings.get("cpu_limit")))
+    side_by_side = comparison(rows, settings)
+    if side_by_side:
+        text += "\n" + side_by_side
     print(text)
     if args.report:
         Path(args.report).write_text(text)

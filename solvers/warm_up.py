@@ -16,7 +16,8 @@ loaded:
 * ``prune`` — the exact pruning search, unboxed and boxed (the paper's big-M box, and one that
   binds, so that the boxed refit runs), with the automatic two-phase schedule (Jacobi split
   without the perspective bound, then the log-det split with it) and every diagonal split by
-  name, both branching rules, N:M patterns; stopped on a node limit too.
+  name, both branching rules, N:M patterns, the split re-optimised at the nodes
+  (``resplit``); stopped on a node limit too.
 * ``levels`` — the exact solver over level sets, plain, with a nonzero limit and with N:M.
 * ``heuristics`` — the practical methods, per channel and vectorised over a layer.
 * ``scales`` — the scale searches (per tensor and per channel).
@@ -114,6 +115,8 @@ def _prune_calls(every: bool) -> Iterator[Callable[[], Any]]:
                                                                         perspective=0)
                     yield lambda p=p: exact.solve_exact(p, branching="saliency",
                                                         incumbents=False)
+                    # the split re-optimised at the nodes (``resplit``)
+                    yield lambda p=p: exact.solve_exact(p, diagonal="logdet", resplit=1)
 
 
 def _two_phase(exact: Any, p: Any) -> Any:

@@ -36,7 +36,7 @@ NOISE_FLOOR = 4 * float(np.finfo(float).eps)
 AUTO_SWITCH_NODES = 4000
 #: the options of :func:`solve_exact` besides ``time_limit``
 OPTIONS = ("node_limit", "diagonal", "incumbents", "branching", "compare_unstructured",
-           "perspective")
+           "perspective", "resplit")
 #: the values of ``diagonal``
 DIAGONALS = ("auto", "jacobi", "logdet", "eig", "sdp", "none")
 
@@ -52,6 +52,7 @@ def solve_exact(
     compare_unstructured: bool = False,
     perspective: int = 15,
     _shared: Any = None,
+    resplit: int = 0,
     **unknown: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -118,13 +119,13 @@ def solve_exact(
     if unknown:  # named like the registry does (a direct call gets the same message)
         raise ProblemError(f"prune method 'exact' has no option {', '.join(sorted(unknown))}; "
                            f"valid: {', '.join(OPTIONS)}")
-    _check_options(problem, time_limit, diagonal, branching, perspective)
+    _check_options(problem, time_limit, diagonal, branching, perspective, resplit)
     shift = hessian_exponent(problem.H)
     if shift:  # (a SharedHessian is never made for such an H)
         return _solve_rescaled(problem, shift, time_limit=time_limit, node_limit=node_limit,
                                diagonal=diagonal, incumbents=incumbents, branching=branching,
                                compare_unstructured=compare_unstructured,
-                               perspective=perspective)
+                               perspective=perspective, resplit=resplit)
     sw = Stopwatch()
     deadline = None if time_limit is None else sw.start + float(time_limit)
     H = np.ascontiguousarray(problem.H, dtype=np.float64)
@@ -138,9 +139,9 @@ def solve_exact(
     margin, kappa, capped = margin_for(H, alive) if _shared is None else _shared.margin
     split, first = ((diagonal_split, ("jacobi", AUTO_SWITCH_NODES)) if _shared is None
                     else (_shared.split, _shared.auto_first))
-    out, d, phases = _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching,
-                                       perspective, time_limit, node_limit, deadline, split,
-                                       first)
+    out, d, phases = _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal,
+                                       branching, perspective, resplit, time_limit, node_limit,
+                                       deadline, split, first)
     mask, weights, objective = _solution(problem, out, inc)
     lower = min(out.lower, objective)
     status, message = _status(problem, out.status, objective, lower, time_limit, node_limit,
@@ -170,7 +171,7 @@ def solve_exact(
         info["shared_rows"] = _shared.rows
     if compare_unstructured and problem.nm is not None:
         info["unstructured"] = _unstructured(problem, time_limit, node_limit, diagonal,
-                                             incumbents, branching, perspective)
+                                             incumbents, branching, perspective, resplit)
     seconds = sw.seconds
     log.debug("exact prune n=%d k=%d: %s in %.3fs, %d nodes", n, problem.k, status, seconds,
               out.nodes)
@@ -193,13 +194,15 @@ def solve_exact(
 # --- the named steps of the driver --------------------------------------------------------------
 
 
-def _check_options(problem, time_limit, diagonal, branching, perspective) -> None:
+def _check_options(problem, time_limit, diagonal, branching, perspective, resplit) -> None:
     """One clear :class:`ProblemError` for a bad argument (before any work)."""
     if not isinstance(problem, PruneProblem):
         raise ProblemError(f"expected a PruneProblem, got {type(problem).__name__}")
     if isinstance(perspective, bool) or not isinstance(perspective, (int, np.integer)) \
             or perspective < 0:
         raise ProblemError(f"perspective must be an integer >= 0, got {perspective!r}")
+    if isinstance(resplit, bool) or not isinstance(resplit, (int, np.integer)) or resplit < 0:
+        raise ProblemError(f"resplit must be an integer >= 0, got {resplit!r}")
     if branching not in ("product", "saliency"):
         raise ProblemError(f"branching must be 'product' or 'saliency', got {branching!r}")
     if diagonal not in DIAGONALS:
@@ -219,9 +222,9 @@ def _incumbents(problem, alive, use_heuristics, masks=None) -> list[Incumbent]:
     return cands
 
 
-def _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching, perspective,
-                      time_limit, node_limit, deadline, split_fn=diagonal_split,
-                      first_phase=("jacobi", AUTO_SWITCH_NODES)):
+def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branching,
+                      perspective, resplit, time_limit, node_limit, deadline,
+                      split_fn=diagonal_split, first_phase=("jacobi", AUTO_SWITCH_NODES)):
     """The search, in one phase or (``diagonal="auto"``) two: the cheap ``first_phase`` split
     without the perspective bound for a number of nodes (Jacobi for
     :data:`AUTO_SWITCH_NODES`; see :class:`~solvers.prune.batch.SharedHessian` for a family
@@ -233,16 +236,18 @@ def _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching, p
     need_total = problem.n - problem.k
     boxv = 0.0 if problem.box is None else float(problem.box)
 
-    def phase(split, mask, value, limit, steps):
+    tau = split_tau(problem.n, kappa)
+
+    def phase(split, mask, value, limit, steps, again=0):
         d = split_fn(H, w0, alive, need_total, split)
         out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
                          incumbent_mask=mask, incumbent_value=value, time_limit=time_limit,
                          node_limit=limit, deadline=deadline, branching=branching,
-                         perspective=steps)
+                         perspective=steps, resplit=again, split_tau=tau)
         return out, d
 
     if diagonal != "auto":
-        out, d = phase(diagonal, inc.mask, inc.value, node_limit, perspective)
+        out, d = phase(diagonal, inc.mask, inc.value, node_limit, perspective, resplit)
         return out, d, []
     first_split, switch = first_phase
     first = switch if node_limit is None else min(node_limit, switch)
@@ -252,7 +257,7 @@ def _branch_and_bound(problem, H, w0, alive, margin, inc, diagonal, branching, p
     more = None if node_limit is None else node_limit - out.nodes
     if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
         first_out = out
-        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective)
+        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective, resplit)
         phases.append({"diagonal": "logdet", "perspective": perspective,
                        "nodes": out.nodes, "status": out.status.value})
         out.nodes += first_out.nodes
@@ -301,6 +306,14 @@ def _status(problem, status, objective, lower, time_limit, node_limit, margin, k
     return status, "; ".join(notes)
 
 
+def split_tau(n: int, kappa: float) -> float:
+    """Certification shift of a node's re-optimised split (:func:`solvers.prune.kernels.
+    node_split`), relative to ``diag(S_UU)``: ``max(1e-9, 64·n·ε·κ)`` covers the rounding of
+    the computed Schur complement (``~n·ε·κ`` relative, as the margin) and of the Cholesky
+    test (``~n·ε``)."""
+    return max(1e-9, 64.0 * n * float(np.finfo(float).eps) * float(kappa))
+
+
 def gap_floor(n: int) -> float:
     """Exact pruning's near-zero floor (:func:`~solvers.result.relative_gap`):
     ``NOISE_FLOOR·n / OPTIMALITY_RTOL``, so that ``OPTIMAL`` (gap ``<= OPTIMALITY_RTOL``)
@@ -340,13 +353,14 @@ def _solve_rescaled(problem: PruneProblem, shift: int, **options: Any) -> SolveR
 
 
 def _unstructured(problem, time_limit, node_limit, diagonal, incumbents, branching,
-                  perspective) -> dict:
+                  perspective, resplit) -> dict:
     """Unstructured pruning at the same ``k`` and limits, for an N:M problem's comparison."""
     free = solve_exact(
         PruneProblem.unchecked(problem.H, problem.w0, k=problem.k,
                                box_factor=problem.box_factor),
         time_limit=time_limit, node_limit=node_limit, diagonal=diagonal,
-        incumbents=incumbents, branching=branching, perspective=perspective)
+        incumbents=incumbents, branching=branching, perspective=perspective,
+        resplit=resplit)
     return {"objective": free.objective, "lower_bound": free.lower_bound,
             "status": free.status.value, "sqnr_db": free.sqnr_db,
             "sqnr_upper_db": free.sqnr_upper_db, "seconds": free.seconds}

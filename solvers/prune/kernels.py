@@ -806,6 +806,25 @@ def perspective_value(S, d, w, e, idx, gid, mkeep, y, terms):
 
 
 @njit(cache=True)
+def chol_in_place(L):
+    """Cholesky factorisation of the symmetric matrix whose lower triangle ``L`` holds, in
+    place (lower factor); False if a pivot is not positive."""
+    m = L.shape[0]
+    for a in range(m):
+        for c in range(a + 1):
+            s = L[a, c]
+            for t in range(c):
+                s -= L[a, t] * L[c, t]
+            if a == c:
+                if not (s > 0.0):
+                    return False
+                L[a, a] = np.sqrt(s)
+            else:
+                L[a, c] = s / L[c, c]
+    return True
+
+
+@njit(cache=True)
 def solve_y(S, d, w, idx, z, y):
     """``y`` with ``(C + D Z⁻¹) y = D (I − Z⁻¹) w`` on the inputs with ``z > 0`` and ``y = −w``
     (``x = 0``) where ``z = 0``. Returns False if the system is not numerically positive."""
@@ -834,18 +853,8 @@ def solve_y(S, d, w, idx, z, y):
         for c in range(a + 1):
             L[a, c] = S[ja, idx[free[c]]]
         L[a, a] += d[ja] * (1.0 / za - 1.0)
-    # Cholesky in place (lower)
-    for a in range(nf):
-        for c in range(a + 1):
-            s = L[a, c]
-            for t in range(c):
-                s -= L[a, t] * L[c, t]
-            if a == c:
-                if not (s > 0.0):
-                    return False
-                L[a, a] = np.sqrt(s)
-            else:
-                L[a, c] = s / L[c, c]
+    if not chol_in_place(L):
+        return False
     for a in range(nf):
         s = b[a]
         for t in range(a):
@@ -1081,6 +1090,164 @@ def perspective_bound(S, w, e, st, mkeep, M, d, warm, iters, target, out_sal, ou
 
 
 # --------------------------------------------------------------------------------------------
+# The diagonal split re-optimised at a node
+# --------------------------------------------------------------------------------------------
+#
+# Every bound of a node needs only ``S_UU ⪰ D_U`` (``S = H/H_FF``; equivalently
+# ``H_KK − D_U ⪰ 0`` with ``D`` zero on ``F``), not ``H ⪰ D``: a near-null direction of ``H``
+# whose support is partly pruned, or whose kept part is absorbed by ``F``, no longer caps
+# ``D``. A split valid at a node stays valid for its whole subtree (``U' ⊆ U``: principal
+# submatrices and Schur complements preserve ``⪰``), so a node re-optimises its inherited split
+# and hands it down. The re-optimisation is the log-det split of ``S_UU``
+# (:func:`solvers.prune.bounds.logdet_diagonal`: ``max Σ log d_j + μ log det(S_UU − D)``, a few
+# damped Newton steps per barrier weight, warm-started from the inherited split), certified
+# by a Cholesky factorisation of ``S_UU − D_U − τ·diag(S_UU)`` in the Jacobi scaling: ``τ``
+# covers the rounding of the computed ``S`` and of the factorisation, so the exact ``S_UU −
+# D_U`` is positive semidefinite. A split that fails the test is not used (the inherited one is).
+
+
+@njit(cache=True)
+def _chol_minus(A, x, shift, L):
+    """Cholesky factor ``L`` of ``A − diag(x) − shift·I`` (lower, in place); False if a pivot
+    is not positive."""
+    m = A.shape[0]
+    for a in range(m):
+        for c in range(a + 1):
+            L[a, c] = A[a, c]
+        L[a, a] -= x[a] + shift
+    return chol_in_place(L)
+
+
+@njit(cache=True)
+def _barrier_value(A, x, mu, L):
+    """``Σ log x + 2μ Σ log L_aa`` with ``L`` the factor of ``A − diag(x)`` (−inf if none)."""
+    for a in range(x.shape[0]):
+        if not (x[a] > 0.0):
+            return -np.inf
+    if not _chol_minus(A, x, 0.0, L):
+        return -np.inf
+    v = 0.0
+    for a in range(x.shape[0]):
+        v += np.log(x[a]) + 2.0 * mu * np.log(L[a, a])
+    return v
+
+
+#: Barrier weight of a node's split re-optimisation (the root's log-det split runs to 1e-4;
+#: a node takes a few damped Newton steps at this weight from its inherited split, so a split
+#: improves down a path).
+SPLIT_MU = 0.02
+#: Newton steps per re-optimisation.
+SPLIT_STEPS = 3
+
+
+@njit(cache=True)
+def node_split(S, st, dcur, dout, tau, steps):
+    """Re-optimise the split on the undecided block of ``S`` (see the comment above).
+
+    ``dcur`` is the node's inherited split (valid: ``S_UU ⪰ D_U``); ``dout`` receives the new
+    one on ``U`` (``dcur`` elsewhere). ``tau``: the certification shift, relative to
+    ``diag(S_UU)``; ``steps``: Newton steps per barrier weight. Returns True when ``dout``
+    holds a new certified split, False when it is ``dcur`` unchanged.
+    """
+    n = S.shape[0]
+    for j in range(n):
+        dout[j] = dcur[j]
+    m = 0
+    for j in range(n):
+        if st[j] == UNDECIDED:
+            m += 1
+    if m < 2:
+        return False
+    idx = np.empty(m, dtype=np.int64)
+    c = 0
+    for j in range(n):
+        if st[j] == UNDECIDED:
+            idx[c] = j
+            c += 1
+    sc = np.empty(m)
+    for p in range(m):
+        v = S[idx[p], idx[p]]
+        if not (v > 0.0):
+            return False
+        sc[p] = np.sqrt(v)
+    A = np.empty((m, m))
+    for p in range(m):
+        for q in range(m):
+            A[p, q] = S[idx[p], idx[q]] / (sc[p] * sc[q])
+    x = np.empty(m)
+    xmax = 0.0
+    for p in range(m):
+        x[p] = dcur[idx[p]] / (sc[p] * sc[p])
+        xmax = max(xmax, x[p])
+    if not (xmax > 0.0):
+        # no inherited split (H singular at the root): start from the Jacobi split of S_UU
+        lam = np.linalg.eigvalsh(A)[0]
+        if not (lam > 1e3 * m * EPS):
+            return False
+        for p in range(m):
+            x[p] = 0.5 * lam
+        xmax = 0.5 * lam
+    for p in range(m):
+        x[p] = max(x[p], 1e-3 * xmax)
+    L = np.zeros((m, m))
+    mu = SPLIT_MU
+    val = _barrier_value(A, x, mu, L)
+    shrink = 0
+    while not np.isfinite(val) and shrink < 6:
+        x *= 0.5
+        val = _barrier_value(A, x, mu, L)
+        shrink += 1
+    if not np.isfinite(val):
+        return False
+    B = np.zeros((m, m))
+    Hn = np.zeros((m, m))
+    g = np.zeros(m)
+    if True:
+        for _ in range(steps):
+            # B = (A − X)^-1 (LAPACK; A − X is positive definite here)
+            for a in range(m):
+                for b in range(m):
+                    B[a, b] = A[a, b]
+                B[a, a] -= x[a]
+            B = np.linalg.inv(B)
+            for a in range(m):
+                g[a] = 1.0 / x[a] - mu * B[a, a]
+                for b in range(m):
+                    Hn[a, b] = mu * B[a, b] * B[a, b]
+                Hn[a, a] += 1.0 / (x[a] * x[a])
+            step = np.linalg.solve(Hn, g)
+            dec = 0.0
+            for a in range(m):
+                dec += g[a] * step[a]
+            if not (dec > 1e-8):
+                break
+            t = 1.0
+            moved = False
+            while t > 1e-6:
+                xn = x + t * step
+                vn = _barrier_value(A, xn, mu, L)
+                if vn >= val + 0.25 * t * dec:
+                    x = xn
+                    val = vn
+                    moved = True
+                    break
+                t *= 0.5
+            if not moved:
+                _barrier_value(A, x, mu, L)  # restore the factor of the current x
+                break
+    # certify: the exact S_UU − D_U must be PSD; shrink towards the inherited split otherwise
+    for _ in range(4):
+        if _chol_minus(A, x, tau, L):
+            for p in range(m):
+                dout[idx[p]] = x[p] * sc[p] * sc[p] * (1.0 - 8.0 * EPS)
+            return True
+        x *= 1.0 - 1e3 * tau
+        for p in range(m):
+            x[p] = max(x[p] - 2.0 * tau, 0.0)
+    return False
+
+
+# --------------------------------------------------------------------------------------------
 # Exact completion of the last two decisions
 # --------------------------------------------------------------------------------------------
 
@@ -1230,14 +1397,18 @@ def last_keeps(S, r, cF, st, mkeep, M, pivot_rtol, H, out_keep):
 #: groups of ``M`` inputs keeping at most ``N``; the absolute ``box`` (0: none); the refit's
 #: ``pivot_rtol``; the bound margins (relative ``margin``, absolute ``abs_margin``); a subtree
 #: closes when its safe bound reaches ``ub·(1 − fathom_rtol)``; the branching ``rule``
-#: (0 saliency, 1 product); ``piters`` perspective steps per node (0: that bound off).
+#: (0 saliency, 1 product); ``piters`` perspective steps per node (0: that bound off);
+#: ``resplit``: a node re-optimises its split (:func:`node_split`) once at least this many
+#: inputs were decided since its split was made (0: never; the root's ``d`` throughout), with
+#: the certification shift ``split_tau``.
 SearchSpec = namedtuple("SearchSpec", "H w0 d N M box pivot_rtol margin abs_margin fathom_rtol "
-                                      "rule piters")
+                                      "rule piters resplit split_tau")
 #: The stack of open nodes; slot ``s`` holds the backward side ``G[s]`` (``(H_KK)^-1``),
 #: ``w[s]``, ``e[s]``, ``hasinv[s]``; the forward side ``S[s]`` (``H/H_FF``), ``r[s]``,
 #: ``cF[s]`` (error of keeping only ``F``); the decisions ``state[s]``; the perspective bound's
-#: warm start ``warm[s]``.
-NodeStack = namedtuple("NodeStack", "G w e S r cF state hasinv warm")
+#: warm start ``warm[s]``; the node's diagonal split ``d[s]`` (valid for its subtree) and the
+#: number of inputs decided when it was made, ``dmade[s]``.
+NodeStack = namedtuple("NodeStack", "G w e S r cF state hasinv warm d dmade")
 #: The search's results so far: ``fstate = [ub, fathom_min, ub_lower]`` (incumbent value,
 #: least safe bound of any subtree closed so far, safe lower bound of the incumbent's own
 #: leaf); the incumbent's ``w`` (NaN: the caller refits) and ``mask``;
@@ -1250,7 +1421,7 @@ def new_stack(n: int, cap: int) -> NodeStack:
     return NodeStack(np.zeros((cap, n, n)), np.zeros((cap, n)), np.zeros(cap),
                      np.zeros((cap, n, n)), np.zeros((cap, n)), np.zeros(cap),
                      np.zeros((cap, n), dtype=np.int8), np.zeros(cap, dtype=np.bool_),
-                     np.zeros((cap, n)))
+                     np.zeros((cap, n)), np.zeros((cap, n)), np.zeros(cap, dtype=np.int64))
 
 
 @njit(cache=True)
@@ -1284,6 +1455,8 @@ def copy_slot(stack, s, t):
     stack.state[t][:] = stack.state[s]
     stack.hasinv[t] = stack.hasinv[s]
     stack.warm[t][:] = stack.warm[s]
+    stack.d[t][:] = stack.d[s]
+    stack.dmade[t] = stack.dmade[s]
 
 
 @njit(cache=True)
@@ -1296,11 +1469,12 @@ def dfs_chunk(spec, stack, best, sp, budget):
     relative ``margin`` (and forward ones by ``abs_margin`` first); a subtree closes when its
     safe bound reaches ``ub·(1 − fathom_rtol)``.
     """
-    H, w0, dvec, N, M, box = spec.H, spec.w0, spec.d, spec.N, spec.M, spec.box
+    H, w0, N, M, box = spec.H, spec.w0, spec.N, spec.M, spec.box
     pivot_rtol, margin, abs_margin = spec.pivot_rtol, spec.margin, spec.abs_margin
     fathom_rtol, rule, piters = spec.fathom_rtol, spec.rule, spec.piters
+    resplit, split_tau = spec.resplit, spec.split_tau
     Gs, ws, es, Ss, rs, cfs = stack.G, stack.w, stack.e, stack.S, stack.r, stack.cF
-    states, hasinv, As = stack.state, stack.hasinv, stack.warm
+    states, hasinv, As, Ds = stack.state, stack.hasinv, stack.warm, stack.d
     fstate, best_w, best_mask, counters = best.fstate, best.w, best.mask, best.counters
     n = H.shape[0]
     ngroups = n // M
@@ -1311,6 +1485,7 @@ def dfs_chunk(spec, stack, best, sp, budget):
     kb = np.zeros(n)
     brs = np.zeros(2 * n + 1)
     keep = np.zeros(n, dtype=np.bool_)
+    dnew = np.zeros(n)
     done = 0
     while sp > 0 and done < budget:
         sp -= 1
@@ -1325,6 +1500,16 @@ def dfs_chunk(spec, stack, best, sp, budget):
         thresh = ub * (1.0 - fathom_rtol)
         if not hasinv[s]:
             counters[3] += 1
+        dvec = Ds[s]
+        if resplit > 0 and hasinv[s]:
+            decided = 0
+            for j in range(n):
+                if st[j] != UNDECIDED:
+                    decided += 1
+            if decided - stack.dmade[s] >= resplit:
+                stack.dmade[s] = decided
+                if node_split(Ss[s], st, dvec, dnew, split_tau, SPLIT_STEPS):
+                    dvec[:] = dnew
         safe = combined_bound(G, w, e, Ss[s], rs[s], cfs[s], st, hasinv[s], N, M, dvec,
                               margin, abs_margin, need, mkeep, ucount, sal, kb, As[s], piters,
                               thresh, brs, box == 0.0)

@@ -70,19 +70,24 @@ def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin, wa
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
                time_limit=None, node_limit=None, deadline=None, branching="product",
-               perspective=1) -> SearchOutcome:
+               perspective=1, resplit=0, split_tau=1e-9) -> SearchOutcome:
     """Depth-first branch-and-bound from the root (dead inputs pre-pruned).
 
     ``incumbent_*`` seed the upper bound (a refit heuristic solution). ``box`` is the absolute
     box (0 for none). ``deadline`` is a ``time.perf_counter()`` value. ``perspective``: steps
     of the perspective bound per node (0: off; the root and the open nodes get more).
+    ``resplit``: a node re-optimises its diagonal split once this many inputs were decided
+    since its inherited split was made (0: ``d`` everywhere;
+    :func:`solvers.prune.kernels.node_split`, certified with the shift ``split_tau``).
     """
     n = H.shape[0]
     rule = {"saliency": 0, "product": 1}[branching]
     stack = kernels.new_stack(n, 2 * n + 4)
     Gs, ws, es, Ss, rs, cfs = stack.G, stack.w, stack.e, stack.S, stack.r, stack.cF
-    states, hasinv, As = stack.state, stack.hasinv, stack.warm
+    states, hasinv, As, Ds = stack.state, stack.hasinv, stack.warm, stack.d
     piters = max(0, int(perspective))
+    Ds[0] = d
+    stack.dmade[0] = int(np.count_nonzero(~alive))
     Ss[0] = H
     rs[0] = H @ w0
     cfs[0] = max(0.0, float(w0 @ H @ w0))
@@ -101,7 +106,8 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
                         incumbent_mask.copy(), np.zeros(4, dtype=np.int64))
     fstate, best_w, best_mask, counters = best
     spec = kernels.SearchSpec(H, w0, d, int(N), int(M), float(box), PIVOT_RTOL, float(margin),
-                              float(abs_margin), FATHOM_RTOL, rule, piters)
+                              float(abs_margin), FATHOM_RTOL, rule, piters, int(resplit),
+                              float(split_tau))
     sp = 1
     budget = 64
     status = Status.OPTIMAL
@@ -124,7 +130,7 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     open_bound = math.inf
     for s in range(sp):
         open_bound = min(open_bound, slot_bound(Gs[s], ws[s], es[s], Ss[s], rs[s], cfs[s],
-                                                states[s], hasinv[s], N, M, d, margin,
+                                                states[s], hasinv[s], N, M, Ds[s], margin,
                                                 abs_margin, As[s].copy(),
                                                 OPEN_STEPS if piters else 0))
     ub = float(fstate[0])

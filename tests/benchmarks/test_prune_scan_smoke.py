@@ -75,3 +75,26 @@ def test_stalled_layers_and_proved():
             {"layer": "c", "status": "node_limit", "cpu": 1.0}]
     assert mod.stalled_layers(rows) == ["b", "c"]
     assert [mod.proved(r, 60.0) for r in rows] == [True, False, False, False]
+
+
+def test_prune_scan_baseline_side_by_side(tmp_path):
+    """``--baseline`` solves every instance twice (baseline first) and the report compares
+    them; options are checked by name before any work."""
+    pytest.importorskip("torch")
+    mod = _module()
+    out, rep = tmp_path / "rows.json", tmp_path / "scan.md"
+    assert mod.main(["--layers", "features.2.conv.0.0", "--n", "8", "--samples", "2",
+                     "--channels", "1", "--densities", "0.25", "--node-limit", "500",
+                     "--no-cache", "--options", '{"resplit": 1}', "--baseline", "{}",
+                     "--json", str(out), "--report", str(rep)]) == 0
+    data = json.loads(out.read_text())
+    assert data["settings"]["options"] == {"resplit": 1} and data["settings"]["baseline"] == {}
+    (row,) = data["rows"]
+    assert row["base"]["status"] == row["status"] == "optimal"
+    assert abs(row["base"]["objective"] - row["objective"]) <= 1e-9 * row["norm"]
+    assert len(row["base"]["weights"]) == 8
+    text = rep.read_text()
+    assert 'Baseline {} vs {"resplit": 1}' in text and "proved: baseline 1/1, new 1/1" in text
+    for bad in ('{"nope": 1}', "[1]", '{"node_limit": 3}'):
+        with pytest.raises(SystemExit):
+            mod.main(["--layers", "features.2.conv.0.0", "--options", bad])

@@ -11,7 +11,9 @@ The flow of :func:`run_allocation`:
    killed run resumes. A layer's curve: its normalised error ``Σ error / Σ norm`` per size (best
    found), the certified bound ``Σ lower_bound / Σ norm`` where the method proves one
    (``exact``), and the size ``weights × bits per weight`` (FP16 baseline; scales and masks not
-   charged, the paper's accounting).
+   charged, the paper's accounting). With ``bounds_from`` (``--allocate-bounds quant:exact``)
+   every layer and size is also solved by that certified method (rows under their own keys)
+   and each curve point holds the better solution and the certified bound (:func:`combine`).
 2. **Allocation.** :func:`solvers.allocation.allocate`: the multiple-choice knapsack minimising
    the summed normalised error within ``budget × Σ weights`` bits, solved exactly, with its
    certified lower bound (the trivial 0 where the method proves nothing).

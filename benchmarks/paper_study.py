@@ -13,8 +13,8 @@ command does), on every live output channel (``--channels all``) or a seeded sam
 * per bit width and kind: problems, share proved optimal, the rest's statuses, solve seconds
   (sum, and the slowest problem);
 * the projection to the complete study (113,712 chunk-channel problems per bit width and
-  kind) from the measured CPU per problem (the export's cost added once), when a fraction
-  ran.
+  kind), when a sample ran: :func:`projection` (weighted by each layer's size), the export's
+  CPU added once.
 
 The machine is shared: report CPU seconds beside wall time, and run it niced.
 
@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -51,6 +52,24 @@ def _cpu() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, ch.ru_utime + ch.ru_stime
 
 
+@contextlib.contextmanager
+def _local_dask(workers: int):
+    """A ``distributed.LocalCluster`` of ``workers`` processes with one thread each (BLAS on
+    one thread too), on loopback; yields its address (``None`` for ``workers = 0``)."""
+    if not workers:
+        yield None
+        return
+    import os
+
+    from distributed import LocalCluster
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
 def _exported(cfg, progress: bool, cache: str | None):
     """The exported full-layer problems of ``cfg`` (from ``cache`` when it holds them)."""
     import pickle
@@ -67,6 +86,32 @@ def _exported(cfg, progress: bool, cache: str | None):
         with open(cache, "wb") as f:
             pickle.dump(problems, f)
     return problems
+
+
+def projection(rows: list[dict], records: dict, nbits: int, cpu_self: float,
+               cpu_workers: float) -> float:
+    """CPU seconds of the complete study, from a sample solved in this run: per layer and
+    kind, the mean solve time of its sampled problems times its problem count in the complete
+    study (every channel of every chunk), converted to worker CPU by the sample's ratio of
+    worker CPU to summed solve time; plus this process's CPU per problem for every problem
+    (planning, claims, the store). The layers differ by 10× in cost per problem and by 60× in
+    size (the classifier alone is 35 % of the study), so the sample's plain mean would not
+    do."""
+    acc: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0])
+    for r in rows:
+        a = acc[(r["layer"], r["kind"])]
+        a[0] += r["seconds"] or 0.0
+        a[1] += 1
+    solve = sum(a[0] for a in acc.values())
+    if solve <= 0:
+        return math.nan
+    worker = parent = 0.0
+    for (layer, _), (secs, count) in acc.items():
+        rec = records[layer]
+        size = rec["channels_total"] * rec["chunks"] * nbits
+        worker += secs / count * size * cpu_workers / solve
+        parent += size * cpu_self / len(rows)
+    return worker + parent
 
 
 def _db(num: float, den: float) -> float:
@@ -167,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--scheduler", default=None, help="a Dask scheduler instead of a pool")
+    ap.add_argument("--local-dask", type=int, default=0, metavar="N",
+                    help="start a Dask cluster of N local worker processes (one thread each) "
+                    "and run on it (its workers' CPU is then not in RUSAGE_CHILDREN: the "
+                    "CPU per problem is not printed)")
     ap.add_argument("--db", default="paper-study.sqlite")
     ap.add_argument("--report", default=None, help="write the compare report here")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
@@ -193,9 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     t0, (c0, _) = time.perf_counter(), _cpu()
     problems = _exported(cfg, progress, args.cache)
     t1, (c1, k0) = time.perf_counter(), _cpu()
-    s = run_compare("mobilenet_v2", config=cfg, db=args.db, report=args.report,
-                    progress=progress, problems=problems,
-                    workers=None if args.scheduler else args.workers, scheduler=args.scheduler)
+    with _local_dask(args.local_dask) as address:
+        scheduler = address or args.scheduler
+        s = run_compare("mobilenet_v2", config=cfg, db=args.db, report=args.report,
+                        progress=progress, problems=problems,
+                        workers=None if scheduler else args.workers, scheduler=scheduler)
     wall, export_wall, export_cpu = time.perf_counter() - t1, t1 - t0, c1 - c0
     c2, k1 = _cpu()
     cpu_self, cpu_workers = c2 - c1, k1 - k0
@@ -215,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{export_cpu:.1f} s CPU")
     print(f"the run (plan, store, solves, tables{', report' if args.report else ''}): "
           f"wall {wall:.1f} s; CPU {cpu_self:.1f} s here + {cpu_workers:.1f} s in workers")
-    if s.solved:
+    if s.solved and not args.local_dask:
         cpu = cpu_self + cpu_workers
         print(f"{s.solved / wall:.1f} problems/s of wall; {1e3 * cpu / s.solved:.2f} ms CPU "
               f"per problem")
@@ -234,9 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"proved optimal: {proved}/{len(rows)} = {proved / len(rows):.4%}; every other "
               "carries its certified lower bound")
     full = FULL_PROBLEMS * len(args.bits) * 2
-    if s.solved and len(rows) < full:
-        per = (cpu_self + cpu_workers) / s.solved
-        total = per * full + export_cpu
+    if s.solved == len(rows) and len(rows) < full and not args.local_dask:
+        total = projection(rows, s.settings["layer_problems"], len(args.bits), cpu_self,
+                           cpu_workers) + export_cpu
         print(f"projection to the complete study ({full} problems): {total:.0f} CPU s, "
               f"{total / 2 / 60:.1f} min on two cores")
         out["projected_cpu_seconds"] = total

@@ -150,7 +150,9 @@ def _load() -> list[float] | None:
 
 
 def _timing_text(timing: dict[str, Any]) -> str:
-    """``", 412 s of CPU, load average 3.1 → 4.0 (1 min)"`` from a sweep's timing."""
+    """The report's clause on threads, CPU time and load, e.g. ``", 1 thread(s) on 2 cores,
+    287 s of CPU (this process), load average 6.0 at the start, 5.4 at the end (5.8 over the
+    last 15 min)"``; empty without timing."""
     parts = []
     if timing.get("torch_threads") is not None:
         parts.append(f"{timing['torch_threads']} thread(s) on {timing['cpu_count']} cores")

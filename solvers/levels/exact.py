@@ -265,7 +265,7 @@ def solve_levels(
             if (sparse and support_time > 0 and "support_search" not in info
                     and nodes >= SUPPORT_SEARCH_NODES and not sr.done):
                 # a long search: a better incumbent may pay (deterministic: counted solves)
-                ix_s, e_s = _support_search(Hl, cl, d, sr.incumbent(), SUPPORT_SOLVES)
+                ix_s, e_s = _support_search(Hl, cl, d, sr.incumbent(), SUPPORT_SOLVES, deadline)
                 sr.offer(ix_s)
                 info["support_search"] = e_s
             now = time.perf_counter()
@@ -619,12 +619,13 @@ def _requantize(H, w0, d: LevelData, mask, time_limit=None, node_limit=None):
     return ix, float(kn.objective(H, w0, d.values(ix)))
 
 
-def _support_search(H, w0, d: LevelData, ix, max_solves: int):
+def _support_search(H, w0, d: LevelData, ix, max_solves: int, deadline: float | None = None):
     """Swap local search over supports, each support quantized exactly (:func:`_requantize`):
     from the support of ``ix``, the swaps (one kept input out, one dropped in) in order of
     their continuous pruning cost, the first that improves the error is taken; at most
-    ``max_solves`` exact requantizations (a node limit on each), so deterministic. Only for a
-    plain nonzero limit (N:M groups: unchanged). Returns ``(level indices, error)``."""
+    ``max_solves`` exact requantizations (a node limit on each), so deterministic unless the
+    caller's ``deadline`` (``perf_counter`` seconds) stops it first. Only for a plain nonzero
+    limit (N:M groups: unchanged). Returns ``(level indices, error)``."""
     best_ix, best = _requantize(H, w0, d, d.values(ix) != 0.0, node_limit=SUPPORT_NODES)
     cur = kn.objective(H, w0, d.values(ix))
     if cur < best:
@@ -646,7 +647,7 @@ def _support_search(H, w0, d: LevelData, ix, max_solves: int):
         swaps.sort()
         improved = False
         for _, i, j in swaps:
-            if solves >= max_solves:
+            if solves >= max_solves or (deadline is not None and time.perf_counter() >= deadline):
                 break
             m2 = mask.copy()
             m2[i], m2[j] = False, True

@@ -35,11 +35,16 @@ from ..heuristics.obs import obs_layer
 from ..heuristics.sparsegpt import sparsegpt_layer
 from ..problem import PruneProblem, hessian_exponent
 from ..result import SolveResult
+from . import exact
 from .bounds import diagonal_split, margin_for
 from .exact import solve_exact
 
 #: nodes of ``diagonal="auto"``'s first phase (``logdet`` split, no perspective) in a family
 AUTO_SWITCH_NODES = 20_000
+#: the least family that starts on the ``logdet`` split: it costs about 14 ms (a Newton method,
+#: one Cholesky per step, at n = 32), which a family of 2 does not earn back (measured: a
+#: 2-channel sample of the study no faster than single solves), a family of 32 does
+LOGDET_MIN_ROWS = 8
 
 #: diagonal splits that depend on ``H`` (and the live inputs) alone
 H_ONLY_SPLITS = ("jacobi", "logdet", "eig", "none")
@@ -53,7 +58,9 @@ class SharedHessian:
     ``logdet`` split (the largest-volume diagonal under ``H``, a Newton method) costs the same
     once shared, and its tighter node bounds cut the search: measured on MobileNetV2's
     classifier and ``features.17.conv.2`` chunks (paper protocol, boxed, k = 4…16), 1.1–2.5×
-    less CPU per problem with the perspective bound off; and the first phase runs longer
+    less CPU per problem with the perspective bound off (families of at least
+    :data:`LOGDET_MIN_ROWS` rows; smaller ones start as a single solve does); and the first
+    phase runs longer
     (:data:`AUTO_SWITCH_NODES`: 20,000 nodes, not 4,000): on the classifier's chunk 5 at
     k = 8, 26.6 ms per problem against 86 ms switching at 4,000 (most rows need 4,000–8,000
     nodes, which the perspective phase makes ~10× dearer each).
@@ -67,12 +74,13 @@ class SharedHessian:
                  nm: tuple[int, int] | None = None) -> None:
         self.H = np.ascontiguousarray(H, dtype=np.float64)
         self.alive = np.diag(self.H) > 0.0
-        self.auto_first = ("logdet", AUTO_SWITCH_NODES)
+        self.rows = 0 if rows is None else len(rows)  # recorded in each solve's info
+        self.auto_first = (("logdet", AUTO_SWITCH_NODES) if self.rows >= LOGDET_MIN_ROWS
+                           else ("jacobi", exact.AUTO_SWITCH_NODES))
         self.margin = margin_for(self.H, self.alive)
         self._splits: dict[str, np.ndarray] = {}
         self._masks: dict[bytes, dict[str, np.ndarray]] = {}
         self._budget = (k, None if nm is None else tuple(nm))  # the rows' (k, nm)
-        self.rows = 0 if rows is None else len(rows)  # recorded in each solve's info
         if rows is not None and len(rows):
             self._heuristic_masks(np.asarray(rows, dtype=np.float64), k, nm)
 

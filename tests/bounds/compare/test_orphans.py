@@ -23,15 +23,15 @@ SCRIPT = textwrap.dedent("""
     from bounds.compare import run_compare
     from bounds.compare.store import ResultStore
 
-    # Once the first row is stored, the workers have started and hold more tasks: say so and
-    # wait to be killed.
-    write = ResultStore.write
-    def paused_write(self, row):
-        write(self, row)
+    # Once the first batch is stored, the workers have started and hold more batches: say so
+    # and wait to be killed.
+    write = ResultStore.write_many
+    def paused_write(self, rows):
+        write(self, rows)
         pathlib.Path({ready!r}).touch()
         while True:
             time.sleep(0.1)
-    ResultStore.write = paused_write
+    ResultStore.write_many = paused_write
     if __name__ == "__main__":
         run_compare("toy", problems={{"toy": toy_layer(n=24, channels=4)}}, db={db!r},
                     workers=2, bits=(2, 4), opt_dim=12, channels=4, max_chunks=None,

@@ -51,3 +51,12 @@ def test_agrees_with_scip_n32(fmt):
     W = 0.1 * rng.standard_normal((2, 32))
     f = build_levels(W, fmt)
     _agree(f.problem(0, random_hessian(rng, 32, "corr"), W[0]), time_limit=600.0)
+
+
+@pytest.mark.slow  # 25–75 s here (load), nearly all SCIP's
+def test_agrees_with_scip_n24_nonzero_limit():
+    """Joint INT3 + at most 8 of 24 nonzero (the conditional tail's case) against SCIP."""
+    rng = np.random.default_rng(zlib.crc32(b"int3-ch 24 8"))
+    W = 0.1 * rng.standard_normal((2, 24))
+    f = build_levels(W, "int3-ch")
+    _agree(f.problem(0, random_hessian(rng, 24, "corr"), W[0], k=8), time_limit=300.0)

@@ -122,3 +122,14 @@ def test_shared_split_is_the_split_of_h():
         assert np.array_equal(d, diagonal_split(p.H, p.w0, sh.alive, 5, method))
         d[:] = -1.0  # the caller's copy: the memo is untouched
         assert np.all(sh.split(p.H, p.w0, sh.alive, 5, method) >= 0.0)
+
+
+def test_large_families_start_on_the_logdet_split():
+    rng = np.random.default_rng(6)
+    X = np.cumsum(rng.standard_normal((200, 16)), axis=1)
+    H = X.T @ X
+    for rows, first in ((batch.LOGDET_MIN_ROWS, "logdet"), (2, "jacobi")):
+        ps = [PruneProblem(H, w, k=5) for w in rng.standard_normal((rows, 16))]
+        assert SharedHessian(H, np.stack([p.w0 for p in ps]), k=5).auto_first[0] == first
+        for r in solve_exact_many(ps):
+            assert not r.info["phases"] or r.info["phases"][0]["diagonal"] == first

@@ -30,12 +30,20 @@ median nodes and the largest gap left. Rows go to ``--json`` after every layer, 
 run keeps what it solved; ``--summarize JSON`` rebuilds the report from such a file and
 ``--stalled JSON`` restricts a run to the layers that did not prove every solve there.
 
+Before / after: ``--options JSON`` passes options to the exact solver (e.g. ``'{"resplit": 0}'``)
+and ``--baseline JSON`` also solves every instance with other options, first, in the same
+process; each row then holds the baseline's result under ``"base"`` and the report ends with a
+side-by-side table (proved counts, median CPU seconds and nodes, new / baseline CPU ratios and
+their geometric mean over the solves both proved, whether the objectives agree).
+
 Usage::
 
     nice -n 10 python benchmarks/prune_scan.py --model mobilenet_v2 --cpu-limit 10 \\
         --json prune_scan_mnv2.json --report benchmarks/reports/prune_scan_mobilenet_v2.md
     nice -n 10 python benchmarks/prune_scan.py --stalled prune_scan_mnv2.json --channels 4 \\
         --cpu-limit 60 --json stage2.json --report benchmarks/reports/prune_scan_stage2.md
+    nice -n 10 python benchmarks/prune_scan.py --layers features.9.conv.0.0 --densities 0.25 \\
+        --cpu-limit 60 --options '{}' --baseline '{"resplit": 0}' --report before_after.md
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
+import shlex  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -453,7 +462,7 @@ def report(rows: list[dict], settings: dict) -> str:
     lines = [f"# prune_scan: {settings['model']}, n = {settings['n']} (first chunk), "
              f"{settings['channels']} channels per layer",
              "",
-             f"Command: `{' '.join(settings['argv'])}`  ",
+             f"Command: `{shlex.join(settings['argv'])}`  ",
              f"Commit {settings['commit']}, numpy {settings['numpy']}, started "
              f"{settings['start']}, load average at start "
              f"{', '.join(f'{x:.1f}' for x in settings['load_start'])} (2 cores, shared).  ",

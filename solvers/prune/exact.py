@@ -37,6 +37,9 @@ AUTO_SWITCH_NODES = 4000
 #: the options of :func:`solve_exact` besides ``time_limit``
 OPTIONS = ("node_limit", "diagonal", "incumbents", "branching", "compare_unstructured",
            "perspective", "resplit")
+#: ``diagonal="auto"``: the perspective phase re-optimises a node's split once this many inputs
+#: were decided since its split was made (``resplit=None``; issue 20, docs/pruning.md).
+AUTO_RESPLIT = 4
 #: the values of ``diagonal``
 DIAGONALS = ("auto", "jacobi", "logdet", "eig", "sdp", "none")
 
@@ -52,7 +55,7 @@ def solve_exact(
     compare_unstructured: bool = False,
     perspective: int = 15,
     _shared: Any = None,
-    resplit: int = 0,
+    resplit: int | None = None,
     **unknown: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -85,6 +88,13 @@ def solve_exact(
         (:func:`solvers.prune.kernels.perspective_bound`; warm-started from the parent, the
         root gets more);
         0 switches it off and leaves the separable, Gershgorin and kept-side bounds.
+    resplit : int, optional
+        Re-optimise the diagonal split at a node once this many inputs were decided since the
+        split it inherited was made (:func:`solvers.prune.kernels.node_split`: the log-det
+        split of the node's Schur complement ``S_UU``, certified, handed down to its subtree);
+        0: the root's split everywhere. ``None`` (default): :data:`AUTO_RESPLIT` in the
+        perspective phase of ``diagonal="auto"`` (searches the cheap phase did not finish),
+        0 with an explicit ``diagonal``.
     compare_unstructured : bool
         For an N:M problem, also solve unstructured pruning at the same ``k`` (same limits) and
         report it in ``info["unstructured"]`` (objective, lower bound, status, SQNRs): N:M is a
@@ -160,6 +170,7 @@ def solve_exact(
         "diagonal": diagonal,
         "phases": phases,
         "perspective": perspective,
+        "resplit": resplit,
         "diagonal_sum": float(np.sum(d)),
         "dead_inputs": int(n - alive.sum()),
         "nm": problem.nm,
@@ -201,8 +212,9 @@ def _check_options(problem, time_limit, diagonal, branching, perspective, respli
     if isinstance(perspective, bool) or not isinstance(perspective, (int, np.integer)) \
             or perspective < 0:
         raise ProblemError(f"perspective must be an integer >= 0, got {perspective!r}")
-    if isinstance(resplit, bool) or not isinstance(resplit, (int, np.integer)) or resplit < 0:
-        raise ProblemError(f"resplit must be an integer >= 0, got {resplit!r}")
+    if resplit is not None and (isinstance(resplit, bool)
+                                or not isinstance(resplit, (int, np.integer)) or resplit < 0):
+        raise ProblemError(f"resplit must be an integer >= 0 or None, got {resplit!r}")
     if branching not in ("product", "saliency"):
         raise ProblemError(f"branching must be 'product' or 'saliency', got {branching!r}")
     if diagonal not in DIAGONALS:
@@ -247,7 +259,7 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
         return out, d
 
     if diagonal != "auto":
-        out, d = phase(diagonal, inc.mask, inc.value, node_limit, perspective, resplit)
+        out, d = phase(diagonal, inc.mask, inc.value, node_limit, perspective, resplit or 0)
         return out, d, []
     first_split, switch = first_phase
     first = switch if node_limit is None else min(node_limit, switch)
@@ -257,8 +269,9 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
     more = None if node_limit is None else node_limit - out.nodes
     if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
         first_out = out
-        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective, resplit)
-        phases.append({"diagonal": "logdet", "perspective": perspective,
+        again = AUTO_RESPLIT if resplit is None else resplit
+        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective, again)
+        phases.append({"diagonal": "logdet", "perspective": perspective, "resplit": again,
                        "nodes": out.nodes, "status": out.status.value})
         out.nodes += first_out.nodes
         out.leaves += first_out.leaves

@@ -127,9 +127,12 @@ def test_auto_schedule_with_resplit(monkeypatch):
         n = 10
         p = PruneProblem(random_hessian(rng, n, kind), rng.standard_normal(n), k=3)
         opt, _ = brute_force_prune(p)
-        r = solve_exact(p, incumbents=False, resplit=1)
-        check_contract(p, r, opt)
-        assert r.objective <= opt + 1e-7 * max(p.norm, 1e-300)
+        for resplit, used in ((1, 1), (None, exact.AUTO_RESPLIT), (0, 0)):
+            r = solve_exact(p, incumbents=False, resplit=resplit)
+            check_contract(p, r, opt)
+            assert r.objective <= opt + 1e-7 * max(p.norm, 1e-300)
+            if len(r.info["phases"]) == 2:  # the default re-splits in the perspective phase
+                assert r.info["phases"][1]["resplit"] == used
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -174,7 +174,7 @@ def _chunks(spec: LayerSpec, W: np.ndarray, bounds, blocks) -> list[ChunkExport]
         dead_g = np.diagonal(Hg, axis1=1, axis2=2) == 0.0  # (G, b)
         if spec.groups == 1:
             H, dead = Hg[0], dead_g[0]
-            norms = np.einsum("ci,ij,cj->c", Wk, H, Wk)
+            norms = ((Wk @ H) * Wk).sum(axis=1)  # wᵀHw per channel (BLAS; einsum was ~10x slower)
         else:
             H, dead = Hg[group], dead_g[group]
             norms = np.einsum("ci,cij,cj->c", Wk, H, Wk)

@@ -7,8 +7,9 @@ for a preempted helper thread — measured here at load 12 on two cores, a pruni
 by work. Solving processes therefore cap BLAS at one thread; parallelism comes from worker
 processes (``--workers``) instead.
 
-A user who sets any of :data:`THREAD_VARS` in the environment keeps that choice: nothing is
-capped then.
+A user who sets any of :data:`THREAD_VARS` in the environment keeps that choice: BLAS is held
+to that count instead (the smallest one set), which also holds in a forked worker whose BLAS
+was started by its parent before the variable was set.
 """
 
 from __future__ import annotations
@@ -21,19 +22,27 @@ THREAD_VARS: tuple[str, ...] = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_
                                 "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
-def user_chose_threads() -> bool:
-    """Whether the environment sets a thread count (any of :data:`THREAD_VARS`)."""
-    return any(os.environ.get(v) for v in THREAD_VARS)
+def user_threads() -> int | None:
+    """The smallest positive thread count set in the environment (:data:`THREAD_VARS`), or
+    ``None`` when none is set; ``0`` when one is set but is not a positive integer (then BLAS
+    is left as it is)."""
+    counts = []
+    for v in THREAD_VARS:
+        text = os.environ.get(v, "").strip()
+        if text:
+            counts.append(int(text) if text.isdigit() and int(text) > 0 else 0)
+    return min(counts) if counts else None
 
 
 def one_blas_thread() -> AbstractContextManager[Any]:
-    """A context in which BLAS runs on one thread (a no-op when the user set a thread count).
+    """A context in which BLAS runs on one thread, or on the user's count if one is set.
 
     >>> with one_blas_thread():
     ...     pass
     """
-    if user_chose_threads():
+    chosen = user_threads()
+    if chosen == 0:
         return nullcontext()
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(1, user_api="blas")
+    return threadpool_limits(chosen or 1, user_api="blas")

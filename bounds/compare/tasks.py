@@ -172,14 +172,15 @@ def run_batch(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     """The rows of ``tasks``, in order: what the executors run in a worker, one batch at a time.
 
     Each row is exactly :func:`run_task`'s for its task. BLAS and OpenMP are held to one thread
-    meanwhile (:func:`threadpoolctl.threadpool_limits`): the solves factorise ``32 × 32``
+    meanwhile (:func:`bounds.blas_threads.one_blas_thread`, unless the user set a thread count):
+    the solves factorise ``32 × 32``
     matrices, on which OpenBLAS's threads only spin — measured 10 ms of CPU per ``32 × 32``
     inverse threaded, 0.06 ms on one thread, on a loaded two-core machine — and a worker is one
     core's worth of work anyway.
     """
-    from threadpoolctl import threadpool_limits
+    from ..blas_threads import one_blas_thread
 
-    with threadpool_limits(limits=1):
+    with one_blas_thread():
         extras = _shared_hessians(tasks)
         return [run_task(t, extras.get(i)) for i, t in enumerate(tasks)]
 

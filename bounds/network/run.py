@@ -213,7 +213,7 @@ def run_network(cfg: NetworkConfig, out: str | os.PathLike[str], *,
 @contextmanager
 def limit_threads(threads: int | None):
     """Run the body with at most ``threads`` threads in torch and in the BLAS/OpenMP pools
-    (threadpoolctl, when installed); restore them afterwards. ``None`` leaves them.
+    (threadpoolctl); restore them afterwards. ``None`` leaves them.
 
     On a shared machine, threads beyond the free cores cost far more than they give: the
     threads of one BLAS call or one convolution wait for each other across scheduler time
@@ -233,13 +233,10 @@ def limit_threads(threads: int | None):
     before = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # not a dependency: then BLAS keeps its own setting
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=int(threads)):
             yield
-        else:
-            with threadpool_limits(limits=int(threads)):
-                yield
     finally:
         torch.set_num_threads(before)
 

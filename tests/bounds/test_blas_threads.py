@@ -28,8 +28,19 @@ def test_one_thread_inside_and_restored_after(no_thread_vars: None) -> None:
     assert _blas_threads() == before
 
 
-def test_user_choice_is_kept(monkeypatch: pytest.MonkeyPatch, no_thread_vars: None) -> None:
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+def test_user_choice_is_held(monkeypatch: pytest.MonkeyPatch, no_thread_vars: None) -> None:
+    from threadpoolctl import threadpool_limits
+
+    most = min(_blas_threads())  # OpenBLAS caps a limit at the threads it started with
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with threadpool_limits(1, user_api="blas"):  # as a forked worker's BLAS may be
+        with one_blas_thread():
+            assert all(t == min(2, most) for t in _blas_threads())
+
+
+def test_unreadable_choice_leaves_blas_alone(monkeypatch, no_thread_vars) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "auto")
     before = _blas_threads()
     with one_blas_thread():
         assert _blas_threads() == before

@@ -126,3 +126,15 @@ def brute_force_prune(p: PruneProblem) -> tuple[float, np.ndarray]:
         if err < best:
             best, best_mask = err, mask
     return float(best), best_mask
+
+
+def random_prune_case(rng: np.random.Generator, kind: str, t: int) -> PruneProblem:
+    """The ``t``-th small pruning case of a brute-force sweep: ``n`` in 4…10 and ``H`` of
+    ``kind``; every third case with even ``n`` is 1:2 structured, the others keep a random
+    ``k`` in 1…n−1."""
+    n = int(rng.integers(4, 11))
+    H = random_hessian(rng, n, kind)
+    w0 = rng.standard_normal(n)
+    if t % 3 == 2 and n % 2 == 0:
+        return PruneProblem(H, w0, nm=(1, 2))
+    return PruneProblem(H, w0, k=int(rng.integers(1, n)))

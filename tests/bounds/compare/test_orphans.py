@@ -18,20 +18,15 @@ ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = textwrap.dedent("""
     import pathlib, sys, time
     sys.path.insert(0, {root!r})
-    sys.path.insert(0, {here!r})
+    sys.path.insert(0, {tests!r})
+    sys.path.insert(0, {here!r})  # first: its conftest (toy_layer), not the tests' root one
     from conftest import toy_layer
     from bounds.compare import run_compare
-    from bounds.compare.store import ResultStore
 
     # Once the first batch is stored, the workers have started and hold more batches: say so
     # and wait to be killed.
-    write = ResultStore.write_many
-    def paused_write(self, rows):
-        write(self, rows)
-        pathlib.Path({ready!r}).touch()
-        while True:
-            time.sleep(0.1)
-    ResultStore.write_many = paused_write
+    from store_pause import pause_after_first_batch
+    pause_after_first_batch({ready!r})
     if __name__ == "__main__":
         run_compare("toy", problems={{"toy": toy_layer(n=24, channels=4)}}, db={db!r},
                     workers=2, bits=(2, 4), opt_dim=12, channels=4, max_chunks=None,
@@ -53,7 +48,7 @@ def test_workers_end_when_the_parent_is_killed(tmp_path):
     ready = tmp_path / "ready"
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(root=str(ROOT), here=str(Path(__file__).parent),
-                                    ready=str(ready),
+                                    tests=str(ROOT / "tests"), ready=str(ready),
                                     db=str(tmp_path / "r.sqlite")))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     log = tmp_path / "run.log"  # a file, not a pipe nobody reads (a compile bar can fill one)

@@ -27,18 +27,12 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     from solvers.problem import LayerProblem
     from bounds.compare import run_compare
-    from bounds.compare.store import ResultStore
 
     # Stop mid-run deterministically: after the first stored batch (one chunk's 8 tasks), say
     # so and wait to be killed (however fast or slow the machine, the signal always arrives
     # mid-run).
-    write = ResultStore.write_many
-    def paused_write(self, rows):
-        write(self, rows)
-        pathlib.Path({ready!r}).touch()
-        while True:
-            time.sleep(0.1)
-    ResultStore.write_many = paused_write
+    from store_pause import pause_after_first_batch
+    pause_after_first_batch({ready!r})
     rng = np.random.default_rng(0)
     X = rng.standard_normal((80, 24)); X[:, 1:] += 0.5 * X[:, :-1]
     P = LayerProblem(X.T @ X, rng.standard_normal((4, 24)) * 0.1, {{"layer": "toy"}})

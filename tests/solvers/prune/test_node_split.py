@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from problem_instances import KINDS, brute_force_prune, random_hessian
+from problem_instances import KINDS, brute_force_prune, random_hessian, random_prune_case
 from time_budget import ThreadClock
 
 from solvers.problem import ProblemError, PruneProblem
@@ -100,20 +100,14 @@ def test_solver_with_resplit_matches_enumeration(kind, resplit):
     decisions, and the automatic schedule switching after one node."""
     rng = np.random.default_rng(300 + KINDS.index(kind) + 10 * resplit)
     for t in range(12):
-        n = int(rng.integers(4, 11))
-        H = random_hessian(rng, n, kind)
-        w0 = rng.standard_normal(n)
-        if t % 3 == 2 and n % 2 == 0:
-            p = PruneProblem(H, w0, nm=(1, 2))
-        else:
-            p = PruneProblem(H, w0, k=int(rng.integers(1, n)))
+        p = random_prune_case(rng, kind, t)
         opt, _ = brute_force_prune(p)
         for diagonal in ("logdet", "jacobi"):
             r = solve_exact(p, incumbents=False, diagonal=diagonal, resplit=resplit)
             check_contract(p, r, opt)
             assert r.objective <= opt + 1e-7 * max(p.norm, 1e-300)
             assert r.status in (Status.OPTIMAL, Status.GAP_LIMIT)
-        boxed = PruneProblem(H, w0, k=max(1, n // 3), box_factor=1.0)
+        boxed = PruneProblem(p.H, p.w0, k=max(1, p.n // 3), box_factor=1.0)
         rb = solve_exact(boxed, incumbents=False, diagonal="logdet", resplit=resplit)
         check_contract(boxed, rb, brute_force_boxed(boxed)[0])
 

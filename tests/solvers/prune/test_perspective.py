@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from problem_instances import KINDS, brute_force_prune, random_hessian, refit_error
+from problem_instances import (
+    KINDS,
+    brute_force_prune,
+    random_hessian,
+    random_prune_case,
+    refit_error,
+)
 
 from solvers.problem import PruneProblem
 from solvers.prune import kernels
@@ -187,20 +193,14 @@ def test_auto_restart_matches_enumeration(kind, monkeypatch):
     monkeypatch.setattr(exact, "AUTO_SWITCH_NODES", 1)
     rng = np.random.default_rng(31 + KINDS.index(kind))
     for t in range(10):
-        n = int(rng.integers(4, 11))
-        H = random_hessian(rng, n, kind)
-        w0 = rng.standard_normal(n)
-        if t % 3 == 2 and n % 2 == 0:
-            p = PruneProblem(H, w0, nm=(1, 2))
-        else:
-            p = PruneProblem(H, w0, k=int(rng.integers(1, n)))
+        p = random_prune_case(rng, kind, t)
         opt, _ = brute_force_prune(p)
         r = solve_exact(p, incumbents=False)
         check_contract(p, r, opt)
         assert r.objective <= opt + 1e-7 * max(p.norm, 1e-300)
         if len(r.info["phases"]) == 2:
             assert r.info["phases"][1]["diagonal"] == "logdet"
-        boxed = PruneProblem(H, w0, k=max(1, n // 3), box_factor=1.0)
+        boxed = PruneProblem(p.H, p.w0, k=max(1, p.n // 3), box_factor=1.0)
         check_contract(boxed, solve_exact(boxed, incumbents=False), brute_force_boxed(boxed)[0])
         lim = solve_exact(p, incumbents=False, node_limit=3)
         check_contract(p, lim, opt)

@@ -189,8 +189,7 @@ def _shared_hessians(tasks: Sequence[Task]) -> dict[int, dict[str, Any]]:
     """``{index: {"_shared": SharedHessian}}`` for the exact pruning tasks of the batch that
     share ``H`` and budget with another (:mod:`solvers.prune.batch`: the margin, the ``H``-only
     diagonal splits and the heuristics' masks of all those rows computed once)."""
-    from solvers.problem import hessian_exponent
-    from solvers.prune.batch import SharedHessian
+    from solvers.prune.batch import shared_hessian
 
     fams: dict[tuple, list[int]] = {}
     for i, t in enumerate(tasks):
@@ -199,15 +198,14 @@ def _shared_hessians(tasks: Sequence[Task]) -> dict[int, dict[str, Any]]:
             fams.setdefault(key, []).append(i)
     out: dict[int, dict[str, Any]] = {}
     for (_, k, nm, _), idx in fams.items():
-        H = tasks[idx[0]].H
-        if len(idx) < 2 or hessian_exponent(H) != 0:
-            continue
         try:
-            shared = SharedHessian(H, np.stack([tasks[i].w0 for i in idx]), k=k, nm=nm)
+            shared = shared_hessian(tasks[idx[0]].H, np.stack([tasks[i].w0 for i in idx]),
+                                    k=k, nm=nm)
         except Exception as exc:  # noqa: BLE001 - each task then solves on its own
             log.debug("shared H set-up failed (%s): solving alone", exc)
             continue
-        out.update({i: {"_shared": shared} for i in idx})
+        if shared is not None:
+            out.update({i: {"_shared": shared} for i in idx})
     return out
 
 

@@ -25,6 +25,7 @@ A family whose ``H`` the solver would rescale (entries beyond ``2^±200``,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,6 +118,16 @@ class SharedHessian:
         return self._splits[method].copy()
 
 
+def shared_hessian(H: np.ndarray, rows: np.ndarray, k: int | None = None,
+                   nm: tuple[int, int] | None = None) -> SharedHessian | None:
+    """The :class:`SharedHessian` of ``rows`` (``(C, n)`` ``w0`` with one budget), or ``None``
+    where sharing does not apply: fewer than two rows, or an ``H`` the solver rescales
+    (:func:`~solvers.problem.hessian_exponent`), whose rows are solved one by one."""
+    if len(rows) < 2 or hessian_exponent(H) != 0:
+        return None
+    return SharedHessian(H, rows, k=k, nm=nm)
+
+
 def solve_exact_many(problems: Sequence[PruneProblem], **options: Any) -> list[SolveResult]:
     """``[solve_exact(p, **options) for p in problems]``, sharing the work that depends on
     ``H`` alone among the problems with the same ``H`` (see the module docstring).
@@ -136,16 +147,12 @@ def solve_exact_many(problems: Sequence[PruneProblem], **options: Any) -> list[S
     >>> [r.status.value for r in rs], all(r.lower_bound <= r.objective for r in rs)
     (['optimal', 'optimal', 'optimal'], True)
     """
-    import time
-
     out: list[SolveResult | None] = [None] * len(problems)
     for idx in _families(problems):
         first = problems[idx[0]]
-        shared = None
         t0 = time.perf_counter()
-        if len(idx) > 1 and hessian_exponent(first.H) == 0:
-            rows = np.stack([problems[i].w0 for i in idx])
-            shared = SharedHessian(first.H, rows, k=first.k, nm=first.nm)
+        shared = shared_hessian(first.H, np.stack([problems[i].w0 for i in idx]),
+                                k=first.k, nm=first.nm)
         setup = time.perf_counter() - t0
         for i in idx:
             r = solve_exact(problems[i], _shared=shared, **options)
@@ -165,4 +172,4 @@ def _families(problems: Sequence[PruneProblem]) -> list[list[int]]:
     return list(groups.values())
 
 
-__all__ = ["SharedHessian", "solve_exact_many"]
+__all__ = ["SharedHessian", "shared_hessian", "solve_exact_many"]

@@ -282,7 +282,9 @@ def _prepare(settings: SolveSettings, files: Sequence[Path] = ()) -> float:
 
     t0 = time.perf_counter()
     with one_blas_thread():
-        warm_up(groups_for(settings, files), every=bool(settings.options))
+        # without options and limits only the default paths can run (a node limit is an option)
+        warm_up(groups_for(settings, files), every=bool(settings.options),
+                stopped=settings.time_limit is not None or bool(settings.options))
     return time.perf_counter() - t0
 
 

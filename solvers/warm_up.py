@@ -23,7 +23,10 @@ loaded:
 * ``scales`` — the scale searches (per tensor and per channel).
 
 Every solver group runs on a full-rank, a rank-deficient and a dead-input ``H``. ``every=False``
-leaves out the paths only a named option selects (for a quick ``pqbound solve``).
+leaves out the paths only a named option selects, ``stopped=False`` those only a solve stopped
+by a time or node limit takes (the Lagrangian bound, its cut rounds, the neighbourhood search):
+both for a quick ``pqbound solve`` without a limit, whose first ``seconds`` these loads would
+otherwise not touch but whose wall time they would.
 
 The problems are the same every time and the kernels are deterministic, so two warm-ups compile
 the same signatures; :func:`count_compilations` counts numba's compilations (cache misses)
@@ -51,7 +54,7 @@ GROUP_TITLES: dict[str, str] = {
     "scales": "scale search",
 }
 GROUPS: tuple[str, ...] = tuple(GROUP_TITLES)
-_DONE: set[tuple[str, bool]] = set()  # (group, every) warmed up in this process
+_DONE: set[tuple[str, bool, bool]] = set()  # (group, every, stopped) warmed up in this process
 
 
 def _tiny(kind: str = "full") -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +67,7 @@ def _tiny(kind: str = "full") -> tuple[np.ndarray, np.ndarray]:
     return X.T @ X, np.linspace(-0.6, 0.7, 6)
 
 
-def _quant_calls(every: bool) -> Iterator[Callable[[], Any]]:
+def _quant_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any]]:
     from solvers.problem import QuantProblem
     from solvers.quant.exact import solve_exact
     from solvers.quant.neighbourhood import improve
@@ -83,6 +86,8 @@ def _quant_calls(every: bool) -> Iterator[Callable[[], Any]]:
                     yield lambda q=q, o=ordering, nl=nl: solve_exact(q, ordering=o,
                                                                      reduction=False,
                                                                      node_limit=nl)
+    if not stopped:
+        return
     H, w0 = _tiny()
     q = QuantProblem(H, w0, scale=0.1, bits=4)
     # a limit with time left: the Lagrangian bound (numpy, but it calls the search kernels)
@@ -95,7 +100,7 @@ def _quant_calls(every: bool) -> Iterator[Callable[[], Any]]:
                           max_windows=4, restarts=True)
 
 
-def _prune_calls(every: bool) -> Iterator[Callable[[], Any]]:
+def _prune_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any]]:
     from solvers.problem import PruneProblem
     from solvers.prune import exact
 
@@ -131,7 +136,7 @@ def _two_phase(exact: Any, p: Any) -> Any:
         exact.AUTO_SWITCH_NODES = saved
 
 
-def _levels_calls(every: bool) -> Iterator[Callable[[], Any]]:
+def _levels_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any]]:
     from solvers.levels.exact import ORDERINGS, solve_levels
     from solvers.problem import LevelProblem
 
@@ -150,7 +155,7 @@ def _levels_calls(every: bool) -> Iterator[Callable[[], Any]]:
                         yield lambda lp=lp, o=ordering: solve_levels(lp, ordering=o)
 
 
-def _heuristic_calls(every: bool) -> Iterator[Callable[[], Any]]:
+def _heuristic_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any]]:
     from solvers.heuristics.layer import (
         PRUNE_LAYER,
         QUANT_LAYER,
@@ -183,18 +188,22 @@ def _heuristic_calls(every: bool) -> Iterator[Callable[[], Any]]:
                                                                                       **lim)
 
 
-def _scale_calls(every: bool) -> Iterator[Callable[[], Any]]:
+def _scale_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any]]:
+    """The scale searches run before a solve, never inside one: ``every=False`` loads only the
+    default rule (the per-tensor MSE scale), any other loads on its first use."""
     from solvers.scales import minmax_scale, mse_scale, scale_tables
 
     W = np.stack([np.linspace(-0.6, 0.7, 6), np.linspace(0.3, -0.2, 6)])
-    for bits in (2, 4, 8):
+    for bits in (2, 4, 8) if every else (4,):
         yield lambda b=bits: mse_scale(W, b)
-        yield lambda b=bits: mse_scale(W, b, per_channel=True)
-        yield lambda b=bits: minmax_scale(W, b, per_channel=True)
-    yield lambda: scale_tables(W)
+        if every:
+            yield lambda b=bits: mse_scale(W, b, per_channel=True)
+            yield lambda b=bits: minmax_scale(W, b, per_channel=True)
+    if every:
+        yield lambda: scale_tables(W)
 
 
-_CALLS: dict[str, Callable[[bool], Iterator[Callable[[], Any]]]] = {
+_CALLS: dict[str, Callable[[bool, bool], Iterator[Callable[[], Any]]]] = {
     "quant": _quant_calls,
     "prune": _prune_calls,
     "levels": _levels_calls,
@@ -205,14 +214,15 @@ _CALLS: dict[str, Callable[[bool], Iterator[Callable[[], Any]]]] = {
 
 def warm_up(groups: Sequence[str] | None = None,
             on_group: Callable[[str | None, int, int], None] | None = None, *,
-            every: bool = True, force: bool = False) -> dict[str, float]:
+            every: bool = True, stopped: bool = True, force: bool = False) -> dict[str, float]:
     """Run every compiled path of ``groups`` (default: all of :data:`GROUPS`) on tiny problems.
 
     ``every=False`` runs only the paths the methods' default options can take (every phase of
     their automatic schedules included), not those that only a named option selects (another
     diagonal split, ordering or branching rule): quicker, for a one-off ``pqbound solve``.
-    A group already warmed up in this process is skipped (its kernels stay loaded), unless
-    ``force``.
+    ``stopped=False`` leaves out the paths only a solve stopped by a time or node limit takes.
+    A group already warmed up in this process (with at least these paths) is skipped (its
+    kernels stay loaded), unless ``force``.
 
     ``on_group(name, i, total)`` is called before group ``i`` (0-based) of ``total``, and once
     more with ``(None, total, total)`` at the end (for progress bars). Returns the seconds
@@ -227,11 +237,12 @@ def warm_up(groups: Sequence[str] | None = None,
         if on_group is not None:
             on_group(name, i, len(names))
         t0 = time.perf_counter()
-        if not force and ((name, True) in _DONE or (name, every) in _DONE):
+        if not force and any((name, e, s) in _DONE for e in (True, every)
+                             for s in (True, stopped)):
             seconds[name] = 0.0
             continue
         try:
-            calls = list(_CALLS[name](every))
+            calls = list(_CALLS[name](every, stopped))
         except Exception as exc:  # noqa: BLE001 - a warm-up never fails a run
             log.debug("warm-up group %s failed to set up: %s", name, exc)
             calls = []
@@ -240,7 +251,7 @@ def warm_up(groups: Sequence[str] | None = None,
                 call()
             except Exception as exc:  # noqa: BLE001
                 log.debug("warm-up call in group %s failed: %s", name, exc)
-        _DONE.add((name, every))
+        _DONE.add((name, every, stopped))
         seconds[name] = time.perf_counter() - t0
     if on_group is not None:
         on_group(None, len(names), len(names))
@@ -276,3 +287,31 @@ def count_compilations(on_compile: Callable[[str], None] | None = None
         yield seen
     finally:
         event.unregister("numba:compile", listener)
+
+
+def loaded_signatures() -> dict[str, int]:
+    """Per compiled function of :mod:`solvers` imported so far (``module.name``), how many
+    signatures are loaded in this process (compiled, or loaded from numba's cache).
+
+    Unlike :func:`count_compilations`, this sees a warm cache too: a signature that is first
+    loaded inside a solve (after its warm-up) is a path the warm-up missed, which on a cold
+    cache would compile there.
+    """
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+
+    out: dict[str, int] = {}
+    for mod_name, mod in list(sys.modules.items()):
+        if mod is None or not (mod_name == "solvers" or mod_name.startswith("solvers.")):
+            continue
+        for name, obj in list(vars(mod).items()):
+            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == mod_name:
+                out[f"{mod_name}.{name}"] = len(obj.overloads)
+    return out
+
+
+def new_signatures(before: dict[str, int]) -> list[str]:
+    """The functions with more loaded signatures now than in ``before``
+    (a :func:`loaded_signatures` snapshot; a function not in it counts as 0)."""
+    return sorted(k for k, v in loaded_signatures().items() if v > before.get(k, 0))

@@ -33,7 +33,7 @@ def test_unknown_group_is_an_error():
         sw.warm_up(["nope"])
 
 
-def _compiling_group(every):
+def _compiling_group(every, stopped=True):
     """A group whose one call compiles a new kernel (as on a cold cache)."""
     fresh = numba.njit(lambda x: x + 1)
     yield lambda: fresh(1.5)

@@ -714,7 +714,8 @@ def new_support_state(n: int) -> dict:
     return {"G": np.zeros((n + 1, n, n)), "w": np.zeros((n + 1, n)), "e": np.zeros(n + 1),
             "phase": np.zeros(n + 1, dtype=np.int64), "sel": np.zeros(n + 1, dtype=np.int64),
             "first": np.zeros(n + 1, dtype=np.int64), "stt": np.zeros(n, dtype=np.int64),
-            "bnd": np.zeros(n + 1), "top": np.zeros(2, dtype=np.int64)}
+            "bnd": np.zeros(n + 1), "top": np.zeros(2, dtype=np.int64),
+            "src": np.zeros(n + 1, dtype=np.int64)}
 
 
 @njit(cache=True)
@@ -750,57 +751,58 @@ def _obs_prune(G, w, j):
 
 @njit(cache=True)
 def support_bound(G, w, e, stt, need, T, dvec):
-    """The larger of the saliency and levelled split bounds of a node (module docstring)."""
+    """The larger of the saliency and levelled split bounds of a node (section comment)."""
     n = w.shape[0]
     base = e
     cnt = 0
+    sal = np.empty(n)
+    ext = np.empty(n)
     for j in range(n):
-        if stt[j] != PRUNED:
-            base += dvec[j] * _nearest_sq(T[j], w[j])
-            if stt[j] == UNDECIDED:
-                cnt += 1
-    if need <= 0:
-        return base
-    sal = np.empty(cnt)
-    ext = np.empty(cnt)
-    c = 0
-    for j in range(n):
+        if stt[j] == PRUNED:
+            continue
+        q = dvec[j] * _nearest_sq(T[j], w[j]) if dvec[j] > 0.0 else 0.0
+        base += q
         if stt[j] == UNDECIDED:
             w2 = w[j] * w[j]
-            sal[c] = w2 / G[j, j] if G[j, j] > 0.0 else 0.0
-            ext[c] = max(dvec[j] * w2 - dvec[j] * _nearest_sq(T[j], w[j]), 0.0)
-            c += 1
-    sal.sort()
-    ext.sort()
-    b2 = base
+            sal[cnt] = w2 / G[j, j] if G[j, j] > 0.0 else 0.0
+            ext[cnt] = max(dvec[j] * w2 - q, 0.0)
+            cnt += 1
+    if need <= 0:
+        return base
+    srt = np.sort(ext[:cnt])
     for i in range(need):
-        b2 += ext[i]
-    return max(e + sal[need - 1], b2)
+        base += srt[i]
+    return max(e + np.sort(sal[:cnt])[need - 1], base)
 
 
 @njit(cache=True)
-def _se_levels(A, t, T, cut, out):
-    """``min (x − t)ᵀA(x − t)`` over ``x_i ∈ T[i]`` (``A`` positive definite), below ``cut``.
-
-    Schnorr–Euchner on the upper Cholesky factor ``R`` (``A = RᵀR``), rows from the last down,
-    the levels of each row visited outwards from its centre. Writes the best level indices into
-    ``out`` and returns their value, or ``inf`` when nothing is below ``cut`` (``out`` then
-    unchanged)."""
-    m = t.shape[0]
-    L = T.shape[1]
+def _upper_cholesky(A):
+    """``R`` upper triangular with ``A = RᵀR``, or None when a pivot is not positive."""
+    m = A.shape[0]
     R = np.zeros((m, m))
-    for j in range(m):  # A = RᵀR, R upper
+    for j in range(m):
         s = A[j, j]
         for k in range(j):
             s -= R[k, j] * R[k, j]
         if s <= 0.0:
-            return -1.0
+            return None
         R[j, j] = np.sqrt(s)
         for i in range(j + 1, m):
             s = A[j, i]
             for k in range(j):
                 s -= R[k, j] * R[k, i]
             R[j, i] = s / R[j, j]
+    return R
+
+
+@njit(cache=True)
+def _se_levels(R, t, T, cut, out):
+    """``min ‖R(x − t)‖²`` over ``x_i ∈ T[i]`` (``R`` upper triangular, positive diagonal),
+    below ``cut``: Schnorr–Euchner, rows from the last down, the levels of each row visited
+    outwards from its centre. Writes the best level indices into ``out`` and returns their
+    value, or ``inf`` when nothing is below ``cut`` (``out`` then unchanged)."""
+    m = t.shape[0]
+    L = T.shape[1]
     ctr = np.zeros(m)
     P = np.zeros(m + 1)
     up = np.zeros(m, dtype=np.int64)
@@ -855,11 +857,23 @@ def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
     idx = np.flatnonzero(keep)
     m = idx.shape[0]
     Hr = np.ascontiguousarray(H[idx])
-    A = np.ascontiguousarray(Hr[:, idx])
-    rhs = Hr @ np.where(keep, 0.0, w0)  # the dropped weights' pull on the kept ones
+    R = _upper_cholesky(np.ascontiguousarray(Hr[:, idx]))
+    if R is None:
+        return -1.0
+    # the refit t = w0_S + H_SS⁻¹ H_S,dropped w0_dropped: two triangular solves with R
     t = np.zeros(m)
     if m > 0:
-        t = np.linalg.solve(A, rhs)
+        t = Hr @ np.where(keep, 0.0, w0)
+    for p in range(m):
+        s = t[p]
+        for q in range(p):
+            s -= R[q, p] * t[q]
+        t[p] = s / R[p, p]
+    for p in range(m - 1, -1, -1):
+        s = t[p]
+        for q in range(p + 1, m):
+            s -= R[p, q] * t[q]
+        t[p] = s / R[p, p]
     full = np.zeros(n)
     for p in range(m):
         t[p] += w0[idx[p]]
@@ -872,9 +886,7 @@ def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
         Ts[p] = T[idx[p]]
     xs = np.zeros(m, dtype=np.int64)
     if m > 0:
-        v = _se_levels(A, t, Ts, (U - e * (1.0 - mu)) / (1.0 - mu), xs)
-        if v < 0.0:
-            return -1.0
+        v = _se_levels(R, t, Ts, (U - e * (1.0 - mu)) / (1.0 - mu), xs)
         if not v < np.inf:
             return np.inf
     for j in range(n):
@@ -888,10 +900,11 @@ def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
 
 @njit(cache=True)
 def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, stt, bnd, top,
-                   ibest, ubest, budget):
+                   src, ibest, ubest, budget):
     """Run at most ``budget`` nodes of the support tree; returns the nodes run.
 
-    ``Gs[0]``, ``ws[0]``, ``es[0]``: ``H⁻¹``, ``w0``, 0 (set by the caller). ``top[0]`` the
+    ``Gs[0]``, ``ws[0]``, ``es[0]``: ``H⁻¹``, ``w0``, 0 (set by the caller); the node at depth
+    ``p`` reads slot ``src[p]`` (a keep child shares its parent's: nothing changes). ``top[0]`` the
     current depth (``-1``: exhausted), ``top[1]`` 1 once exhausted. ``ibest`` / ``ubest[0]``
     the incumbent's level indices and computed error; ``ubest[1]`` the least bound of a leaf
     whose solve failed (``H_SS`` singular: that subtree then counts as open). ``bnd[p]``: the
@@ -913,7 +926,8 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
                 elif stt[j] == KEPT:
                     nkp += 1
             need = (n - K) - npr
-            b = support_bound(Gs[p], ws[p], es[p], stt, need, T, dvec)
+            q = src[p]
+            b = support_bound(Gs[q], ws[q], es[q], stt, need, T, dvec)
             bnd[p] = b
             if b * (1.0 - mu) >= ubest[0]:
                 phase[p] = 3
@@ -934,8 +948,8 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
             bs = -1.0
             for j in range(n):
                 if stt[j] == UNDECIDED:
-                    g = Gs[p][j, j]
-                    s = ws[p][j] * ws[p][j] / g if g > 0.0 else np.inf
+                    g = Gs[q][j, j]
+                    s = ws[q][j] * ws[q][j] / g if g > 0.0 else np.inf
                     if s > bs:
                         bs = s
                         bj = j
@@ -953,11 +967,14 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
             continue
         j = sel[p]
         stt[j] = kind
-        Gs[p + 1][:, :] = Gs[p]
-        ws[p + 1][:] = ws[p]
-        es[p + 1] = es[p]
-        if kind == PRUNED:
-            es[p + 1] += _obs_prune(Gs[p + 1], ws[p + 1], j)
+        if kind == PRUNED:  # slot p + 1 is no ancestor's (their slots are <= their depth)
+            q = src[p]
+            Gs[p + 1][:, :] = Gs[q]
+            ws[p + 1][:] = ws[q]
+            es[p + 1] = es[q] + _obs_prune(Gs[p + 1], ws[p + 1], j)
+            src[p + 1] = p + 1
+        else:
+            src[p + 1] = src[p]
         phase[p + 1] = 0
         p += 1
     top[0] = p

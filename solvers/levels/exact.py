@@ -83,6 +83,9 @@ SECOND_AFTER_NODES = 20_000
 #: layers (INT4, n = 32, 25 % nonzero) "jacobi" 5.2 ms median CPU, "logdet" 11.2 ms (its
 #: set-up; half the nodes on some instances)
 SUPPORT_SPLIT = "jacobi"
+#: nodes after which the support-first search switches to the largest-volume split
+#: (``logdet_diagonal`` to the barrier weight below; every node bound is valid with either)
+SUPPORT_UPGRADE_NODES, LOGDET_MU_SUPPORT = 1500, 0.1
 
 
 class LevelData:
@@ -370,7 +373,7 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
     st["w"][0] = cl
     info.update(method="support-first", margin=mu, kappa=kappa, margin_capped=capped,
                 incumbent="nearest", incumbent_values={"nearest": float(ub[0])})
-    nodes, budget, limit_hit = 0, 2000, None
+    nodes, budget, limit_hit = 0, min(2000, SUPPORT_UPGRADE_NODES), None
     while st["top"][1] == 0:
         if node_limit is not None:
             budget = max(1, min(budget, int(node_limit) - nodes))
@@ -384,6 +387,15 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
         limit_hit = _limit_hit(nodes, node_limit, deadline, now)
         if limit_hit is not None:
             break
+        if "split_upgrade" not in info and nodes >= SUPPORT_UPGRADE_NODES:
+            # a longer search: the largest-volume split (set-up ~3 ms at n = 32) pays
+            from ..prune.bounds import logdet_diagonal
+
+            dd = logdet_diagonal(Hl, LOGDET_MU_SUPPORT)
+            info["split_upgrade"] = nodes if dd is not None else None
+            if dd is not None:
+                dvec = certify_diagonal(Hl, dd)
+            now = time.perf_counter()
         if node_limit is None:  # slices of ~20 ms
             budget = int(min(max(budget * 0.02 / max(now - ts, 1e-6), 200), 10**6))
     ix_all[idx] = ib

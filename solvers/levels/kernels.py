@@ -680,8 +680,8 @@ def order_box(G, H, c, T):
 #
 # Node bound. With ``P`` at zero every completion has error ``e(P) + (x − w)ᵀ H_KK (x − w)`` over
 # ``x`` on ``Kc`` (``w`` the continuous refit on ``Kc``, ``e(P)`` its error: both from the inverse
-# ``G = (H_KK)⁻¹``, updated by one OBS step per prune). ``need`` more inputs of the undecided ``U``
-# must be pruned. Two valid bounds, the larger taken:
+# ``G = (H_KK)⁻¹``, updated by one OBS step per prune on the rows not pruned). ``need`` more
+# inputs of the undecided ``U`` must be pruned. Two valid bounds, the larger taken:
 #
 # 1. monotonicity (the pruning solver's saliency bound): pruning a set ``S`` costs at least its
 #    largest OBS saliency ``w_j²/G_jj``, so at least the ``need``-th smallest over ``U``;
@@ -726,27 +726,22 @@ def _nearest_sq(row, x):
 
 
 @njit(cache=True)
-def _obs_prune(G, w, j):
-    """Remove ``j`` from the kept set (OBS update of ``G`` and the refit ``w``); the increase."""
-    n = G.shape[0]
+def _obs_child(G, w, G1, w1, j, stt):
+    """The prune child of input ``j`` (``stt[j]`` already ``PRUNED``): ``G1``, ``w1`` receive the
+    OBS-updated inverse and refit on the inputs not pruned (other entries are left stale and
+    never read); returns the error increase ``w_j²/G_jj`` (``inf`` for a non-positive pivot)."""
     g = G[j, j]
     if not g > 0.0:
         return np.inf
-    inc = w[j] * w[j] / g
-    col = G[:, j].copy()
+    act = np.flatnonzero(stt != PRUNED)
     f = w[j] / g
-    for i in range(n):
-        w[i] -= col[i] * f
-    for a in range(n):
-        ca = col[a] / g
-        if ca != 0.0:
-            for b in range(n):
-                G[a, b] -= ca * col[b]
-    for i in range(n):
-        G[i, j] = 0.0
-        G[j, i] = 0.0
-    w[j] = 0.0
-    return inc
+    for a in act:
+        ca = G[a, j] / g
+        w1[a] = w[a] - G[a, j] * f
+        for b in act:
+            G1[a, b] = G[a, b] - ca * G[b, j]
+    w1[j] = 0.0
+    return w[j] * f
 
 
 @njit(cache=True)
@@ -856,14 +851,20 @@ def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
     n = w0.shape[0]
     idx = np.flatnonzero(keep)
     m = idx.shape[0]
-    Hr = np.ascontiguousarray(H[idx])
-    R = _upper_cholesky(np.ascontiguousarray(Hr[:, idx]))
+    A = np.empty((m, m))
+    t = np.zeros(m)
+    for p in range(m):
+        for q in range(m):
+            A[p, q] = H[idx[p], idx[q]]
+        acc = 0.0
+        for j in range(n):  # the dropped weights' pull on the kept ones
+            if not keep[j]:
+                acc += H[idx[p], j] * w0[j]
+        t[p] = acc
+    R = _upper_cholesky(A)
     if R is None:
         return -1.0
     # the refit t = w0_S + H_SS⁻¹ H_S,dropped w0_dropped: two triangular solves with R
-    t = np.zeros(m)
-    if m > 0:
-        t = Hr @ np.where(keep, 0.0, w0)
     for p in range(m):
         s = t[p]
         for q in range(p):
@@ -969,9 +970,7 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
         stt[j] = kind
         if kind == PRUNED:  # slot p + 1 is no ancestor's (their slots are <= their depth)
             q = src[p]
-            Gs[p + 1][:, :] = Gs[q]
-            ws[p + 1][:] = ws[q]
-            es[p + 1] = es[q] + _obs_prune(Gs[p + 1], ws[p + 1], j)
+            es[p + 1] = es[q] + _obs_child(Gs[q], ws[q], Gs[p + 1], ws[p + 1], j, stt)
             src[p + 1] = p + 1
         else:
             src[p + 1] = src[p]

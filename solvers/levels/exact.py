@@ -6,6 +6,11 @@ Problem (:class:`~solvers.problem.LevelProblem`, DESIGN.md "One problem behind e
 
 Algorithm
 ---------
+Under a plain nonzero limit (no N:M) with the live block of ``H`` positive definite the search
+runs over supports instead (:func:`_support_first`, :func:`solvers.levels.kernels.
+support_search`: OBS-updated refits, the saliency and levelled split bounds, the levels of each
+full support solved by Schnorr–Euchner; docs/formats.md). Otherwise:
+
 1. Inputs whose row of ``H`` is zero cannot change the error: they take the zero level (no
    nonzero spent) or, without one, the level nearest ``w0_j``, and leave the search.
 2. Order the variables (V-BLAST, largest conditional precision at the top, from
@@ -373,7 +378,8 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
     st["w"][0] = cl
     info.update(method="support-first", margin=mu, kappa=kappa, margin_capped=capped,
                 incumbent="nearest", incumbent_values={"nearest": float(ub[0])})
-    nodes, budget, limit_hit = 0, min(2000, SUPPORT_UPGRADE_NODES), None
+    # a first slice of 200 nodes (~1 ms), then ~20 ms slices: a short time limit is honoured
+    nodes, budget, limit_hit = 0, min(200, SUPPORT_UPGRADE_NODES), None
     while st["top"][1] == 0:
         if node_limit is not None:
             budget = max(1, min(budget, int(node_limit) - nodes))

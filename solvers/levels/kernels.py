@@ -984,11 +984,19 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
 
 @njit(cache=True)
 def support_open_bound(bnd, phase, top, mu):
-    """Least bound over the open subtrees (the nodes on the stack not yet finished), safe."""
-    if top[0] >= 0 and phase[0] == 0:
+    """Least bound over the open subtrees, safe: the second child of every node on the stack
+    still in its first child (phase 1; the node's bound covers it) and the top node when not
+    yet evaluated (its parent's bound covers it). A node in phase 2 has its first child done
+    and its second on the stack above it."""
+    t = top[0]
+    if t < 0:
+        return np.inf
+    if phase[0] == 0:
         return 0.0
     b = np.inf
-    for p in range(top[0] + 1):
-        if phase[p] == 1 or phase[p] == 2:  # a node at phase 0 is covered by its parent
+    for p in range(t):
+        if phase[p] == 1:
             b = min(b, bnd[p] * (1.0 - mu))
+    if phase[t] == 0:
+        b = min(b, bnd[t - 1] * (1.0 - mu))
     return b

@@ -669,3 +669,334 @@ def order_box(G, H, c, T):
                 if alive[j]:
                     G[i, j] -= f * G[best, j]
     return order
+
+
+# --------------------------------------------------------------------------------------------
+# Support-first search (a plain nonzero limit; driver: solvers.levels.exact._support_first)
+# --------------------------------------------------------------------------------------------
+# Problem: ``min (w − w0)ᵀH(w − w0)`` over ``w_j ∈ L_j`` with at most ``K`` nonzero (zero a level
+# of every input). The tree decides *supports*: a node marks some inputs pruned (``w_j = 0``) and
+# some kept (allowed nonzero, any level incl. zero); ``P`` the pruned, ``Kc`` the rest.
+#
+# Node bound. With ``P`` at zero every completion has error ``e(P) + (x − w)ᵀ H_KK (x − w)`` over
+# ``x`` on ``Kc`` (``w`` the continuous refit on ``Kc``, ``e(P)`` its error: both from the inverse
+# ``G = (H_KK)⁻¹``, updated by one OBS step per prune on the rows not pruned). ``need`` more
+# inputs of the undecided ``U`` must be pruned. Two valid bounds, the larger taken:
+#
+# 1. monotonicity (the pruning solver's saliency bound): pruning a set ``S`` costs at least its
+#    largest OBS saliency ``w_j²/G_jj``, so at least the ``need``-th smallest over ``U``;
+# 2. the split ``H ⪰ D`` (:func:`solvers.prune.bounds.diagonal_split`, certified; Schur
+#    complements keep ``H_KK ⪰ D_KK``) with the levels: ``(x − w)ᵀH_KK(x − w) >= Σ_K D_j(x_j −
+#    w_j)²``; an input that stays costs at least ``q_j = D_j·min_l (l − w_j)²`` (its nearest
+#    level), one pruned later ``D_j w_j²``: ``Σ_K q_j`` plus the ``need`` smallest extra costs
+#    ``D_j w_j² − q_j`` over ``U``. This is the boxed/levelled pruning bound: without the levels
+#    (``q = 0``) it is the pruning solver's separable bound.
+#
+# Leaves: once ``n − K`` inputs are pruned (or ``K`` kept, the rest pruned) the support ``S`` is
+# fixed and the levels on it are solved exactly by Schnorr–Euchner (:func:`_se_levels`: the
+# Cholesky factor of ``H_SS``, target the refit on ``S``, levels visited in order of distance from
+# each running centre, cut off at the incumbent).
+#
+# Floating point: bounds come from rank-one updated inverses (the pruning solver's margin ``μ``,
+# :func:`solvers.prune.bounds.margin_for`, ``4nεκ`` clipped): a node is discarded only when
+# ``bound·(1 − μ) >= U``, a leaf's Schnorr–Euchner search is cut off at ``(U − e)/(1 − μ)``
+# (looser), so a solution whose true error is below ``U(1 − μ)`` is never discarded; the caller
+# reports ``U·(1 − 2μ)`` (or the least open bound) as the lower bound.
+#
+# The kernel is resumable: the caller owns the stack (:func:`new_support_state`) and runs it in
+# node-budgeted slices, checking the clock between them.
+
+UNDECIDED, KEPT, PRUNED = 0, 1, 2
+
+
+def new_support_state(n: int) -> dict:
+    """Stack arrays of :func:`support_search` for ``n`` inputs."""
+    return {"G": np.zeros((n + 1, n, n)), "w": np.zeros((n + 1, n)), "e": np.zeros(n + 1),
+            "phase": np.zeros(n + 1, dtype=np.int64), "sel": np.zeros(n + 1, dtype=np.int64),
+            "first": np.zeros(n + 1, dtype=np.int64), "stt": np.zeros(n, dtype=np.int64),
+            "bnd": np.zeros(n + 1), "top": np.zeros(2, dtype=np.int64),
+            "src": np.zeros(n + 1, dtype=np.int64)}
+
+
+@njit(cache=True)
+def _nearest_sq(row, x):
+    """``min_l (l − x)²`` over the sorted ``row``."""
+    v = row[_nearest_index(row, x)] - x
+    return v * v
+
+
+@njit(cache=True)
+def _obs_child(G, w, G1, w1, j, stt):
+    """The prune child of input ``j`` (``stt[j]`` already ``PRUNED``): ``G1``, ``w1`` receive the
+    OBS-updated inverse and refit on the inputs not pruned (other entries are left stale and
+    never read); returns the error increase ``w_j²/G_jj`` (``inf`` for a non-positive pivot)."""
+    g = G[j, j]
+    if not g > 0.0:
+        return np.inf
+    act = np.flatnonzero(stt != PRUNED)
+    f = w[j] / g
+    for a in act:
+        ca = G[a, j] / g
+        w1[a] = w[a] - G[a, j] * f
+        for b in act:
+            G1[a, b] = G[a, b] - ca * G[b, j]
+    w1[j] = 0.0
+    return w[j] * f
+
+
+@njit(cache=True)
+def support_bound(G, w, e, stt, need, T, dvec):
+    """The larger of the saliency and levelled split bounds of a node (section comment)."""
+    n = w.shape[0]
+    base = e
+    cnt = 0
+    sal = np.empty(n)
+    ext = np.empty(n)
+    for j in range(n):
+        if stt[j] == PRUNED:
+            continue
+        q = dvec[j] * _nearest_sq(T[j], w[j]) if dvec[j] > 0.0 else 0.0
+        base += q
+        if stt[j] == UNDECIDED:
+            w2 = w[j] * w[j]
+            sal[cnt] = w2 / G[j, j] if G[j, j] > 0.0 else 0.0
+            ext[cnt] = max(dvec[j] * w2 - q, 0.0)
+            cnt += 1
+    if need <= 0:
+        return base
+    srt = np.sort(ext[:cnt])
+    for i in range(need):
+        base += srt[i]
+    return max(e + np.sort(sal[:cnt])[need - 1], base)
+
+
+@njit(cache=True)
+def _upper_cholesky(A):
+    """``R`` upper triangular with ``A = RᵀR``, or None when a pivot is not positive."""
+    m = A.shape[0]
+    R = np.zeros((m, m))
+    for j in range(m):
+        s = A[j, j]
+        for k in range(j):
+            s -= R[k, j] * R[k, j]
+        if s <= 0.0:
+            return None
+        R[j, j] = np.sqrt(s)
+        for i in range(j + 1, m):
+            s = A[j, i]
+            for k in range(j):
+                s -= R[k, j] * R[k, i]
+            R[j, i] = s / R[j, j]
+    return R
+
+
+@njit(cache=True)
+def _se_levels(R, t, T, cut, out):
+    """``min ‖R(x − t)‖²`` over ``x_i ∈ T[i]`` (``R`` upper triangular, positive diagonal),
+    below ``cut``: Schnorr–Euchner, rows from the last down, the levels of each row visited
+    outwards from its centre. Writes the best level indices into ``out`` and returns their
+    value, or ``inf`` when nothing is below ``cut`` (``out`` then unchanged)."""
+    m = t.shape[0]
+    L = T.shape[1]
+    ctr = np.zeros(m)
+    P = np.zeros(m + 1)
+    up = np.zeros(m, dtype=np.int64)
+    dn = np.zeros(m, dtype=np.int64)
+    x = np.zeros(m, dtype=np.int64)
+    best = np.inf
+    k = m - 1
+    ctr[k] = t[k]
+    up[k] = _lower_index(T[k], ctr[k])
+    dn[k] = up[k] - 1
+    while True:
+        # next candidate of row k: the nearer of T[k, dn] and T[k, up]
+        i = -1
+        if dn[k] >= 0 and (up[k] >= L or ctr[k] - T[k, dn[k]] <= T[k, up[k]] - ctr[k]):
+            i = dn[k]
+            dn[k] -= 1
+        elif up[k] < L:
+            i = up[k]
+            up[k] += 1
+        p = np.inf
+        if i >= 0:
+            d = R[k, k] * (T[k, i] - ctr[k])
+            p = P[k + 1] + d * d
+        if p >= cut:  # the remaining candidates are farther: row k is done
+            k += 1
+            if k == m:
+                break
+            continue
+        x[k] = i
+        P[k] = p
+        if k == 0:
+            cut = p
+            best = p
+            out[:] = x
+            continue
+        k -= 1
+        s = 0.0
+        for j in range(k + 1, m):
+            s += R[k, j] * (T[j, x[j]] - t[j])
+        ctr[k] = t[k] - s / R[k, k]
+        up[k] = _lower_index(T[k], ctr[k])
+        dn[k] = up[k] - 1
+    return best
+
+
+@njit(cache=True)
+def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
+    """Exact levels on the support ``keep`` (the others zero) below ``U``: writes the level
+    indices into ``ix_out`` and returns the full error (``inf`` if nothing below ``U``;
+    ``-1`` if ``H_SS`` is not positive definite to working precision)."""
+    n = w0.shape[0]
+    idx = np.flatnonzero(keep)
+    m = idx.shape[0]
+    A = np.empty((m, m))
+    t = np.zeros(m)
+    for p in range(m):
+        for q in range(m):
+            A[p, q] = H[idx[p], idx[q]]
+        acc = 0.0
+        for j in range(n):  # the dropped weights' pull on the kept ones
+            if not keep[j]:
+                acc += H[idx[p], j] * w0[j]
+        t[p] = acc
+    R = _upper_cholesky(A)
+    if R is None:
+        return -1.0
+    # the refit t = w0_S + H_SS⁻¹ H_S,dropped w0_dropped: two triangular solves with R
+    for p in range(m):
+        s = t[p]
+        for q in range(p):
+            s -= R[q, p] * t[q]
+        t[p] = s / R[p, p]
+    for p in range(m - 1, -1, -1):
+        s = t[p]
+        for q in range(p + 1, m):
+            s -= R[p, q] * t[q]
+        t[p] = s / R[p, p]
+    full = np.zeros(n)
+    for p in range(m):
+        t[p] += w0[idx[p]]
+        full[idx[p]] = t[p]
+    e = objective(H, w0, full)
+    if e * (1.0 - mu) >= U:
+        return np.inf
+    Ts = np.empty((m, T.shape[1]))
+    for p in range(m):
+        Ts[p] = T[idx[p]]
+    xs = np.zeros(m, dtype=np.int64)
+    if m > 0:
+        v = _se_levels(R, t, Ts, (U - e * (1.0 - mu)) / (1.0 - mu), xs)
+        if not v < np.inf:
+            return np.inf
+    for j in range(n):
+        ix_out[j] = zix[j]
+        full[j] = 0.0
+    for p in range(m):
+        ix_out[idx[p]] = xs[p]
+        full[idx[p]] = Ts[p, xs[p]]
+    return objective(H, w0, full)
+
+
+@njit(cache=True)
+def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, stt, bnd, top,
+                   src, ibest, ubest, budget):
+    """Run at most ``budget`` nodes of the support tree; returns the nodes run.
+
+    ``Gs[0]``, ``ws[0]``, ``es[0]``: ``H⁻¹``, ``w0``, 0 (set by the caller); the node at depth
+    ``p`` reads slot ``src[p]`` (a keep child shares its parent's: nothing changes). ``top[0]`` the
+    current depth (``-1``: exhausted), ``top[1]`` 1 once exhausted. ``ibest`` / ``ubest[0]``
+    the incumbent's level indices and computed error; ``ubest[1]`` the least bound of a leaf
+    whose solve failed (``H_SS`` singular: that subtree then counts as open). ``bnd[p]``: the
+    bound of the node at depth ``p`` (for the open-node bound).
+    """
+    n = w0.shape[0]
+    p = top[0]
+    nodes = 0
+    keep = np.zeros(n, dtype=np.bool_)
+    ix = np.zeros(n, dtype=np.int64)
+    while p >= 0 and nodes < budget:
+        if phase[p] == 0:
+            nodes += 1
+            npr = 0
+            nkp = 0
+            for j in range(n):
+                if stt[j] == PRUNED:
+                    npr += 1
+                elif stt[j] == KEPT:
+                    nkp += 1
+            need = (n - K) - npr
+            q = src[p]
+            b = support_bound(Gs[q], ws[q], es[q], stt, need, T, dvec)
+            bnd[p] = b
+            if b * (1.0 - mu) >= ubest[0]:
+                phase[p] = 3
+                continue
+            if need <= 0 or nkp >= K:
+                for j in range(n):
+                    keep[j] = stt[j] == KEPT or (need <= 0 and stt[j] == UNDECIDED)
+                v = _leaf(H, w0, T, zix, keep, mu, ubest[0], ix)
+                if v < 0.0:
+                    ubest[1] = min(ubest[1], b * (1.0 - mu))
+                elif v < ubest[0]:
+                    ubest[0] = v
+                    ibest[:] = ix
+                phase[p] = 3
+                continue
+            # branch on the undecided input most costly to prune (keep it first)
+            bj = -1
+            bs = -1.0
+            for j in range(n):
+                if stt[j] == UNDECIDED:
+                    g = Gs[q][j, j]
+                    s = ws[q][j] * ws[q][j] / g if g > 0.0 else np.inf
+                    if s > bs:
+                        bs = s
+                        bj = j
+            sel[p] = bj
+            first[p] = KEPT
+            phase[p] = 1
+            kind = KEPT
+        elif phase[p] == 1:
+            phase[p] = 2
+            kind = PRUNED if first[p] == KEPT else KEPT
+        else:
+            if phase[p] == 2:
+                stt[sel[p]] = UNDECIDED
+            p -= 1
+            continue
+        j = sel[p]
+        stt[j] = kind
+        if kind == PRUNED:  # slot p + 1 is no ancestor's (their slots are <= their depth)
+            q = src[p]
+            es[p + 1] = es[q] + _obs_child(Gs[q], ws[q], Gs[p + 1], ws[p + 1], j, stt)
+            src[p + 1] = p + 1
+        else:
+            src[p + 1] = src[p]
+        phase[p + 1] = 0
+        p += 1
+    top[0] = p
+    if p < 0:
+        top[1] = 1
+    return nodes
+
+
+@njit(cache=True)
+def support_open_bound(bnd, phase, top, mu):
+    """Least bound over the open subtrees, safe: the second child of every node on the stack
+    still in its first child (phase 1; the node's bound covers it) and the top node when not
+    yet evaluated (its parent's bound covers it). A node in phase 2 has its first child done
+    and its second on the stack above it."""
+    t = top[0]
+    if t < 0:
+        return np.inf
+    if phase[0] == 0:
+        return 0.0
+    b = np.inf
+    for p in range(t):
+        if phase[p] == 1:
+            b = min(b, bnd[p] * (1.0 - mu))
+    if phase[t] == 0:
+        b = min(b, bnd[t - 1] * (1.0 - mu))
+    return b

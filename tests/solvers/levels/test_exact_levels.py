@@ -97,7 +97,8 @@ def test_per_input_random_levels(kind, split):
         p = LevelProblem(random_hessian(rng, n, kind), w0, levels=table[0] if shared else table,
                          **kw)
         order = ("vblast", "natural", "saliency")[trial % 3]
-        check(p, solve_levels(p, ordering=order, split=split))
+        # split "auto": the support-first search under a limit; True / False: the level search
+        check(p, solve_levels(p, ordering=order, split=split, support_first=split == "auto"))
 
 
 def test_levels_without_zero_and_dead_inputs():
@@ -127,10 +128,10 @@ def test_registry_initial_weights_and_limits():
     rng = np.random.default_rng(5)
     q = random_quant_problem(rng, 24, 4, "corr")
     p = LevelProblem.from_quant(q, k=8)
-    r = solve(p, "exact", node_limit=2000)
+    r = solve(p, "exact", node_limit=20)
     assert r.status is Status.NODE_LIMIT and r.lower_bound <= r.objective
     p.check_weights(r.weights)
-    r2 = solve(p, "exact", node_limit=2000, initial_weights=r.weights)
+    r2 = solve(p, "exact", node_limit=2000, initial_weights=r.weights, support_first=False)
     assert r2.objective <= r.objective
     with ThreadClock() as clock:
         r3 = solve_levels(p, time_limit=0.3)
@@ -143,18 +144,18 @@ def test_registry_initial_weights_and_limits():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 5), L=st.integers(1, 5),
-       kind=st.sampled_from(KINDS), limit=st.sampled_from(["none", "k", "nodes"]))
+       kind=st.sampled_from(KINDS), limit=st.sampled_from(["none", "k", "k+nodes", "nodes"]))
 def test_bound_never_above_brute_force(seed, n, L, kind, limit):
     rng = np.random.default_rng(seed)
     levels = np.sort(rng.choice(np.linspace(-3, 3, 25), size=L, replace=False))
     kw = {}
-    if limit == "k":
+    if limit.startswith("k"):
         levels = np.unique(np.r_[levels, 0.0])
         kw["k"] = int(rng.integers(0, n + 1))
     p = LevelProblem(random_hessian(rng, n, kind), rng.standard_normal(n) * 2, levels=levels,
                      **kw)
-    r = solve_levels(p, node_limit=int(rng.integers(1, 20)) if limit == "nodes" else None,
-                     split=bool(seed % 2))
+    r = solve_levels(p, node_limit=int(rng.integers(1, 20)) if "nodes" in limit else None,
+                     split=bool(seed % 2), support_first=bool(seed // 2 % 2))
     opt = brute_force_levels(p)
     assert r.lower_bound <= opt
     assert r.objective >= opt - 1e-9 * opt - 1e-12 * p.norm
@@ -196,7 +197,8 @@ def test_conditional_tail_matches_brute_force(kind, upgrade, monkeypatch):
         w0 = 0.1 * rng.standard_normal(n) * (3.0 if trial % 3 == 0 else 1.0)
         kw = {"nm": (1, 2)} if trial == 5 and n % 2 == 0 else {"k": int(rng.integers(0, n))}
         p = LevelProblem(random_hessian(rng, n, kind), w0, levels=levels, **kw)
-        r = solve_levels(p, split="cond", slice_nodes=int(rng.integers(1, 50)))
+        r = solve_levels(p, split="cond", slice_nodes=int(rng.integers(1, 50)),
+                         support_first=False)
         check(p, r)
         assert r.info["split"] == "cond"
 
@@ -267,11 +269,14 @@ def test_node_limit_is_deterministic(monkeypatch):
     rng = np.random.default_rng(8)
     q = random_quant_problem(rng, 20, 4, "corr")
     p = LevelProblem.from_quant(q, k=6)
-    runs = [solve_levels(p, node_limit=9000, slice_nodes=1000) for _ in range(3)]
-    for r in runs[1:]:
+    runs = [solve_levels(p, node_limit=9000, slice_nodes=1000, support_first=sf)
+            for _ in range(2) for sf in (False, True)]
+    assert runs[1].info["method"] == "support-first"
+    for i, r in enumerate(runs[2:]):
+        r0 = runs[i % 2]
         assert (r.status, r.nodes, r.objective, r.lower_bound) == \
-            (runs[0].status, runs[0].nodes, runs[0].objective, runs[0].lower_bound)
-        np.testing.assert_array_equal(r.weights, runs[0].weights)
+            (r0.status, r0.nodes, r0.objective, r0.lower_bound)
+        np.testing.assert_array_equal(r.weights, r0.weights)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -299,3 +304,75 @@ def test_requantize_and_support_search(kind):
         p.check_weights(d.values(a[0]))
         assert a[1] <= p.error(d.values(start)) * (1 + 1e-12)
         assert a[1] >= brute_force_levels(p) * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("upgrade", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_support_first_matches_brute_force(kind, upgrade, monkeypatch):
+    """The support-first search (a plain nonzero limit): exact against brute force for n <= 8,
+    shared and per-input levels, ``w0`` partly outside the levels' range, every limit
+    ``0 <= k <= n``, with the Jacobi split or (``upgrade``) the largest-volume one from the
+    first node on; with a node limit the bound stays below the optimum. A live ``H`` that is
+    not positive definite (``rankdef``) falls back to the level search."""
+    import solvers.levels.exact as ex
+
+    if upgrade:
+        monkeypatch.setattr(ex, "SUPPORT_UPGRADE_NODES", 1)
+    rng = np.random.default_rng(150 + KINDS.index(kind) + 10 * upgrade)
+    used = set()
+    for trial in range(10):
+        n = int(rng.integers(3, 9))
+        L = 4 if n <= 6 else 3
+        pool = np.r_[np.linspace(-1.5, -0.1, 8), np.linspace(0.1, 1.5, 8)]
+        table = np.array([np.sort(np.r_[rng.choice(pool, L - 1, replace=False), 0.0])
+                          for _ in range(n)])
+        w0 = rng.standard_normal(n) * (2.5 if trial % 3 == 0 else 0.6)
+        k = int(rng.integers(0, n + 1)) if trial % 4 else int(rng.integers(1, max(2, n // 3)))
+        p = LevelProblem(random_hessian(rng, n, kind), w0,
+                         levels=table[0] if trial % 2 else table, k=k)
+        r = solve_levels(p, slice_nodes=int(rng.integers(1, 40)))
+        check(p, r)
+        used.add(r.info.get("method"))
+        if upgrade and r.info.get("method") == "support-first" and r.nodes > 1:
+            assert "split_upgrade" in r.info
+        rl = solve_levels(p, node_limit=int(rng.integers(1, 6)))
+        assert rl.lower_bound <= brute_force_levels(p) and rl.lower_bound <= rl.objective
+        p.check_weights(rl.weights)
+    assert ("support-first" in used) == (kind != "rankdef")
+
+
+def test_support_kernel_bound_below_every_leaf():
+    """The support tree's node bound (saliency and levelled split) is at most the best leaf
+    below the node (brute force over the supports and levels), along random paths."""
+    from solvers.levels import kernels as sp
+    from solvers.prune.bounds import diagonal_split
+
+    rng = np.random.default_rng(7)
+    for kind in ("well", "ill", "corr", "diag"):
+        for _ in range(4):
+            n, K = 6, int(rng.integers(1, 4))
+            H = random_hessian(rng, n, kind)
+            w0 = 0.4 * rng.standard_normal(n)
+            T = np.tile([-0.4, -0.2, 0.0, 0.2, 0.4], (n, 1))
+            dvec = diagonal_split(H, w0, np.ones(n, dtype=bool), n - K, "jacobi")
+            G, w, e = np.linalg.inv(H), w0.copy(), 0.0
+            stt = np.zeros(n, dtype=np.int64)
+            for j in rng.permutation(n)[:4]:
+                npr = int(np.sum(stt == sp.PRUNED))
+                b = sp.support_bound(G, w, e, stt, (n - K) - npr, T, dvec)
+                best = np.inf
+                for c in itertools.product(range(5), repeat=n):
+                    x = T[0][list(c)]
+                    # the node's subtree: the pruned at zero, at most K − |kept| nonzero
+                    # among the undecided (a kept input may still take the zero level)
+                    if (np.all(x[stt == sp.PRUNED] == 0.0) and np.count_nonzero(
+                            x[stt == sp.UNDECIDED]) <= K - np.count_nonzero(stt == sp.KEPT)):
+                        best = min(best, (x - w0) @ H @ (x - w0))
+                assert b <= best * (1 + 1e-9) + 1e-12, (b, best)
+                if npr < n - K and rng.random() < 0.6:
+                    stt[j] = sp.PRUNED
+                    G1, w1 = np.full_like(G, np.nan), np.full_like(w, np.nan)
+                    e += sp._obs_child(G, w, G1, w1, j, stt)
+                    G, w = G1, w1  # the pruned rows stay stale (nan): never read
+                elif np.sum(stt == sp.KEPT) < K:
+                    stt[j] = sp.KEPT

@@ -404,6 +404,8 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
             now = time.perf_counter()
         if node_limit is None:  # slices of ~20 ms
             budget = int(min(max(budget * 0.02 / max(now - ts, 1e-6), 200), 10**6))
+        if "split_upgrade" not in info and nodes < SUPPORT_UPGRADE_NODES:
+            budget = min(budget, SUPPORT_UPGRADE_NODES - nodes)  # a slice ends there
     ix_all[idx] = ib
     w = problem.weights(ix_all)
     obj = problem.error(w)

@@ -37,6 +37,32 @@ ROOT_STEPS = 40
 OPEN_STEPS = 20
 
 
+#: Least number of nodes between two runs of the search's ``polish`` (local search from an
+#: improved incumbent).
+POLISH_NODES = 2000
+
+
+def past(deadline) -> bool:
+    """Whether the ``deadline`` (a ``time.perf_counter()`` value, None: none) has passed."""
+    return deadline is not None and time.perf_counter() >= deadline
+
+
+def _polish(polish, fstate, best_w, best_mask, counters, deadline) -> None:
+    """Replace the search's incumbent by ``polish(mask, stop)`` when that is better."""
+    got = polish(best_mask.astype(bool), lambda: past(deadline))
+    if got is None:
+        return
+    mask, value = got
+    if not value < fstate[0] * (1.0 - 1e-12):
+        return
+    fstate[1] = min(fstate[1], fstate[2])  # the old incumbent's leaf is now a closed subtree
+    fstate[0] = value
+    fstate[2] = math.inf
+    best_mask[:] = mask
+    best_w[:] = np.nan
+    counters[2] += 1
+
+
 @dataclass
 class SearchOutcome:
     mask: np.ndarray
@@ -70,7 +96,7 @@ def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin, wa
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
                time_limit=None, node_limit=None, deadline=None, branching="product",
-               perspective=1, resplit=0, split_tau=1e-9) -> SearchOutcome:
+               perspective=1, resplit=0, split_tau=1e-9, polish=None) -> SearchOutcome:
     """Depth-first branch-and-bound from the root (dead inputs pre-pruned).
 
     ``incumbent_*`` seed the upper bound (a refit heuristic solution). ``box`` is the absolute
@@ -79,6 +105,12 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     ``resplit``: a node re-optimises its diagonal split once this many inputs were decided
     since its inherited split was made (0: ``d`` everywhere;
     :func:`solvers.prune.kernels.node_split`, certified with the shift ``split_tau``).
+    ``polish``: ``(mask, stop) -> (mask, value)`` or None (``stop()``: the deadline has
+    passed), a local search run from the search's
+    incumbent whenever the search improved it (at most once per :data:`POLISH_NODES` nodes);
+    a better mask it returns becomes the incumbent (unboxed searches only: ``value`` must be the
+    search's own error of that mask). The bound stays valid: the replaced incumbent's leaf bound
+    joins the closed subtrees', and the new mask's leaf is still in the tree.
     """
     n = H.shape[0]
     rule = {"saliency": 0, "product": 1}[branching]
@@ -111,8 +143,13 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     sp = 1
     budget = 64
     status = Status.OPTIMAL
+    polished = (0, -POLISH_NODES)  # (improvements, nodes) at the last polish
     while sp > 0:
-        if deadline is not None and time.perf_counter() >= deadline:
+        if polish is not None and counters[2] > polished[0] \
+                and counters[0] - polished[1] >= POLISH_NODES:
+            _polish(polish, fstate, best_w, best_mask, counters, deadline)
+            polished = (int(counters[2]), int(counters[0]))
+        if past(deadline):
             status = Status.TIME_LIMIT
             break
         if node_limit is not None and counters[0] >= node_limit:

@@ -24,7 +24,14 @@ from ..problem import ProblemError, PruneProblem, hessian_exponent
 from ..result import GAP_NORM_FLOOR, OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from ..stopwatch import Stopwatch
 from .bounds import diagonal_split, margin_for
-from .incumbents import Incumbent, find_incumbents, groups, magnitude_mask, pair_swap_improve
+from .incumbents import (
+    Incumbent,
+    find_incumbents,
+    groups,
+    kicked_search,
+    magnitude_mask,
+    pair_swap_improve,
+)
 from .refit import refit
 from .search import FATHOM_RTOL, past, run_search
 
@@ -107,8 +114,10 @@ def solve_exact(
         every heuristic's mask, and, in a search that reaches the perspective phase of
         ``diagonal="auto"`` unboxed, the pair-exchange search
         (:func:`~solvers.prune.incumbents.pair_swap_improve`) from its incumbent then and from
-        the incumbents the search improves (issue 20). 1: the 1-swap search from the best
-        heuristic's mask only (the solver before). 0: no local search.
+        the incumbents the search improves, and after 40 000, 80 000, … nodes 16 random kicks
+        with that search from each (:func:`~solvers.prune.incumbents.kicked_search`; issue 20).
+        1: the 1-swap search from the best heuristic's mask only (the solver before). 0: no
+        local search.
     _shared : SharedHessian, optional
         Internal: what this problem shares with others of the same ``H``
         (:class:`solvers.prune.batch.SharedHessian`: the margin, the ``H``-only diagonal
@@ -253,9 +262,11 @@ def _incumbents(problem, alive, use_heuristics, masks=None, local_search=2) -> l
 
 def _polisher(problem, alive):
     """The local search of a long search: :func:`~solvers.prune.incumbents.pair_swap_improve`
-    from a mask, with the mask's unboxed refit error (the search's own value of it)."""
-    def polish(mask, stop):
-        m = pair_swap_improve(problem, mask, alive, stop=stop)
+    from a mask (with ``kicks``: :func:`~solvers.prune.incumbents.kicked_search`), with the
+    mask's unboxed refit error (the search's own value of it)."""
+    def polish(mask, stop, kicks=0):
+        m = (kicked_search(problem, mask, alive, kicks, stop=stop) if kicks
+             else pair_swap_improve(problem, mask, alive, stop=stop))
         return m, refit(problem, m)[1]
     return polish
 
@@ -269,9 +280,10 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
     :data:`AUTO_SWITCH_NODES`; see :class:`~solvers.prune.batch.SharedHessian` for a family
     of rows), then, if still open, a restart
     from its incumbent with the ``logdet`` split and the perspective bound. ``polish``
-    (unboxed, with heuristics on): the local search (``(mask, stop) -> (mask, value)``) run on the
-    incumbent before the perspective phase and, in that phase, from improved incumbents
-    (:func:`~solvers.prune.search.run_search`). Returns the
+    (unboxed, with heuristics on): the local search (``(mask, stop, kicks) -> (mask,
+    value)``) run on the incumbent before the perspective phase and, in that phase, from
+    improved incumbents and with kicks as it grows long (:func:`~solvers.prune.search.
+    run_search`). Returns the
     :class:`~solvers.prune.search.SearchOutcome` (node counts of both phases summed), the
     diagonal of the last phase and a record per phase."""
     N, M = groups(problem)

@@ -40,6 +40,10 @@ OPEN_STEPS = 20
 #: Least number of nodes between two runs of the search's ``polish`` (local search from an
 #: improved incumbent).
 POLISH_NODES = 2000
+#: Nodes at which a search still open first runs ``polish`` with :data:`KICKS` kicks; the next
+#: time at twice as many nodes, and so on (a few per cent of a long search's time).
+KICK_NODES = 40_000
+KICKS = 16
 
 
 def past(deadline) -> bool:
@@ -47,9 +51,9 @@ def past(deadline) -> bool:
     return deadline is not None and time.perf_counter() >= deadline
 
 
-def _polish(polish, fstate, best_w, best_mask, counters, deadline) -> None:
-    """Replace the search's incumbent by ``polish(mask, stop)`` when that is better."""
-    got = polish(best_mask.astype(bool), lambda: past(deadline))
+def _polish(polish, fstate, best_w, best_mask, counters, deadline, kicks=0) -> None:
+    """Replace the search's incumbent by ``polish(mask, stop, kicks)`` when that is better."""
+    got = polish(best_mask.astype(bool), lambda: past(deadline), kicks)
     if got is None:
         return
     mask, value = got
@@ -105,9 +109,11 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     ``resplit``: a node re-optimises its diagonal split once this many inputs were decided
     since its inherited split was made (0: ``d`` everywhere;
     :func:`solvers.prune.kernels.node_split`, certified with the shift ``split_tau``).
-    ``polish``: ``(mask, stop) -> (mask, value)`` or None (``stop()``: the deadline has
-    passed), a local search run from the search's
-    incumbent whenever the search improved it (at most once per :data:`POLISH_NODES` nodes);
+    ``polish``: ``(mask, stop, kicks) -> (mask, value)`` or None (``stop()``: the deadline
+    has passed), a local search run from the search's
+    incumbent whenever the search improved it (at most once per :data:`POLISH_NODES` nodes,
+    ``kicks`` = 0), and with :data:`KICKS` kicks after :data:`KICK_NODES` nodes, twice as many,
+    and so on;
     a better mask it returns becomes the incumbent (unboxed searches only: ``value`` must be the
     search's own error of that mask). The bound stays valid: the replaced incumbent's leaf bound
     joins the closed subtrees', and the new mask's leaf is still in the tree.
@@ -144,7 +150,12 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     budget = 64
     status = Status.OPTIMAL
     polished = (0, -POLISH_NODES)  # (improvements, nodes) at the last polish
+    kick_at = KICK_NODES
     while sp > 0:
+        if polish is not None and counters[0] >= kick_at:
+            kick_at *= 2
+            _polish(polish, fstate, best_w, best_mask, counters, deadline, KICKS)
+            polished = (int(counters[2]), int(counters[0]))
         if polish is not None and counters[2] > polished[0] \
                 and counters[0] - polished[1] >= POLISH_NODES:
             _polish(polish, fstate, best_w, best_mask, counters, deadline)

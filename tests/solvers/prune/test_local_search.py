@@ -19,10 +19,11 @@ import pytest
 from problem_instances import KINDS, brute_force_prune, random_hessian, refit_error
 
 from solvers.problem import ProblemError, PruneProblem
-from solvers.prune import exact
+from solvers.prune import exact, search
 from solvers.prune.bounds import diagonal_split, margin_for
 from solvers.prune.incumbents import (
     find_incumbents,
+    kicked_search,
     magnitude_mask,
     pair_swap_improve,
     swap_improve,
@@ -75,6 +76,23 @@ def test_pair_swap_ends_in_a_two_exchange_optimum(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_kicked_search_is_deterministic_and_no_worse(kind):
+    rng = np.random.default_rng(16)
+    for _ in range(4):
+        p = _case(rng, kind, int(rng.integers(7, 11)))
+        alive = np.diag(p.H) > 0
+        start = magnitude_mask(p, alive)
+        m = kicked_search(p, start, alive, 6, seed=3)
+        assert np.array_equal(m, kicked_search(p, start, alive, 6, seed=3))
+        assert m.sum() <= p.k and not np.any(m & ~alive)
+        tol = 1e-9 * max(p.norm, 1e-300)
+        pair, _ = refit_error(p.H, p.w0, pair_swap_improve(p, start, alive))
+        assert refit_error(p.H, p.w0, m)[0] <= pair + tol
+        # a stop that is already true: no sweep, no kick
+        assert np.array_equal(kicked_search(p, start, alive, 6, stop=lambda: True), start & alive)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_incumbents_swap_from_every_heuristic(kind):
     rng = np.random.default_rng(12)
     for _ in range(6):
@@ -91,8 +109,10 @@ def test_incumbents_swap_from_every_heuristic(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_search_with_polish_stays_exact(kind):
-    """From the worst mask as incumbent, so the search improves and polishes it."""
+def test_search_with_polish_stays_exact(kind, monkeypatch):
+    """From the worst mask as incumbent, so the search improves and polishes it (with kicks
+    from the third node on)."""
+    monkeypatch.setattr(search, "KICK_NODES", 3)
     rng = np.random.default_rng(13)
     calls = []
 
@@ -105,9 +125,9 @@ def test_search_with_polish_stays_exact(kind):
         margin, _, _ = margin_for(p.H, alive)
         d = diagonal_split(p.H, p.w0, alive, p.n - p.k, "logdet")
 
-        def polish(mask, stop, p=p, alive=alive):
+        def polish(mask, stop, kicks, p=p, alive=alive):
             calls.append(stop())
-            m = pair_swap_improve(p, mask, alive, stop=stop)
+            m = kicked_search(p, mask, alive, kicks, stop=stop)
             return m, refit_error(p.H, p.w0, m)[0]
 
         tol = 1e-7 * max(p.norm, 1e-300)

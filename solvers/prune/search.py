@@ -37,8 +37,10 @@ ROOT_STEPS = 40
 OPEN_STEPS = 20
 
 
-#: Least number of nodes between two runs of the search's ``polish`` (local search from an
-#: improved incumbent).
+#: The search's ``polish`` (local search from an improved incumbent) runs at the first
+#: improvement, then at the first after this many nodes, then after twice the nodes of the
+#: last run, and so on (a few runs in all: most improvements come early, each run costs up to
+#: ~0.2 s at ``n`` = 64).
 POLISH_NODES = 2000
 #: Nodes at which a search still open first runs ``polish`` with :data:`KICKS` kicks; the next
 #: time at twice as many nodes, and so on (a few per cent of a long search's time).
@@ -110,12 +112,12 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     since its inherited split was made (0: ``d`` everywhere;
     :func:`solvers.prune.kernels.node_split`, certified with the shift ``split_tau``).
     ``polish``: ``(mask, stop, kicks) -> (mask, value)`` or None (``stop()``: the deadline
-    has passed), a local search run from the search's
-    incumbent whenever the search improved it (at most once per :data:`POLISH_NODES` nodes,
-    ``kicks`` = 0), and with :data:`KICKS` kicks after :data:`KICK_NODES` nodes, twice as many,
-    and so on;
-    a better mask it returns becomes the incumbent (unboxed searches only: ``value`` must be the
-    search's own error of that mask). The bound stays valid: the replaced incumbent's leaf bound
+    has passed), a local search run from the search's incumbent when the search improved it
+    (``kicks`` = 0; at the first improvement, then at the first after :data:`POLISH_NODES`
+    nodes and after twice the nodes of the last run), and with :data:`KICKS` kicks after
+    :data:`KICK_NODES` nodes, twice as many, and so on; a better mask it returns becomes the
+    incumbent (unboxed searches only: ``value`` must be the search's own error of that mask).
+    The bound stays valid: the replaced incumbent's leaf bound
     joins the closed subtrees', and the new mask's leaf is still in the tree.
     """
     n = H.shape[0]
@@ -149,17 +151,16 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     sp = 1
     budget = 64
     status = Status.OPTIMAL
-    polished = (0, -POLISH_NODES)  # (improvements, nodes) at the last polish
+    polished = (0, 0)  # (improvements, earliest node of the next polish)
     kick_at = KICK_NODES
     while sp > 0:
         if polish is not None and counters[0] >= kick_at:
             kick_at *= 2
             _polish(polish, fstate, best_w, best_mask, counters, deadline, KICKS)
-            polished = (int(counters[2]), int(counters[0]))
-        if polish is not None and counters[2] > polished[0] \
-                and counters[0] - polished[1] >= POLISH_NODES:
+            polished = (int(counters[2]), max(POLISH_NODES, 2 * int(counters[0])))
+        if polish is not None and counters[2] > polished[0] and counters[0] >= polished[1]:
             _polish(polish, fstate, best_w, best_mask, counters, deadline)
-            polished = (int(counters[2]), int(counters[0]))
+            polished = (int(counters[2]), max(POLISH_NODES, 2 * int(counters[0])))
         if past(deadline):
             status = Status.TIME_LIMIT
             break

@@ -262,11 +262,16 @@ def _incumbents(problem, alive, use_heuristics, masks=None, local_search=2) -> l
 
 def _polisher(problem, alive):
     """The local search of a long search: :func:`~solvers.prune.incumbents.pair_swap_improve`
-    from a mask (with ``kicks``: :func:`~solvers.prune.incumbents.kicked_search`), with the
-    mask's unboxed refit error (the search's own value of it)."""
+    from a mask (with ``kicks``: :func:`~solvers.prune.incumbents.kicked_search`, seeded 0, 1,
+    … by round), with the mask's unboxed refit error (the search's own value of it)."""
+    rounds = [0]  # the kicks' seed: each round of kicks tries new ones
+
     def polish(mask, stop, kicks=0):
-        m = (kicked_search(problem, mask, alive, kicks, stop=stop) if kicks
-             else pair_swap_improve(problem, mask, alive, stop=stop))
+        if kicks:
+            m = kicked_search(problem, mask, alive, kicks, seed=rounds[0], stop=stop)
+            rounds[0] += 1
+        else:
+            m = pair_swap_improve(problem, mask, alive, stop=stop)
         return m, refit(problem, m)[1]
     return polish
 

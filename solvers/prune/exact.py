@@ -33,7 +33,7 @@ from .incumbents import (
     pair_swap_improve,
 )
 from .refit import refit
-from .search import FATHOM_RTOL, past, run_search
+from .search import FATHOM_RTOL, run_search
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,11 @@ def solve_exact(
         Seed the search with the heuristics' best solution (magnitude, OBS, SparseGPT, swaps).
     local_search : {2, 1, 0}
         The incumbents' local search (with ``incumbents``). 2 (default): the 1-swap search from
-        every heuristic's mask, and, in a search that reaches the perspective phase of
-        ``diagonal="auto"`` unboxed, the pair-exchange search
+        every heuristic's mask, and, in a search whose perspective phase of ``diagonal="auto"``
+        (unboxed) runs past 16 000 nodes, the pair-exchange search
         (:func:`~solvers.prune.incumbents.pair_swap_improve`) from its incumbent then and from
-        the incumbents the search improves, and after 40 000, 80 000, … nodes 16 random kicks
-        with that search from each (:func:`~solvers.prune.incumbents.kicked_search`; issue 20).
+        a few of the incumbents it improves later, and after 40 000, 80 000, … nodes 16 random
+        kicks with that search (:func:`~solvers.prune.incumbents.kicked_search`; issue 20).
         1: the 1-swap search from the best heuristic's mask only (the solver before). 0: no
         local search.
     _shared : SharedHessian, optional
@@ -286,8 +286,7 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
     of rows), then, if still open, a restart
     from its incumbent with the ``logdet`` split and the perspective bound. ``polish``
     (unboxed, with heuristics on): the local search (``(mask, stop, kicks) -> (mask,
-    value)``) run on the incumbent before the perspective phase and, in that phase, from
-    improved incumbents and with kicks as it grows long (:func:`~solvers.prune.search.
+    value)``) of the perspective phase, run as that phase grows long (:func:`~solvers.prune.
     run_search`). Returns the
     :class:`~solvers.prune.search.SearchOutcome` (node counts of both phases summed), the
     diagonal of the last phase and a record per phase."""
@@ -317,13 +316,8 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
     if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
         first_out = out
         again = AUTO_RESPLIT if resplit is None else resplit
-        mask, value = first_out.mask, first_out.upper
-        if polish is not None:
-            m, v = polish(mask, lambda: past(deadline))
-            if v < value * (1.0 - 1e-12):
-                mask, value = m, v
-                first_out.improvements += 1
-        out, d = phase("logdet", mask, value, more, perspective, again, polish)
+        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective, again,
+                       polish)
         phases.append({"diagonal": "logdet", "perspective": perspective, "resplit": again,
                        "nodes": out.nodes, "status": out.status.value})
         out.nodes += first_out.nodes

@@ -37,11 +37,11 @@ ROOT_STEPS = 40
 OPEN_STEPS = 20
 
 
-#: The search's ``polish`` (local search from an improved incumbent) runs at the first
-#: improvement, then at the first after this many nodes, then after twice the nodes of the
-#: last run, and so on (a few runs in all: most improvements come early, each run costs up to
-#: ~0.2 s at ``n`` = 64).
-POLISH_NODES = 2000
+#: The search's ``polish`` (local search from its incumbent) first runs after this many nodes
+#: (about 4 CPU s at ``n`` = 64: a search that finishes sooner never pays for it; one run
+#: costs up to ~0.3 s at 50 % density), then again at the first improvement after twice the
+#: nodes of its last run, and so on.
+POLISH_NODES = 16_000
 #: Nodes at which a search still open first runs ``polish`` with :data:`KICKS` kicks; the next
 #: time at twice as many nodes, and so on (a few per cent of a long search's time).
 KICK_NODES = 40_000
@@ -112,9 +112,9 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     since its inherited split was made (0: ``d`` everywhere;
     :func:`solvers.prune.kernels.node_split`, certified with the shift ``split_tau``).
     ``polish``: ``(mask, stop, kicks) -> (mask, value)`` or None (``stop()``: the deadline
-    has passed), a local search run from the search's incumbent when the search improved it
-    (``kicks`` = 0; at the first improvement, then at the first after :data:`POLISH_NODES`
-    nodes and after twice the nodes of the last run), and with :data:`KICKS` kicks after
+    has passed), a local search run from the search's incumbent after :data:`POLISH_NODES`
+    nodes, then at its first improvement after twice the nodes of the last run (``kicks`` = 0),
+    and with :data:`KICKS` kicks after
     :data:`KICK_NODES` nodes, twice as many, and so on; a better mask it returns becomes the
     incumbent (unboxed searches only: ``value`` must be the search's own error of that mask).
     The bound stays valid: the replaced incumbent's leaf bound
@@ -151,16 +151,16 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     sp = 1
     budget = 64
     status = Status.OPTIMAL
-    polished = (0, 0)  # (improvements, earliest node of the next polish)
+    polished = (-1, POLISH_NODES)  # (improvements at the last polish, its next node)
     kick_at = KICK_NODES
     while sp > 0:
         if polish is not None and counters[0] >= kick_at:
             kick_at *= 2
             _polish(polish, fstate, best_w, best_mask, counters, deadline, KICKS)
-            polished = (int(counters[2]), max(POLISH_NODES, 2 * int(counters[0])))
-        if polish is not None and counters[2] > polished[0] and counters[0] >= polished[1]:
+            polished = (int(counters[2]), 2 * int(counters[0]))
+        if polish is not None and counters[2] != polished[0] and counters[0] >= polished[1]:
             _polish(polish, fstate, best_w, best_mask, counters, deadline)
-            polished = (int(counters[2]), max(POLISH_NODES, 2 * int(counters[0])))
+            polished = (int(counters[2]), 2 * int(counters[0]))
         if past(deadline):
             status = Status.TIME_LIMIT
             break

@@ -112,6 +112,7 @@ def test_incumbents_swap_from_every_heuristic(kind):
 def test_search_with_polish_stays_exact(kind, monkeypatch):
     """From the worst mask as incumbent, so the search improves and polishes it (with kicks
     from the third node on)."""
+    monkeypatch.setattr(search, "POLISH_NODES", 1)
     monkeypatch.setattr(search, "KICK_NODES", 3)
     rng = np.random.default_rng(13)
     calls = []
@@ -146,8 +147,11 @@ def test_search_with_polish_stays_exact(kind, monkeypatch):
 @pytest.mark.parametrize("kind", KINDS)
 def test_perspective_phase_polish_against_enumeration(kind, monkeypatch):
     """``diagonal="auto"`` with the cheap phase cut to one node: the polished perspective phase
-    returns the enumerated optimum (or, stopped by a node limit, a valid bound)."""
+    returns the enumerated optimum (or, stopped by a node limit, a valid bound); its polish and
+    kicks from the first nodes on."""
     monkeypatch.setattr(exact, "AUTO_SWITCH_NODES", 1)
+    monkeypatch.setattr(search, "POLISH_NODES", 1)
+    monkeypatch.setattr(search, "KICK_NODES", 2)
     rng = np.random.default_rng(14)
     for _ in range(5):
         p = _case(rng, kind, int(rng.integers(6, 11)))

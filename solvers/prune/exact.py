@@ -31,6 +31,7 @@ from .incumbents import (
     kicked_search,
     magnitude_mask,
     pair_swap_improve,
+    swap_improve,
 )
 from .refit import refit
 from .search import FATHOM_RTOL, run_search
@@ -111,9 +112,10 @@ def solve_exact(
         Seed the search with the heuristics' best solution (magnitude, OBS, SparseGPT, swaps).
     local_search : {2, 1, 0}
         The incumbents' local search (with ``incumbents``). 2 (default): the 1-swap search from
-        every heuristic's mask, and, in a search whose perspective phase of ``diagonal="auto"``
-        (unboxed) runs past 16 000 nodes, the pair-exchange search
-        (:func:`~solvers.prune.incumbents.pair_swap_improve`) from its incumbent then and from
+        the best heuristic's mask, and from the others' when the search reaches the perspective
+        phase of ``diagonal="auto"``; when that phase (unboxed) runs past 16 000 nodes, the
+        pair-exchange search (:func:`~solvers.prune.incumbents.pair_swap_improve`) from its
+        incumbent then and from
         a few of the incumbents it improves later, and after 40 000, 80 000, … nodes 16 random
         kicks with that search (:func:`~solvers.prune.incumbents.kicked_search`; issue 20).
         1: the 1-swap search from the best heuristic's mask only (the solver before). 0: no
@@ -171,9 +173,11 @@ def solve_exact(
                     else (_shared.split, _shared.auto_first))
     polish = (_polisher(problem, alive) if incumbents and local_search == 2
               and problem.box is None else None)
+    starts = ([c.mask for c in cands[1:] if not c.source.startswith("swap")]
+              if incumbents and local_search == 2 else [])
     out, d, phases = _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal,
                                        branching, perspective, resplit, time_limit, node_limit,
-                                       deadline, split, first, polish)
+                                       deadline, split, first, polish, starts)
     mask, weights, objective = _solution(problem, out, inc)
     lower = min(out.lower, objective)
     status, message = _status(problem, out.status, objective, lower, time_limit, node_limit,
@@ -248,10 +252,10 @@ def _check_options(problem, time_limit, diagonal, branching, perspective, respli
 
 
 def _incumbents(problem, alive, use_heuristics, masks=None, local_search=2) -> list[Incumbent]:
-    """Starting solutions, best first: the heuristics' (magnitude, OBS, SparseGPT, swaps from
-    each (``local_search=2``) or the best (1); their masks from ``masks`` when given), or
+    """Starting solutions, best first: the heuristics' (magnitude, OBS, SparseGPT, the swap
+    search from the best (``local_search`` 1 or 2); their masks from ``masks`` when given), or
     magnitude alone."""
-    swaps = ("none", "best", "all")[local_search]
+    swaps = ("none", "best", "best")[local_search]
     cands = find_incumbents(problem, alive, masks=masks, swaps=swaps) if use_heuristics else []
     if not cands:
         m = magnitude_mask(problem, alive)
@@ -276,18 +280,30 @@ def _polisher(problem, alive):
     return polish
 
 
+def _swap_starts(problem, alive, starts, mask, value):
+    """The best of ``(mask, value)`` and the 1-swap search from each mask of ``starts`` (its
+    refit error: the search's value of a mask, boxed or not)."""
+    for m in starts:
+        m = swap_improve(problem, m, alive)
+        v = refit(problem, m)[1]
+        if v < value * (1.0 - 1e-12):
+            mask, value = m, v
+    return mask, value
+
+
 def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branching,
                       perspective, resplit, time_limit, node_limit, deadline,
                       split_fn=diagonal_split, first_phase=("jacobi", AUTO_SWITCH_NODES),
-                      polish=None):
+                      polish=None, starts=()):
     """The search, in one phase or (``diagonal="auto"``) two: the cheap ``first_phase`` split
     without the perspective bound for a number of nodes (Jacobi for
     :data:`AUTO_SWITCH_NODES`; see :class:`~solvers.prune.batch.SharedHessian` for a family
     of rows), then, if still open, a restart
-    from its incumbent with the ``logdet`` split and the perspective bound. ``polish``
-    (unboxed, with heuristics on): the local search (``(mask, stop, kicks) -> (mask,
-    value)``) of the perspective phase, run as that phase grows long (:func:`~solvers.prune.
-    run_search`). Returns the
+    from its incumbent with the ``logdet`` split and the perspective bound. That phase starts
+    from the best of its incumbent and the 1-swap searches from the masks ``starts`` (the other
+    heuristics'); ``polish`` (unboxed, with heuristics on) is its local search
+    (``(mask, stop, kicks) -> (mask, value)``), run as it grows long
+    (:func:`~solvers.prune.search.run_search`). Returns the
     :class:`~solvers.prune.search.SearchOutcome` (node counts of both phases summed), the
     diagonal of the last phase and a record per phase."""
     N, M = groups(problem)
@@ -316,8 +332,10 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
     if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
         first_out = out
         again = AUTO_RESPLIT if resplit is None else resplit
-        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective, again,
-                       polish)
+        mask, value = _swap_starts(problem, alive, starts, first_out.mask, first_out.upper)
+        if value < first_out.upper:
+            first_out.improvements += 1
+        out, d = phase("logdet", mask, value, more, perspective, again, polish)
         phases.append({"diagonal": "logdet", "perspective": perspective, "resplit": again,
                        "nodes": out.nodes, "status": out.status.value})
         out.nodes += first_out.nodes

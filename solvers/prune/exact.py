@@ -113,7 +113,7 @@ def solve_exact(
     local_search : {2, 1, 0}
         The incumbents' local search (with ``incumbents``). 2 (default): the 1-swap search from
         the best heuristic's mask, and from the others' when the search reaches the perspective
-        phase of ``diagonal="auto"``; when that phase (unboxed) runs past 16 000 nodes, the
+        phase of ``diagonal="auto"``; when that phase (unboxed) runs past 4 000 nodes, the
         pair-exchange search (:func:`~solvers.prune.incumbents.pair_swap_improve`) from its
         incumbent then and from
         a few of the incumbents it improves later, and after 40 000, 80 000, … nodes 16 random

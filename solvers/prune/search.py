@@ -38,10 +38,10 @@ OPEN_STEPS = 20
 
 
 #: The search's ``polish`` (local search from its incumbent) first runs after this many nodes
-#: (about 4 CPU s at ``n`` = 64: a search that finishes sooner never pays for it; one run
-#: costs up to ~0.3 s at 50 % density), then again at the first improvement after twice the
-#: nodes of its last run, and so on.
-POLISH_NODES = 16_000
+#: (about 1 CPU s at ``n`` = 64: the sub-second solves never pay for it; one run costs up to
+#: ~0.3 s at 50 % density), then again at the first improvement after twice the nodes of its
+#: last run, and so on.
+POLISH_NODES = 4_000
 #: Nodes at which a search still open first runs ``polish`` with :data:`KICKS` kicks; the next
 #: time at twice as many nodes, and so on (a few per cent of a long search's time).
 KICK_NODES = 40_000

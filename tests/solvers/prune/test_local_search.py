@@ -38,6 +38,14 @@ def _case(rng, kind, n):
     return PruneProblem(H, rng.standard_normal(n), k=int(rng.integers(2, n - 1)))
 
 
+def _cases(seed, kind, count, lo, hi):
+    """``count`` cases ``(p, alive, tol)`` with ``n`` in ``lo … hi − 1``."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        p = _case(rng, kind, int(rng.integers(lo, hi)))
+        yield p, np.diag(p.H) > 0, 1e-9 * max(p.norm, 1e-300)
+
+
 def _exchanges(mask, alive, size):
     """Every mask that swaps ``size`` kept inputs for ``size`` pruned alive ones."""
     K, P = np.flatnonzero(mask), np.flatnonzero(~mask & alive)
@@ -57,13 +65,9 @@ def _regular(H, mask, rtol=1e-8):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_pair_swap_ends_in_a_two_exchange_optimum(kind):
-    rng = np.random.default_rng(11)
-    for _ in range(6):
-        p = _case(rng, kind, int(rng.integers(6, 10)))
-        alive = np.diag(p.H) > 0
+    for p, alive, tol in _cases(11, kind, 6, 6, 10):
         start = magnitude_mask(p, alive)
         m = pair_swap_improve(p, start, alive)
-        tol = 1e-9 * max(p.norm, 1e-300)
         assert m.dtype == bool and m.sum() <= p.k and not np.any(m & ~alive)
         v, _ = refit_error(p.H, p.w0, m)
         assert v <= refit_error(p.H, p.w0, start)[0] + tol
@@ -77,15 +81,11 @@ def test_pair_swap_ends_in_a_two_exchange_optimum(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_kicked_search_is_deterministic_and_no_worse(kind):
-    rng = np.random.default_rng(16)
-    for _ in range(4):
-        p = _case(rng, kind, int(rng.integers(7, 11)))
-        alive = np.diag(p.H) > 0
+    for p, alive, tol in _cases(16, kind, 4, 7, 11):
         start = magnitude_mask(p, alive)
         m = kicked_search(p, start, alive, 6, seed=3)
         assert np.array_equal(m, kicked_search(p, start, alive, 6, seed=3))
         assert m.sum() <= p.k and not np.any(m & ~alive)
-        tol = 1e-9 * max(p.norm, 1e-300)
         pair, _ = refit_error(p.H, p.w0, pair_swap_improve(p, start, alive))
         assert refit_error(p.H, p.w0, m)[0] <= pair + tol
         # a stop that is already true: no sweep, no kick
@@ -94,14 +94,10 @@ def test_kicked_search_is_deterministic_and_no_worse(kind):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_incumbents_swap_from_every_heuristic(kind):
-    rng = np.random.default_rng(12)
-    for _ in range(6):
-        p = _case(rng, kind, int(rng.integers(6, 11)))
-        alive = np.diag(p.H) > 0
+    for p, alive, tol in _cases(12, kind, 6, 6, 11):
         cands = find_incumbents(p, alive)
         plain = [c for c in cands if not c.source.startswith("swap")]
         assert {c.source for c in plain} == {"magnitude", "obs", "sparsegpt"}
-        tol = 1e-9 * max(p.norm, 1e-300)
         for c in plain:
             v, _ = refit_error(p.H, p.w0, swap_improve(p, c.mask, alive))
             assert cands[0].value <= v + tol

@@ -328,7 +328,8 @@ def scan(args) -> list[dict]:
                 k = density_to_k(dens, lp.n)
                 p = lp.prune(c, k=k)
                 row = {"layer": name, "type": kind, "depthwise": bool(groups), "n": lp.n,
-                       "layer_n": lp.meta.get("layer_n"), "channel": c, "density": dens,
+                       "layer_n": lp.meta.get("layer_n"), "rows": lp.meta.get("rows"),
+                       "channel": c, "density": dens,
                        "k": k, **spec, **split_shares(H, p.w0, k), **w0_stats(H, p.w0, k)}
                 limits = {"cpu_limit": args.cpu_limit, "node_limit": args.node_limit,
                           "wall_clock": args.wall_clock}
@@ -511,7 +512,31 @@ def report(rows: list[dict], settings: dict) -> str:
     stall = stalled_layers(rows)
     lines.append(f"* layers with an unproved solve ({len(stall)} of {len(layers)}): "
                  f"{', '.join(stall) or 'none'}")
+    few = under_calibrated(rows)
+    if few:
+        lines.append(f"* under-calibrated (`H` from fewer than {CALIBRATION_ROWS_PER_INPUT}·n "
+                     f"calibration rows: a linear layer sees one row per sample; rerun these "
+                     f"with more `--samples`): {', '.join(few)}")
     return "\n".join(lines) + "\n"
+
+
+#: A layer whose ``H`` comes from fewer than this many calibration rows per input is
+#: under-calibrated (:func:`under_calibrated`).
+CALIBRATION_ROWS_PER_INPUT = 4
+
+
+def under_calibrated(rows: list[dict]) -> list[str]:
+    """Layers whose ``H`` was made from fewer than :data:`CALIBRATION_ROWS_PER_INPUT`·``n``
+    rows (the classifiers and poolers: one row per sample). With ``rows ≈ n`` the kept inputs
+    nearly span the rows and ``H`` is nearly singular in many directions at once: the root
+    bound is ~0.001 of the objective (issue 20), a property of the calibration, not of the
+    layer; 256 samples (4 rows per input at ``n`` = 64) prove MobileNetV2's ``classifier.1``."""
+    out: list[str] = []
+    for r in rows:
+        m = r.get("rows")
+        if m is not None and m < CALIBRATION_ROWS_PER_INPUT * r["n"] and r["layer"] not in out:
+            out.append(r["layer"])
+    return out
 
 
 #: Row fields compared between easy, slow and stalled solves (see :func:`diagnosis`).

@@ -24,7 +24,15 @@ from ..problem import ProblemError, PruneProblem, hessian_exponent
 from ..result import GAP_NORM_FLOOR, OPTIMALITY_RTOL, SolveResult, Status, relative_gap
 from ..stopwatch import Stopwatch
 from .bounds import diagonal_split, margin_for
-from .incumbents import Incumbent, find_incumbents, groups, magnitude_mask
+from .incumbents import (
+    Incumbent,
+    find_incumbents,
+    groups,
+    kicked_search,
+    magnitude_mask,
+    pair_swap_improve,
+    swap_improve,
+)
 from .refit import refit
 from .search import FATHOM_RTOL, run_search
 
@@ -36,7 +44,7 @@ NOISE_FLOOR = 4 * float(np.finfo(float).eps)
 AUTO_SWITCH_NODES = 4000
 #: the options of :func:`solve_exact` besides ``time_limit``
 OPTIONS = ("node_limit", "diagonal", "incumbents", "branching", "compare_unstructured",
-           "perspective", "resplit")
+           "perspective", "resplit", "local_search")
 #: ``diagonal="auto"``: the perspective phase re-optimises a node's split once this many inputs
 #: were decided since its split was made (``resplit=None``; issue 20, docs/pruning.md).
 AUTO_RESPLIT = 4
@@ -56,6 +64,7 @@ def solve_exact(
     perspective: int = 15,
     _shared: Any = None,
     resplit: int | None = None,
+    local_search: int = 2,
     **unknown: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -101,6 +110,16 @@ def solve_exact(
         restriction of it, so the pair shows what the pattern costs.
     incumbents : bool
         Seed the search with the heuristics' best solution (magnitude, OBS, SparseGPT, swaps).
+    local_search : {2, 1, 0}
+        The incumbents' local search (with ``incumbents``). 2 (default): the 1-swap search from
+        the best heuristic's mask, and from the others' when the search reaches the perspective
+        phase of ``diagonal="auto"``; when that phase (unboxed) runs past 4 000 nodes, the
+        pair-exchange search (:func:`~solvers.prune.incumbents.pair_swap_improve`) from its
+        incumbent then and from
+        a few of the incumbents it improves later, and after 40 000, 80 000, … nodes 16 random
+        kicks with that search (:func:`~solvers.prune.incumbents.kicked_search`; issue 20).
+        1: the 1-swap search from the best heuristic's mask only (the solver before). 0: no
+        local search.
     _shared : SharedHessian, optional
         Internal: what this problem shares with others of the same ``H``
         (:class:`solvers.prune.batch.SharedHessian`: the margin, the ``H``-only diagonal
@@ -130,12 +149,15 @@ def solve_exact(
         raise ProblemError(f"prune method 'exact' has no option {', '.join(sorted(unknown))}; "
                            f"valid: {', '.join(OPTIONS)}")
     _check_options(problem, time_limit, diagonal, branching, perspective, resplit)
+    if local_search not in (0, 1, 2) or isinstance(local_search, bool):
+        raise ProblemError(f"local_search must be 0, 1 or 2, got {local_search!r}")
     shift = hessian_exponent(problem.H)
     if shift:  # (a SharedHessian is never made for such an H)
         return _solve_rescaled(problem, shift, time_limit=time_limit, node_limit=node_limit,
                                diagonal=diagonal, incumbents=incumbents, branching=branching,
                                compare_unstructured=compare_unstructured,
-                               perspective=perspective, resplit=resplit)
+                               perspective=perspective, resplit=resplit,
+                               local_search=local_search)
     sw = Stopwatch()
     deadline = None if time_limit is None else sw.start + float(time_limit)
     H = np.ascontiguousarray(problem.H, dtype=np.float64)
@@ -144,14 +166,18 @@ def solve_exact(
     alive = np.diag(H) > 0.0
 
     cands = _incumbents(problem, alive, incumbents,
-                        None if _shared is None else _shared.masks(problem))
+                        None if _shared is None else _shared.masks(problem), local_search)
     inc = cands[0]
     margin, kappa, capped = margin_for(H, alive) if _shared is None else _shared.margin
     split, first = ((diagonal_split, ("jacobi", AUTO_SWITCH_NODES)) if _shared is None
                     else (_shared.split, _shared.auto_first))
+    polish = (_polisher(problem, alive) if incumbents and local_search == 2
+              and problem.box is None else None)
+    starts = ([c.mask for c in cands[1:] if not c.source.startswith("swap")]
+              if incumbents and local_search == 2 else [])
     out, d, phases = _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal,
                                        branching, perspective, resplit, time_limit, node_limit,
-                                       deadline, split, first)
+                                       deadline, split, first, polish, starts)
     mask, weights, objective = _solution(problem, out, inc)
     lower = min(out.lower, objective)
     status, message = _status(problem, out.status, objective, lower, time_limit, node_limit,
@@ -171,6 +197,7 @@ def solve_exact(
         "phases": phases,
         "perspective": perspective,
         "resplit": resplit,
+        "local_search": local_search,
         "diagonal_sum": float(np.sum(d)),
         "dead_inputs": int(n - alive.sum()),
         "nm": problem.nm,
@@ -182,7 +209,8 @@ def solve_exact(
         info["shared_rows"] = _shared.rows
     if compare_unstructured and problem.nm is not None:
         info["unstructured"] = _unstructured(problem, time_limit, node_limit, diagonal,
-                                             incumbents, branching, perspective, resplit)
+                                             incumbents, branching, perspective, resplit,
+                                             local_search)
     seconds = sw.seconds
     log.debug("exact prune n=%d k=%d: %s in %.3fs, %d nodes", n, problem.k, status, seconds,
               out.nodes)
@@ -223,10 +251,12 @@ def _check_options(problem, time_limit, diagonal, branching, perspective, respli
         raise ProblemError(f"time_limit must be > 0, got {time_limit!r}")
 
 
-def _incumbents(problem, alive, use_heuristics, masks=None) -> list[Incumbent]:
-    """Starting solutions, best first: the heuristics' (magnitude, OBS, SparseGPT, swaps; their
-    masks from ``masks`` when given), or magnitude alone."""
-    cands = find_incumbents(problem, alive, masks=masks) if use_heuristics else []
+def _incumbents(problem, alive, use_heuristics, masks=None, local_search=2) -> list[Incumbent]:
+    """Starting solutions, best first: the heuristics' (magnitude, OBS, SparseGPT, the swap
+    search from the best (``local_search`` 1 or 2); their masks from ``masks`` when given), or
+    magnitude alone."""
+    swaps = ("none", "best", "best")[local_search]
+    cands = find_incumbents(problem, alive, masks=masks, swaps=swaps) if use_heuristics else []
     if not cands:
         m = magnitude_mask(problem, alive)
         w, v, lo = refit(problem, m)
@@ -234,14 +264,46 @@ def _incumbents(problem, alive, use_heuristics, masks=None) -> list[Incumbent]:
     return cands
 
 
+def _polisher(problem, alive):
+    """The local search of a long search: :func:`~solvers.prune.incumbents.pair_swap_improve`
+    from a mask (with ``kicks``: :func:`~solvers.prune.incumbents.kicked_search`, seeded 0, 1,
+    … by round), with the mask's unboxed refit error (the search's own value of it)."""
+    rounds = [0]  # the kicks' seed: each round of kicks tries new ones
+
+    def polish(mask, stop, kicks=0):
+        if kicks:
+            m = kicked_search(problem, mask, alive, kicks, seed=rounds[0], stop=stop)
+            rounds[0] += 1
+        else:
+            m = pair_swap_improve(problem, mask, alive, stop=stop)
+        return m, refit(problem, m)[1]
+    return polish
+
+
+def _swap_starts(problem, alive, starts, mask, value):
+    """The best of ``(mask, value)`` and the 1-swap search from each mask of ``starts`` (its
+    refit error: the search's value of a mask, boxed or not)."""
+    for m in starts:
+        m = swap_improve(problem, m, alive)
+        v = refit(problem, m)[1]
+        if v < value * (1.0 - 1e-12):
+            mask, value = m, v
+    return mask, value
+
+
 def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branching,
                       perspective, resplit, time_limit, node_limit, deadline,
-                      split_fn=diagonal_split, first_phase=("jacobi", AUTO_SWITCH_NODES)):
+                      split_fn=diagonal_split, first_phase=("jacobi", AUTO_SWITCH_NODES),
+                      polish=None, starts=()):
     """The search, in one phase or (``diagonal="auto"``) two: the cheap ``first_phase`` split
     without the perspective bound for a number of nodes (Jacobi for
     :data:`AUTO_SWITCH_NODES`; see :class:`~solvers.prune.batch.SharedHessian` for a family
     of rows), then, if still open, a restart
-    from its incumbent with the ``logdet`` split and the perspective bound. Returns the
+    from its incumbent with the ``logdet`` split and the perspective bound. That phase starts
+    from the best of its incumbent and the 1-swap searches from the masks ``starts`` (the other
+    heuristics'); ``polish`` (unboxed, with heuristics on) is its local search
+    (``(mask, stop, kicks) -> (mask, value)``), run as it grows long
+    (:func:`~solvers.prune.search.run_search`). Returns the
     :class:`~solvers.prune.search.SearchOutcome` (node counts of both phases summed), the
     diagonal of the last phase and a record per phase."""
     N, M = groups(problem)
@@ -250,12 +312,12 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
 
     tau = split_tau(problem.n, kappa)
 
-    def phase(split, mask, value, limit, steps, again=0):
+    def phase(split, mask, value, limit, steps, again=0, pol=None):
         d = split_fn(H, w0, alive, need_total, split)
         out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
                          incumbent_mask=mask, incumbent_value=value, time_limit=time_limit,
                          node_limit=limit, deadline=deadline, branching=branching,
-                         perspective=steps, resplit=again, split_tau=tau)
+                         perspective=steps, resplit=again, split_tau=tau, polish=pol)
         return out, d
 
     if diagonal != "auto":
@@ -270,7 +332,10 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
     if out.status is Status.NODE_LIMIT and (more is None or more > 0) and perspective > 0:
         first_out = out
         again = AUTO_RESPLIT if resplit is None else resplit
-        out, d = phase("logdet", first_out.mask, first_out.upper, more, perspective, again)
+        mask, value = _swap_starts(problem, alive, starts, first_out.mask, first_out.upper)
+        if value < first_out.upper:
+            first_out.improvements += 1
+        out, d = phase("logdet", mask, value, more, perspective, again, polish)
         phases.append({"diagonal": "logdet", "perspective": perspective, "resplit": again,
                        "nodes": out.nodes, "status": out.status.value})
         out.nodes += first_out.nodes
@@ -366,14 +431,14 @@ def _solve_rescaled(problem: PruneProblem, shift: int, **options: Any) -> SolveR
 
 
 def _unstructured(problem, time_limit, node_limit, diagonal, incumbents, branching,
-                  perspective, resplit) -> dict:
+                  perspective, resplit, local_search) -> dict:
     """Unstructured pruning at the same ``k`` and limits, for an N:M problem's comparison."""
     free = solve_exact(
         PruneProblem.unchecked(problem.H, problem.w0, k=problem.k,
                                box_factor=problem.box_factor),
         time_limit=time_limit, node_limit=node_limit, diagonal=diagonal,
         incumbents=incumbents, branching=branching, perspective=perspective,
-        resplit=resplit)
+        resplit=resplit, local_search=local_search)
     return {"objective": free.objective, "lower_bound": free.lower_bound,
             "status": free.status.value, "sqnr_db": free.sqnr_db,
             "sqnr_upper_db": free.sqnr_upper_db, "seconds": free.seconds}

@@ -37,6 +37,38 @@ ROOT_STEPS = 40
 OPEN_STEPS = 20
 
 
+#: The search's ``polish`` (local search from its incumbent) first runs after this many nodes
+#: (about 1 CPU s at ``n`` = 64: the sub-second solves never pay for it; one run costs up to
+#: ~0.3 s at 50 % density), then again at the first improvement after twice the nodes of its
+#: last run, and so on.
+POLISH_NODES = 4_000
+#: Nodes at which a search still open first runs ``polish`` with :data:`KICKS` kicks; the next
+#: time at twice as many nodes, and so on (a few per cent of a long search's time).
+KICK_NODES = 40_000
+KICKS = 16
+
+
+def past(deadline) -> bool:
+    """Whether the ``deadline`` (a ``time.perf_counter()`` value, None: none) has passed."""
+    return deadline is not None and time.perf_counter() >= deadline
+
+
+def _polish(polish, fstate, best_w, best_mask, counters, deadline, kicks=0) -> None:
+    """Replace the search's incumbent by ``polish(mask, stop, kicks)`` when that is better."""
+    got = polish(best_mask.astype(bool), lambda: past(deadline), kicks)
+    if got is None:
+        return
+    mask, value = got
+    if not value < fstate[0] * (1.0 - 1e-12):
+        return
+    fstate[1] = min(fstate[1], fstate[2])  # the old incumbent's leaf is now a closed subtree
+    fstate[0] = value
+    fstate[2] = math.inf
+    best_mask[:] = mask
+    best_w[:] = np.nan
+    counters[2] += 1
+
+
 @dataclass
 class SearchOutcome:
     mask: np.ndarray
@@ -70,7 +102,7 @@ def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin, wa
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
                time_limit=None, node_limit=None, deadline=None, branching="product",
-               perspective=1, resplit=0, split_tau=1e-9) -> SearchOutcome:
+               perspective=1, resplit=0, split_tau=1e-9, polish=None) -> SearchOutcome:
     """Depth-first branch-and-bound from the root (dead inputs pre-pruned).
 
     ``incumbent_*`` seed the upper bound (a refit heuristic solution). ``box`` is the absolute
@@ -79,6 +111,14 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     ``resplit``: a node re-optimises its diagonal split once this many inputs were decided
     since its inherited split was made (0: ``d`` everywhere;
     :func:`solvers.prune.kernels.node_split`, certified with the shift ``split_tau``).
+    ``polish``: ``(mask, stop, kicks) -> (mask, value)`` or None (``stop()``: the deadline
+    has passed), a local search run from the search's incumbent after :data:`POLISH_NODES`
+    nodes, then at its first improvement after twice the nodes of the last run (``kicks`` = 0),
+    and with :data:`KICKS` kicks after
+    :data:`KICK_NODES` nodes, twice as many, and so on; a better mask it returns becomes the
+    incumbent (unboxed searches only: ``value`` must be the search's own error of that mask).
+    The bound stays valid: the replaced incumbent's leaf bound
+    joins the closed subtrees', and the new mask's leaf is still in the tree.
     """
     n = H.shape[0]
     rule = {"saliency": 0, "product": 1}[branching]
@@ -111,8 +151,17 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     sp = 1
     budget = 64
     status = Status.OPTIMAL
+    polished = (-1, POLISH_NODES)  # (improvements at the last polish, its next node)
+    kick_at = KICK_NODES
     while sp > 0:
-        if deadline is not None and time.perf_counter() >= deadline:
+        if polish is not None and counters[0] >= kick_at:
+            kick_at *= 2
+            _polish(polish, fstate, best_w, best_mask, counters, deadline, KICKS)
+            polished = (int(counters[2]), 2 * int(counters[0]))
+        if polish is not None and counters[2] != polished[0] and counters[0] >= polished[1]:
+            _polish(polish, fstate, best_w, best_mask, counters, deadline)
+            polished = (int(counters[2]), 2 * int(counters[0]))
+        if past(deadline):
             status = Status.TIME_LIMIT
             break
         if node_limit is not None and counters[0] >= node_limit:

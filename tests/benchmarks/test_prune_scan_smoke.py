@@ -98,3 +98,20 @@ def test_prune_scan_baseline_side_by_side(tmp_path):
     for bad in ('{"nope": 1}', "[1]", '{"node_limit": 3}'):
         with pytest.raises(SystemExit):
             mod.main(["--layers", "features.2.conv.0.0", "--options", bad])
+
+
+def test_under_calibrated_layers_are_named():
+    """Layers whose ``H`` came from fewer than 4·n rows are listed apart in the report."""
+    mod = _module()
+    base = {"type": "Linear", "depthwise": False, "layer_n": 64, "n": 64, "density": 0.25,
+            "status": "optimal", "cpu": 1.0, "wall": 1.0, "nodes": 10, "gap": 0.0,
+            "root_share": 0.5}
+    rows = [dict(base, layer="classifier.1", rows=64),
+            dict(base, layer="features.8.conv.0.0", rows=12544),
+            dict(base, layer="old", rows=None)]
+    assert mod.under_calibrated(rows) == ["classifier.1"]
+    settings = {"model": "m", "n": 64, "channels": 1, "argv": ["x"], "commit": "c",
+                "numpy": "2", "start": "now", "load_start": (1.0, 1.0, 1.0), "cpu_limit": 60,
+                "clock": "thread CPU", "node_limit": None, "samples": 64, "seed": 0}
+    assert "under-calibrated" in mod.report(rows, settings)
+    assert "under-calibrated" not in mod.report(rows[1:], settings)

@@ -23,6 +23,12 @@ Usage::
     nice -n 10 python benchmarks/paper_study.py --channels 4 --db /tmp/study4.sqlite
     nice -n 10 python benchmarks/paper_study.py --channels all --db study.sqlite \\
         --report benchmarks/reports/paper_study      # the complete study (resumable)
+    python benchmarks/paper_study.py --db study.sqlite --summary-only \\
+        --summary benchmarks/reports/paper_study     # the figures of what the store holds
+
+``--summary-only`` solves nothing: it reads the latest run's rows from ``--db`` (a run stopped
+part-way included) and writes the summary, each layer and bit width with fewer stored rows
+than planned marked *partial*.
 """
 
 from __future__ import annotations
@@ -140,7 +146,7 @@ def layer_figures(rows: list[dict], layers: list[str], bits: list[int]) -> list[
                 continue
             win, lose = (q, p) if q[1] <= p[1] else (p, q)
             out.append({
-                "layer": layer, "bits": b, "problems": q[3],
+                "layer": layer, "bits": b, "problems": q[3], "prune_problems": p[3],
                 "quant_sqnr": _db(q[0], q[1]), "quant_ceiling": _db(q[0], q[2]),
                 "prune_sqnr": _db(p[0], p[1]), "prune_ceiling": _db(p[0], p[2]),
                 "quant_optimal": q[4], "prune_optimal": p[4],
@@ -150,8 +156,10 @@ def layer_figures(rows: list[dict], layers: list[str], bits: list[int]) -> list[
 
 
 def write_summary(folder: Path, rows: list[dict], layers: list[str], bits: list[int],
-                  figures: dict, run_id: str) -> None:
-    """README.md, study.png and study.json of the study in ``folder``."""
+                  figures: dict, run_id: str, expected: dict[str, int] | None = None) -> None:
+    """README.md, study.png and study.json of the study in ``folder``. ``expected``: the
+    planned problems per layer, bit width and kind; a layer with fewer stored is marked
+    partial (its figures sum the stored problems only)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,6 +167,10 @@ def write_summary(folder: Path, rows: list[dict], layers: list[str], bits: list[
 
     folder.mkdir(parents=True, exist_ok=True)
     per = layer_figures(rows, layers, bits)
+    for f in per:
+        want = (expected or {}).get(f["layer"])
+        f["partial"] = want is not None and min(f["problems"], f["prune_problems"]) < want
+        f["planned"] = want
     fig, axes = plt.subplots(len(bits), 1, figsize=(12, 2.4 * len(bits)), sharex=True)
     axes = list(np.atleast_1d(axes))
     x = {name: i for i, name in enumerate(layers)}
@@ -189,17 +201,75 @@ def write_summary(folder: Path, rows: list[dict], layers: list[str], bits: list[
              f"(`benchmarks/paper_study.py`), bits {', '.join(map(str, bits))}; "
              f"{figures['proved']} proved optimal "
              f"({figures['proved'] / max(figures['problems'], 1):.3%}), every other with its "
-             "certified lower bound.", "",
-             "![per-layer SQNR](study.png)", "",
+             "certified lower bound.", ""]
+    if figures.get("planned") and figures["planned"] > figures["problems"]:
+        lines += [f"**Partial**: {figures['problems']} of the run's {figures['planned']} "
+                  "planned problems were stored when it stopped; a layer marked *partial* sums "
+                  "the problems stored (quantization / pruning counts given).", ""]
+    lines += ["![per-layer SQNR](study.png)", "",
              "| layer | bits | problems | quant SQNR (≤ ceiling) | prune SQNR (≤ ceiling) | "
              "optimal q / p | winner | proved |", "|---|---|---|---|---|---|---|---|"]
     for f in per:
+        count = (f"{f['problems']} / {f['prune_problems']} of {f['planned']} (*partial*)"
+                 if f["partial"] else f"{f['problems']}")
         lines.append(
-            f"| {f['layer']} | {f['bits']} | {f['problems']} | {f['quant_sqnr']:.2f} "
+            f"| {f['layer']} | {f['bits']} | {count} | {f['quant_sqnr']:.2f} "
             f"(≤ {f['quant_ceiling']:.2f}) | {f['prune_sqnr']:.2f} (≤ {f['prune_ceiling']:.2f})"
             f" | {f['quant_optimal']} / {f['prune_optimal']} | {f['winner']} | "
             f"{'yes' if f['proved'] else '**no**'} |")
+    missing = [name for name in layers if expected and name not in {f["layer"] for f in per}]
+    if missing:
+        lines += ["", f"Layers with no stored problem of both kinds yet ({len(missing)}): "
+                  + ", ".join(missing) + "."]
     (folder / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def print_groups(rows: list[dict], out: dict) -> int:
+    """Per bit width and kind: problems, share proved optimal, the other statuses, solve
+    seconds; the total proved share. Returns the rows proved optimal."""
+    by: dict[tuple[int, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        by[(r["bits"], r["kind"])].append(r)
+    proved = 0
+    for (bits, kind), rs in sorted(by.items()):
+        st = Counter(r["status"] for r in rs)
+        secs = [r["seconds"] or 0.0 for r in rs]
+        proved += st["optimal"]
+        print(f"  {bits} bit {kind:5s}: {len(rs):7d} problems, {st['optimal'] / len(rs):.4%} "
+              f"optimal, other {dict((k, v) for k, v in st.items() if k != 'optimal')}, "
+              f"solve {sum(secs):.1f} s, slowest {max(secs):.2f} s")
+        out["groups"][f"{bits}bit {kind}"] = {
+            "problems": len(rs), "statuses": dict(st), "solve_seconds": sum(secs),
+            "slowest": max(secs)}
+    if rows:
+        print(f"proved optimal: {proved}/{len(rows)} = {proved / len(rows):.4%}; every other "
+              "carries its certified lower bound")
+    return proved
+
+
+def summary_only(args) -> int:
+    """``--summary-only``: the summary of the latest run in ``--db``, from its stored rows."""
+    from bounds.compare.store import ResultStore
+
+    with ResultStore(args.db, readonly=True) as st:
+        run = st.run()
+        rows = [r for r in st.rows(run["run_id"]) if r["scope"] == "chunk"]
+    settings = run["settings"]
+    records = settings["layer_problems"]
+    layers = [name for name in settings["layers"] if name in records]
+    bits = list(settings["bits"])
+    expected = {name: len(rec["channels"]) * len(rec["chunk_ids"])
+                for name, rec in records.items()}
+    out = {"layers": len(layers), "channels": settings.get("channels") or "all", "bits": bits,
+           "problems": len(rows), "planned": sum(expected.values()) * len(bits) * 2,
+           "run_state": run["summary"] or "stopped before its end (no run summary)",
+           "groups": {}}
+    print(f"run {run['run_id']}: {len(rows)} of {out['planned']} planned problems stored")
+    out["proved"] = print_groups(rows, out)
+    write_summary(Path(args.summary), rows, layers, bits, out, run["run_id"], expected)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -223,10 +293,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="write the study's summary here: README.md (per layer and bit width: "
                     "SQNR achieved and certified ceiling of both kinds, the verdict and whether "
                     "it is proved), study.png (the per-layer figure), study.json")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="solve nothing: write --summary from the rows the latest run in --db "
+                    "stored (a stopped run's too; its unfinished layers marked partial)")
     ap.add_argument("--cache", default=None,
                     help="pickle of the exported layers: read if present, else written "
                     "(the export then costs nothing on a second run; same settings only)")
     args = ap.parse_args(argv)
+    if args.summary_only:
+        if not args.summary:
+            ap.error("--summary-only needs --summary DIR")
+        return summary_only(args)
 
     from bounds.compare import CompareConfig, run_compare
     from bounds.compare.store import ResultStore
@@ -252,9 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     cpu_self, cpu_workers = c2 - c1, k1 - k0
     with ResultStore(args.db, readonly=True) as st:
         rows = [r for r in st.rows(s.run_id) if r["scope"] == "chunk"]
-    by: dict[tuple[int, str], list[dict]] = defaultdict(list)
-    for r in rows:
-        by[(r["bits"], r["kind"])].append(r)
     out = {"layers": len(layers), "channels": args.channels, "bits": args.bits,
            "problems": len(rows), "solved_now": s.solved, "from_store": s.reused,
            "export_wall": export_wall, "export_cpu": export_cpu,
@@ -270,20 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu = cpu_self + cpu_workers
         print(f"{s.solved / wall:.1f} problems/s of wall; {1e3 * cpu / s.solved:.2f} ms CPU "
               f"per problem")
-    proved = 0
-    for (bits, kind), rs in sorted(by.items()):
-        st = Counter(r["status"] for r in rs)
-        secs = [r["seconds"] or 0.0 for r in rs]
-        proved += st["optimal"]
-        print(f"  {bits} bit {kind:5s}: {len(rs):7d} problems, {st['optimal'] / len(rs):.4%} "
-              f"optimal, other {dict((k, v) for k, v in st.items() if k != 'optimal')}, "
-              f"solve {sum(secs):.1f} s, slowest {max(secs):.2f} s")
-        out["groups"][f"{bits}bit {kind}"] = {
-            "problems": len(rs), "statuses": dict(st), "solve_seconds": sum(secs),
-            "slowest": max(secs)}
-    if rows:
-        print(f"proved optimal: {proved}/{len(rows)} = {proved / len(rows):.4%}; every other "
-              "carries its certified lower bound")
+    proved = print_groups(rows, out)
     full = FULL_PROBLEMS * len(args.bits) * 2
     if s.solved == len(rows) and len(rows) < full and not args.local_dask:
         total = projection(rows, s.settings["layer_problems"], len(args.bits), cpu_self,

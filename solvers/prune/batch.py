@@ -47,6 +47,11 @@ AUTO_SWITCH_NODES = 20_000
 #: 2-channel sample of the study no faster than single solves), a family of 32 does
 LOGDET_MIN_ROWS = 8
 
+#: ``box_screen`` in a family: after this many screened rows, a family keeps screening only
+#: while at least half of its screens answered (a box active on most rows makes the unboxed
+#: relaxation's search wasted work)
+SCREEN_PROBATION = 8
+
 #: diagonal splits that depend on ``H`` (and the live inputs) alone
 H_ONLY_SPLITS = ("jacobi", "logdet", "eig", "none")
 
@@ -82,6 +87,7 @@ class SharedHessian:
         self._splits: dict[str, np.ndarray] = {}
         self._masks: dict[bytes, dict[str, np.ndarray]] = {}
         self._budget = (k, None if nm is None else tuple(nm))  # the rows' (k, nm)
+        self._screens = [0, 0]  # box screens tried, answered (the relaxation's optimum inside)
         if rows is not None and len(rows):
             self._heuristic_masks(np.asarray(rows, dtype=np.float64), k, nm)
 
@@ -98,6 +104,18 @@ class SharedHessian:
         for i, w in enumerate(W0):
             self._masks[w.tobytes()] = {"magnitude": mag[i], "obs": obs[i],
                                         "sparsegpt": sgpt[i]}
+
+    def screen_worthwhile(self) -> bool:
+        """Whether the next boxed row should be screened by its unboxed relaxation
+        (:func:`solvers.prune.exact.solve_exact`'s ``box_screen``): always for the first
+        :data:`SCREEN_PROBATION` rows, then while at least half of the screens answered."""
+        tried, answered = self._screens
+        return tried < SCREEN_PROBATION or 2 * answered >= tried
+
+    def screened(self, answered: bool) -> None:
+        """Record one screen's outcome."""
+        self._screens[0] += 1
+        self._screens[1] += bool(answered)
 
     def masks(self, problem: PruneProblem) -> dict[str, np.ndarray] | None:
         """The precomputed masks of ``problem``'s row, or ``None``."""

@@ -10,6 +10,15 @@ Entry point of the registry method ``("prune", "exact")``. The pieces:
 
 Inputs whose column of ``H`` is zero ("dead" inputs, ``H_jj = 0``) cost nothing to prune and are
 pruned first; this is exact, not a heuristic (keeping one only spends budget).
+
+A boxed problem is first *screened* (``box_screen``): its relaxation without the box is solved
+(a node cap, half the time limit); the box's feasible set lies inside the relaxation's, so the
+relaxation's lower bound is one of the boxed optimum, and when the relaxation's solution keeps
+every weight within the box it is feasible for the boxed problem too: the pair (solution,
+bound) then certifies the boxed problem with the same gap. Otherwise the boxed search runs with
+the time left, and the better of the two lower bounds is reported. On MobileNetV2's classifier
+chunks (paper protocol, ill-conditioned ``H``) the unboxed search needs 4–5× fewer nodes than
+the boxed one, and its optimum lies within the box on almost every row.
 """
 
 from __future__ import annotations
@@ -44,7 +53,10 @@ NOISE_FLOOR = 4 * float(np.finfo(float).eps)
 AUTO_SWITCH_NODES = 4000
 #: the options of :func:`solve_exact` besides ``time_limit``
 OPTIONS = ("node_limit", "diagonal", "incumbents", "branching", "compare_unstructured",
-           "perspective", "resplit", "local_search")
+           "perspective", "resplit", "box_screen", "local_search")
+#: ``box_screen``: node cap of the unboxed relaxation's search (it also gets at most half of
+#: ``time_limit``); a relaxation still open then falls back to the boxed search
+SCREEN_NODES = 20_000
 #: ``diagonal="auto"``: the perspective phase re-optimises a node's split once this many inputs
 #: were decided since its split was made (``resplit=None``; issue 20, docs/pruning.md).
 AUTO_RESPLIT = 4
@@ -65,6 +77,7 @@ def solve_exact(
     _shared: Any = None,
     resplit: int | None = None,
     local_search: int = 2,
+    box_screen: bool = True,
     **unknown: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -104,6 +117,13 @@ def solve_exact(
         0: the root's split everywhere. ``None`` (default): :data:`AUTO_RESPLIT` in the
         perspective phase of ``diagonal="auto"`` (searches the cheap phase did not finish),
         0 with an explicit ``diagonal``.
+    box_screen : bool
+        For a boxed problem: solve the relaxation without the box first and return its
+        solution when that keeps every weight within the box (see the module docstring);
+        ``info["box_screen"]`` says what happened (``"inside"``: the relaxation's solution
+        answered; ``"outside"`` / ``"open"``: the boxed search ran after it, its bound the
+        better of the two; ``"skipped"``: a family whose screens mostly failed stopped
+        screening). The result is as certified either way.
     compare_unstructured : bool
         For an N:M problem, also solve unstructured pruning at the same ``k`` (same limits) and
         report it in ``info["unstructured"]`` (objective, lower bound, status, SQNRs): N:M is a
@@ -157,7 +177,12 @@ def solve_exact(
                                diagonal=diagonal, incumbents=incumbents, branching=branching,
                                compare_unstructured=compare_unstructured,
                                perspective=perspective, resplit=resplit,
-                               local_search=local_search)
+                               box_screen=box_screen, local_search=local_search)
+    if box_screen and problem.box is not None and not compare_unstructured:
+        return _screened(problem, time_limit=time_limit, node_limit=node_limit,
+                         diagonal=diagonal, incumbents=incumbents, branching=branching,
+                         perspective=perspective, _shared=_shared, resplit=resplit,
+                         local_search=local_search)
     sw = Stopwatch()
     deadline = None if time_limit is None else sw.start + float(time_limit)
     H = np.ascontiguousarray(problem.H, dtype=np.float64)
@@ -428,6 +453,47 @@ def _solve_rescaled(problem: PruneProblem, shift: int, **options: Any) -> SolveR
     lower = None if r.lower_bound is None else min(back(r.lower_bound), obj)
     return r.with_(weights=r.weights, objective=obj, lower_bound=lower, norm=problem.norm,
                    info=info)
+
+
+def _screened(problem: PruneProblem, *, time_limit, node_limit, _shared,
+              **options: Any) -> SolveResult:
+    """A boxed problem through its unboxed relaxation first (``box_screen``, see the module
+    docstring): the relaxation's result when its solution lies within the box, else the boxed
+    search with the time (and nodes) left and the better lower bound of the two."""
+    sw = Stopwatch()
+    tried = _shared is None or _shared.screen_worthwhile()
+    if tried:
+        cap = SCREEN_NODES if node_limit is None else min(SCREEN_NODES, node_limit)
+        relax = solve_exact(
+            PruneProblem.unchecked(problem.H, problem.w0, k=problem.k, nm=problem.nm),
+            time_limit=None if time_limit is None else 0.5 * time_limit, node_limit=cap,
+            _shared=_shared, box_screen=False, **options)
+        inside = bool(np.all(np.abs(relax.weights) <= problem.box))
+        if _shared is not None:
+            _shared.screened(inside and relax.status is Status.OPTIMAL)
+        if inside and relax.status is Status.OPTIMAL:
+            info = {**relax.info, "box": problem.box, "formulation": "boxed",
+                    "box_screen": "inside"}
+            return relax.with_(info=info, seconds=sw.seconds)
+    left = None if time_limit is None else max(time_limit - sw.seconds, 1e-3)
+    more = node_limit if node_limit is None or not tried else max(node_limit - relax.nodes, 1)
+    r = solve_exact(problem, time_limit=left, node_limit=more, _shared=_shared,
+                    box_screen=False, **options)
+    if not tried:
+        return r.with_(info={**r.info, "box_screen": "skipped"})
+    info = {**r.info, "box_screen": "open" if inside else "outside",
+            "screen_nodes": relax.nodes, "screen_lower_bound": relax.lower_bound}
+    lower = r.lower_bound
+    if relax.lower_bound is not None and (lower is None or relax.lower_bound > lower):
+        lower = min(relax.lower_bound, r.objective)
+    status, message = r.status, r.message
+    if status is not Status.OPTIMAL and lower is not None:
+        gap = relative_gap(r.objective, lower, problem.norm, gap_floor(problem.n))
+        if gap is not None and gap <= OPTIMALITY_RTOL:
+            status, message = Status.OPTIMAL, (message + "; " if message else "") + \
+                "the unboxed relaxation's bound closes the gap"
+    return r.with_(info=info, lower_bound=lower, status=status, message=message,
+                   nodes=r.nodes + relax.nodes, seconds=sw.seconds)
 
 
 def _unstructured(problem, time_limit, node_limit, diagonal, incumbents, branching,

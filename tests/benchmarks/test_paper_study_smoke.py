@@ -56,3 +56,17 @@ def test_summary_files(tmp_path):
     assert "| a | 4 | 2 |" in text and "study.png" in text
     assert (tmp_path / "study.png").stat().st_size > 0
     assert '"run_id": "run0"' in (tmp_path / "study.json").read_text()
+
+
+def test_summary_marks_partial_layers_and_missing_ones(tmp_path):
+    """A stopped run: layer ``a`` planned 3 problems per kind (2 stored) is partial, ``c``
+    (planned, nothing stored) is listed as missing, ``b`` complete."""
+    mod = _module()
+    mod.write_summary(tmp_path, ROWS, ["a", "b", "c"], [4],
+                      {"problems": len(ROWS), "planned": 10, "channels": "all", "proved": 5},
+                      "run0", expected={"a": 3, "b": 1, "c": 2})
+    text = (tmp_path / "README.md").read_text()
+    assert "**Partial**: 6 of the run's 10 planned" in text
+    assert "| a | 4 | 2 / 2 of 3 (*partial*) |" in text
+    assert "| b | 4 | 1 |" in text
+    assert "yet (1): c." in text

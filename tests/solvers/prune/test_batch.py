@@ -133,3 +133,20 @@ def test_large_families_start_on_the_logdet_split():
         assert SharedHessian(H, np.stack([p.w0 for p in ps]), k=5).auto_first[0] == first
         for r in solve_exact_many(ps):
             assert not r.info["phases"] or r.info["phases"][0]["diagonal"] == first
+
+
+def test_family_stops_screening_a_box_active_on_most_rows():
+    """A family whose box binds on most rows: after :data:`~solvers.prune.batch.
+    SCREEN_PROBATION` screens with fewer than half answered, the rest skip the screen; every
+    row still the boxed optimum."""
+    rng = np.random.default_rng(5)
+    H = random_hessian(rng, 7, KINDS[0])
+    ps = [PruneProblem(H, rng.standard_normal(7), k=3, box_factor=0.2) for _ in range(14)]
+    rs = solve_exact_many(ps)
+    screens = [r.info["box_screen"] for r in rs]
+    assert screens.count("skipped") > 0, screens
+    assert "skipped" not in screens[:batch.SCREEN_PROBATION]
+    for p, r in zip(ps, rs, strict=True):
+        opt, _ = brute_force_boxed(p)
+        check_contract(p, r, opt, rtol=1e-6)
+        assert r.objective <= opt + 1e-6 * p.norm

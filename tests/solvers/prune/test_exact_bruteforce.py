@@ -61,16 +61,20 @@ def test_nm_matches_enumeration(nm, kind):
         assert np.all(r.mask.reshape(-1, M).sum(axis=1) <= N)
 
 
+def _boxed_case(rng, kind, c, n_lo):
+    """A random boxed problem of ``n_lo..8`` inputs and its optimum by enumeration."""
+    n = int(rng.integers(n_lo, 8))
+    p = PruneProblem(random_hessian(rng, n, kind), rng.standard_normal(n),
+                     k=int(rng.integers(1, n)), box_factor=c)
+    return p, brute_force_boxed(p)[0]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("c", [0.5, 1.0, 2.0])
 def test_boxed_matches_enumeration(kind, c):
     rng = np.random.default_rng(int(10 * c) + len(kind))
     for _ in range(6):
-        n = int(rng.integers(2, 8))
-        k = int(rng.integers(1, n))
-        p = PruneProblem(random_hessian(rng, n, kind), rng.standard_normal(n), k=k,
-                         box_factor=c)
-        opt, _ = brute_force_boxed(p)
+        p, opt = _boxed_case(rng, kind, c, 2)
         r = solve_exact(p)
         check_contract(p, r, opt, rtol=1e-6)
         assert r.objective <= opt + 1e-6 * p.norm
@@ -138,3 +142,39 @@ def test_badly_scaled_h_is_normalised(factor):
     np.testing.assert_array_equal(r.mask, ref.mask)
     assert r.objective == q.error(r.weights) and r.lower_bound <= r.objective
     assert r.objective == pytest.approx(factor * ref.objective, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("c", [0.3, 0.6, 2.0])
+def test_box_screen_matches_enumeration_both_ways(kind, c):
+    """The unboxed relaxation's answer (screen ``inside``) and the boxed search after it
+    (``outside``/``open``, the better bound) are the boxed optimum; the same without the
+    screen. ``c = 0.3`` makes the box active on most rows, ``2.0`` on few."""
+    rng = np.random.default_rng(int(100 * c) + 7 * len(kind))
+    seen = set()
+    for _ in range(8):
+        p, opt = _boxed_case(rng, kind, c, 3)
+        for screen in (True, False):
+            r = solve_exact(p, box_screen=screen)
+            check_contract(p, r, opt, rtol=1e-6)
+            assert r.objective <= opt + 1e-6 * p.norm
+            assert r.info["formulation"] == "boxed"
+            assert ("box_screen" in r.info) == screen
+            if screen:
+                seen.add(r.info["box_screen"])
+                if r.info["box_screen"] == "inside":
+                    assert np.all(np.abs(r.weights) <= p.box)
+    if c == 0.3:
+        assert "outside" in seen  # the fallback ran somewhere
+
+
+def test_box_screen_fallback_bound_is_the_better_one():
+    """A box active at the optimum: the relaxation's solution is outside, the boxed search
+    runs under a node limit, and the reported bound is at least the relaxation's."""
+    rng = np.random.default_rng(11)
+    X = np.cumsum(rng.standard_normal((40, 10)), axis=1)
+    p = PruneProblem(X.T @ X, rng.standard_normal(10), k=4, box_factor=0.25)
+    r = solve_exact(p, node_limit=3)
+    assert r.info["box_screen"] == "outside"
+    assert r.lower_bound >= min(r.info["screen_lower_bound"], r.objective)
+    assert r.lower_bound <= brute_force_boxed(p)[0] + 1e-9 * p.norm

@@ -31,3 +31,12 @@ class Stopwatch:
     def remaining(self, limit: float | None) -> float | None:
         """Seconds left of ``limit`` (never negative), or ``None`` without a limit."""
         return None if limit is None else max(0.0, limit - self.seconds)
+
+
+def passed(deadline: float | None) -> bool:
+    """Whether ``deadline`` (a ``time.perf_counter()`` value; ``None``: no deadline) has passed.
+
+    >>> passed(None), passed(0.0)
+    (False, True)
+    """
+    return deadline is not None and time.perf_counter() >= deadline

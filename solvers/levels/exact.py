@@ -65,6 +65,7 @@ from ..quant.certify import U_ROUND, Certifier, certified_bound, gamma
 from ..quant.factor import live_inputs, ordered_cholesky
 from ..quant.ordering import _regularised_inverse, order_variables
 from ..result import OPTIMALITY_RTOL, SolveResult, Status, relative_gap
+from ..stopwatch import passed
 from . import kernels as kn
 
 log = logging.getLogger(__name__)
@@ -749,7 +750,7 @@ def _support_search(H, w0, d: LevelData, ix, max_solves: int, deadline: float | 
         swaps.sort()
         improved = False
         for _, i, j in swaps:
-            if solves >= max_solves or (deadline is not None and time.perf_counter() >= deadline):
+            if solves >= max_solves or passed(deadline):
                 break
             m2 = mask.copy()
             m2[i], m2[j] = False, True

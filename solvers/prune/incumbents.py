@@ -40,7 +40,7 @@ from ..heuristics.obs import obs_greedy
 from ..heuristics.sparsegpt import sparsegpt
 from ..problem import PruneProblem
 from . import kernels
-from .refit import PIVOT_RTOL, refit
+from .refit import PIVOT_RTOL, refit, regular_cholesky
 
 log = logging.getLogger(__name__)
 
@@ -188,23 +188,13 @@ def kicked_search(problem: PruneProblem, mask: np.ndarray, alive: np.ndarray, ki
     return best
 
 
-def _regular_cholesky(A):
-    """The lower Cholesky factor of ``A``, or None when a pivot ``L_ii²`` is at most
-    :data:`PIVOT_RTOL`·``A_ii`` (the refit's test of a dependent kept column)."""
-    try:
-        L = np.linalg.cholesky(A)
-    except np.linalg.LinAlgError:
-        return None
-    return None if np.min(np.diag(L) ** 2 / np.diag(A)) <= PIVOT_RTOL else L
-
-
 def _kept_error(H, b, c, keep):
     """Unboxed error ``c − bᵀ H_KK⁻¹ b`` of keeping ``keep`` (None when ``H_KK`` is not
     positive definite to :data:`PIVOT_RTOL`)."""
     K = np.flatnonzero(keep)
     if K.size == 0:
         return c
-    L = _regular_cholesky(H[np.ix_(K, K)])
+    L = regular_cholesky(H[np.ix_(K, K)])
     if L is None:
         return None
     y = np.linalg.solve(L, b[K])
@@ -216,7 +206,7 @@ def _best_addition(H, b, c, K, free, out):
     ``K``): ``(error, inputs)``, or None (no regular exchange)."""
     K0 = np.setdiff1d(K, out)
     if K0.size:
-        L = _regular_cholesky(H[np.ix_(K0, K0)])
+        L = regular_cholesky(H[np.ix_(K0, K0)])
         if L is None:
             return None
         Y = np.linalg.solve(L, np.column_stack([H[np.ix_(K0, free)], b[K0]]))

@@ -135,6 +135,18 @@ def hessian_factor(H: np.ndarray) -> np.ndarray:
     return (V[:, keep] * np.sqrt(lam[keep])).T
 
 
+def regular_cholesky(A: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor of ``A``, or None when ``A`` is not positive definite to
+    :data:`PIVOT_RTOL`: some pivot ``L_ii²`` at most ``PIVOT_RTOL·A_ii`` (the refit's test of a
+    kept column that depends on the others)."""
+    try:
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        return None
+    ok = np.all(np.diag(L) ** 2 > PIVOT_RTOL * np.maximum(np.diag(A), 1e-300))
+    return L if ok else None
+
+
 def boxed_refit(
     H: np.ndarray, w0: np.ndarray, mask: np.ndarray, B: float
 ) -> tuple[np.ndarray, float, float]:
@@ -151,12 +163,7 @@ def boxed_refit(
         return w, v, v
     wu = unboxed_refit(H, w0, mask)
     Hkk = H[np.ix_(K, K)]
-    try:
-        c = np.linalg.cholesky(Hkk)
-        pd = bool(np.all(np.diag(c) ** 2 > PIVOT_RTOL * np.maximum(np.diag(Hkk), 1e-300)))
-    except np.linalg.LinAlgError:
-        pd = False
-    if pd:
+    if regular_cholesky(Hkk) is not None:
         x, _, _ = box_qp(np.ascontiguousarray(Hkk), np.ascontiguousarray(wu[K]), float(B),
                          20 * K.size + 50)
     else:

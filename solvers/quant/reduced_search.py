@@ -19,10 +19,9 @@ The search itself is :func:`solvers.quant.kernels.se_search` on ``R′`` (the Ch
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from ..stopwatch import passed
 from .certify import Certifier
 from .factor import ordered_cholesky
 from .kernels import leaf_margin, new_state, open_bound, r_distance, se_search
@@ -139,7 +138,7 @@ def reduced_search(H: np.ndarray, c: np.ndarray, lo: int, hi: int, z0: np.ndarra
         return None
     while not rs.done:
         budget = slice_nodes if node_limit is None else min(slice_nodes, node_limit - rs.nodes)
-        if budget <= 0 or (deadline is not None and time.perf_counter() >= deadline):
+        if budget <= 0 or passed(deadline):
             break
         rs.step(budget)
     return rs

@@ -74,8 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     global CALL_STARTED
     # the first call in a process pays the imports; later calls start now
     CALL_STARTED = STARTED if CALL_STARTED is None else time.perf_counter()
+    as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_of(argv))
+    command = _command_of(argv)
+    if as_program and command == "solve":
+        _without_cffi()
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
@@ -90,6 +94,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("pqbound: interrupted", file=sys.stderr)
         return 130
+
+
+def _without_cffi() -> None:
+    """Mark ``cffi`` as not installed in this process, before numba loads its first kernel.
+
+    When ``cffi`` is importable, numba's first kernel load (in any process) imports it and
+    builds a ``cffi.FFI()`` — pycparser's lexer and parser tables, ≈ 50 ms, a twentieth of a
+    one-file ``pqbound solve`` — only to type cffi function pointers passed to compiled
+    functions. ``pqbound solve`` reads problem files and runs pqbound's own kernels, none of
+    which takes a cffi object, so the program (never a library import, never a call with an
+    explicit ``argv``) skips it; numba then reports cffi support as absent. Nothing changes when
+    ``cffi`` or numba's cffi support is already loaded.
+    """
+    if "cffi" not in sys.modules and "numba.core.typing.cffi_utils" not in sys.modules:
+        sys.modules["cffi"] = None  # type: ignore[assignment]  # import cffi -> ImportError
 
 
 def _command_of(argv: list[str]) -> str | None:

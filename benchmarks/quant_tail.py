@@ -42,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 QUERIES = {
     "tl": "status != 'optimal'",
     "slow": "status = 'optimal' and seconds > 0.5",
+    "medium": ("rowid in (select rowid from results where kind = 'quant' and scope = 'chunk' "
+               "and seconds between 0.02 and 0.5 order by random() limit 300)"),
     "ordinary": ("rowid in (select rowid from results where kind = 'quant' and scope = 'chunk' "
                  "order by random() limit 500)"),
 }

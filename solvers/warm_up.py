@@ -11,7 +11,8 @@ solve (and, while numba compiles, the solver's clock is not checked, so a time l
 loaded:
 
 * ``quant`` — the exact quantization search in every ordering (box-aware, V-BLAST, natural; 4
-  and 8 bits), the LLL-reduced search, stopped on a limit (the open nodes' bound), the
+  and 8 bits), the LLL-reduced search, the search re-centred on the box relaxation (a box that
+  binds), stopped on a limit (the open nodes' bound), the
   Lagrangian bound with and without dual-lattice cut rounds, the neighbourhood search.
 * ``prune`` — the exact pruning search, unboxed and boxed (the paper's big-M box, and one that
   binds, so that the boxed refit runs), with the automatic two-phase schedule (Jacobi split
@@ -86,9 +87,13 @@ def _quant_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any
                     yield lambda q=q, o=ordering, nl=nl: solve_exact(q, ordering=o,
                                                                      reduction=False,
                                                                      node_limit=nl)
+    # a box that binds (clipped targets): the re-centred search, exhausted and stopped
+    H, w0 = _tiny()
+    qc = QuantProblem(H, w0, scale=0.05, bits=4)
+    yield lambda: solve_exact(qc, recentre=True, reduction=False)
+    yield lambda: solve_exact(qc, node_limit=2, recentre=True, reduction=False)
     if not stopped:
         return
-    H, w0 = _tiny()
     q = QuantProblem(H, w0, scale=0.1, bits=4)
     # a limit with time left: the Lagrangian bound (numpy, but it calls the search kernels)
     # and its dual-lattice cut rounds

@@ -57,6 +57,7 @@ from .incumbents import babai, objective, one_opt, rtn, sequential_rounding
 from .kernels import leaf_margin, new_state, open_bound, r_distance, se_search
 from .ordering import order_variables
 from .reduced_search import ReducedSearch
+from .shifted_search import ShiftedSearch
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def solve_exact(
     lagrangian: bool | str = "auto",
     neighbourhood: bool | str = "auto",
     reduction: bool | str = "auto",
+    recentre: bool | str = "auto",
 ) -> SolveResult:
     """Solve a :class:`~solvers.problem.QuantProblem` exactly (anytime).
 
@@ -151,6 +153,13 @@ def solve_exact(
         ill-conditioned ``H`` (e.g. the stem convolution, where the original search does not
         finish at n = 27) and at 8 bits. ``"auto"``: after ``REDUCE_AFTER_NODES`` nodes of the
         original search, for full-rank ``H``; ``True``: from the start.
+    recentre : {"auto", True, False}
+        Also search ``f(z) − f(x)`` around the minimiser ``x`` of the box relaxation, with the
+        box's KKT multipliers as penalties (:mod:`solvers.quant.shifted_search`), slice by slice
+        beside the others, when the box binds at ``x`` (clipped weights: 8 bits with a clipping
+        scale); it proves in thousands of nodes what the original search does not in 10⁸.
+        ``"auto"``: with the reduced search (after ``REDUCE_AFTER_NODES`` nodes), full-rank
+        ``H``; ``True``: from the start.
 
     Returns
     -------
@@ -170,7 +179,7 @@ def solve_exact(
     """
     t0 = time.perf_counter()
     for name, value in (("reduction", reduction), ("lagrangian", lagrangian),
-                        ("neighbourhood", neighbourhood)):
+                        ("neighbourhood", neighbourhood), ("recentre", recentre)):
         if value not in ("auto", True, False):
             raise ProblemError(f"{name} must be 'auto', True or False, got {value!r}")
     shift = hessian_exponent(problem.H, H_EXPONENT_RANGE)
@@ -180,7 +189,7 @@ def solve_exact(
                                margin_rtol=margin_rtol, slice_nodes=slice_nodes,
                                log_every=log_every, sdp_reserve=sdp_reserve,
                                lagrangian=lagrangian, neighbourhood=neighbourhood,
-                               reduction=reduction)
+                               reduction=reduction, recentre=recentre)
     if ordering == "auto":
         ordering = "box" if problem.bits <= 5 else "vblast"
     s, lo, hi = problem.scale, problem.zmin, problem.zmax
@@ -204,9 +213,10 @@ def solve_exact(
     Hl = H if idx.size == n else H[np.ix_(idx, idx)]
     cl = c[idx]
     tree = _start_tree(problem, Hl, cl, lo, hi, ordering, initial_codes, idx, info)
-    limit_hit, reducer = _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit,
-                                     slice_nodes, log_every, neighbourhood, reduction, info)
-    b = _search_bound(tree, reducer, limit_hit, info)
+    limit_hit, helpers = _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit,
+                                     slice_nodes, log_every, neighbourhood,
+                                     (reduction, recentre), info)
+    b = _search_bound(tree, helpers, limit_hit, info)
 
     codes[idx] = tree.codes()
     w = s * codes.astype(np.float64)  # codes lie in the box by construction
@@ -363,14 +373,14 @@ def _start_tree(problem, Hl, cl, lo, hi, ordering, initial_codes, idx, info) -> 
 
 
 def _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit, slice_nodes, log_every,
-                neighbourhood, reduction, info):
+                neighbourhood, helper_modes, info):
     """The search in node-budgeted slices (about 20 ms each) with a clock check between them;
-    the LLL-reduced search interleaved slice by slice once started, sharing incumbents; one
-    neighbourhood-search phase on large time-limited problems. Returns ``(limit_hit,
-    reducer)``: the limit that stopped the search (None: a tree was exhausted) and the reduced
-    search (None if never started)."""
+    the helper searches (the LLL-reduced one, the re-centred one; ``helper_modes`` their
+    ``reduction``, ``recentre`` options) interleaved slice by slice once started, sharing
+    incumbents; one neighbourhood-search phase on large time-limited problems. Returns
+    ``(limit_hit, helpers)``: the limit that stopped the search (None: a tree was exhausted)
+    and the helper searches started (by name)."""
     n = Hl.shape[0]
-    lo, hi = tree.lo, tree.hi
     lns_at = None
     if time_limit is not None and (neighbourhood is True or (
             neighbourhood == "auto" and n >= LAGRANGIAN_MIN_N)):
@@ -379,35 +389,39 @@ def _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit, slice_nodes,
     # the budget then adapts to ~20 ms per slice
     budget = max(1000, int(slice_nodes)) if deadline is None else 1000
     next_log = t0 + log_every
-    reducer = None
-    reduce_at = None
-    if reduction is not False and info["rank"] == n and n >= 2:
-        reduce_at = 0 if reduction is True else REDUCE_AFTER_NODES
-        budget = min(budget, max(1000, reduce_at))
+    helpers: dict[str, Any] = {}
+    starts = {}
+    if info["rank"] == n and n >= 2:
+        for name, mode in zip(("reduced", "shifted"), helper_modes, strict=True):
+            if mode is not False:
+                starts[name] = 0 if mode is True else REDUCE_AFTER_NODES
+                budget = min(budget, max(1000, starts[name]))
     while True:
-        if reduce_at is not None and tree.nodes >= reduce_at:
-            reduce_at = None
-            reducer = ReducedSearch.build(Hl, cl, lo, hi, tree.codes())
-            info["reduction"] = reducer is not None
-        if reducer is not None:  # one slice of the reduced search, then one of the original
+        for name in [k for k, at in starts.items() if tree.nodes >= at]:
+            del starts[name]
+            helper = _start_helper(name, tree, Hl, cl)
+            info["reduction" if name == "reduced" else "recentred"] = helper is not None
+            if helper is not None:
+                helpers[name] = helper
+        for helper in helpers.values():  # one slice of each helper, then one of the original
             if node_limit is not None:
                 budget = max(1, min(budget, int(node_limit) - tree.nodes))
-            tree.nodes += reducer.step(budget)
-            if not tree.offer(reducer.codes):
-                reducer.offer(tree.codes())
-            if reducer.done:
-                return None, reducer
+            tree.nodes += helper.step(budget)
+            if not tree.offer(helper.codes):
+                helper.offer(tree.codes())
+            if helper.done:
+                return None, helpers
         if node_limit is not None:
             budget = max(1, min(budget, int(node_limit) - tree.nodes))
         ts = time.perf_counter()
         done = tree.step(budget)
         now = time.perf_counter()
         if done:
-            return None, reducer
+            return None, helpers
         if node_limit is not None and tree.nodes >= node_limit:
-            return Status.NODE_LIMIT, reducer
+            return Status.NODE_LIMIT, helpers
         if deadline is not None and now >= deadline:
-            return Status.TIME_LIMIT, reducer
+            return Status.TIME_LIMIT, helpers
         if deadline is None:  # no clock to watch: slices by node counts alone, so a
             # node-limited solve gives the same answer on any machine, however loaded
             budget = min(2 * budget, max(1000, int(slice_nodes)))
@@ -429,20 +443,29 @@ def _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit, slice_nodes,
             next_log = now + log_every
 
 
-def _search_bound(tree, reducer, limit_hit, info) -> float:
+def _start_helper(name, tree, Hl, cl):
+    """The reduced (``"reduced"``) or re-centred (``"shifted"``) search from the tree's
+    incumbent, or None when it cannot help."""
+    if name == "reduced":
+        return ReducedSearch.build(Hl, cl, tree.lo, tree.hi, tree.codes())
+    return ShiftedSearch.build(Hl, cl, tree.R, tree.order, tree.lo, tree.hi, tree.codes())
+
+
+def _search_bound(tree, helpers, limit_hit, info) -> float:
     """The searches' lower bound on ``(z − c)ᵀH(z − c)`` before the floating-point margin:
-    the incumbent leaf's certified bound when a tree was exhausted, else the least bound over
-    the open nodes (less the slack), or the reduced search's if larger."""
+    the incumbent leaf's certified bound when the tree was exhausted, a helper's bound when it
+    was, else the least bound over the open nodes (less the slack), or a helper's if larger."""
     b = float(tree.ubest[1])
-    if reducer is not None:
-        info["reduced_nodes"] = reducer.nodes
-    if reducer is not None and reducer.done:
-        info["proved_by"] = "reduced search"
-        return reducer.bound()  # it proved its incumbent (now the tree's) optimal
+    for name, helper in helpers.items():
+        info[f"{name}_nodes"] = helper.nodes
+    for name, helper in helpers.items():
+        if helper.done:
+            info["proved_by"] = f"{name} search"
+            return helper.bound()  # it proved its incumbent (now the tree's) optimal
     if limit_hit is not None:
         b = min(b, tree.open_bound() - tree.slack)
-        if reducer is not None:
-            b = max(b, reducer.bound())
+        for helper in helpers.values():
+            b = max(b, helper.bound())
     return b
 
 

@@ -110,14 +110,15 @@ def leaf_margin(R, c, z, p, cert):
 
 
 @njit(cache=True)
-def _next_sibling(z, up, dn, ctr, k, lo, hi):
-    """Move level ``k`` to its next value in zig-zag order; False when none is left."""
+def _next_sibling(z, up, dn, cv, k, lo, hi):
+    """Move level ``k`` to its next value in zig-zag order around ``cv``; False when none is
+    left."""
     cu = up[k] <= hi
     cd = dn[k] >= lo
     if not cu and not cd:
         return False
     if cu and cd:
-        if abs(up[k] - ctr[k]) <= abs(ctr[k] - dn[k]):
+        if abs(up[k] - cv) <= abs(cv - dn[k]):
             z[k] = up[k]
             up[k] += 1
         else:
@@ -130,6 +131,23 @@ def _next_sibling(z, up, dn, ctr, k, lo, hi):
         z[k] = dn[k]
         dn[k] -= 1
     return True
+
+
+@njit(cache=True)
+def _order_centre(ctr, pen, k):
+    """Where the zig-zag of level ``k`` is centred: ``ĉ_k``, or ``ĉ_k + δ_k`` with a penalty."""
+    if pen is None:
+        return ctr[k]
+    return ctr[k] + pen[2, k]
+
+
+@njit(cache=True)
+def _row_cost(R, ctr, pen, k, v):
+    """Row ``k``'s cost at value ``v``: the square, plus the penalty if any."""
+    t = _term(R[k, k], v, ctr[k])
+    if pen is not None:
+        t += pen[0, k] * (v - pen[1, k])
+    return t
 
 
 @njit(cache=True)
@@ -147,7 +165,7 @@ def _maps_inside(Z, z, box):
 
 @njit(cache=True)
 def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, S, last, st,
-              max_nodes, leaf_map=None, leaf_box=None):
+              max_nodes, leaf_map=None, leaf_box=None, pen=None):
     """Run the depth-first search for at most ``max_nodes`` nodes from the saved state.
 
     Parameters
@@ -172,6 +190,12 @@ def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, 
         (:mod:`solvers.quant.reduced_search`). When the tree is exhausted, every *feasible*
         point better than the incumbent was reached, so the certificates of the feasible leaves
         still bound the optimum.
+    pen : optional (3, n) float64 ``[a, b, δ]``: row ``k`` pays ``a_k·(z_k − b_k)`` on top of
+        its square, a penalty ``>= 0`` on the box (``b_k`` the box end ``z_k`` is pushed
+        against, ``a_k`` of the sign that makes it so; 0 for none), and its values are visited
+        in zig-zag order around ``ĉ_k + δ_k`` with ``δ_k = −a_k / (2R_kk²)``, the minimiser of
+        square plus penalty — so that farther siblings still cost more and pruning one prunes
+        them (:mod:`solvers.quant.shifted_search`).
 
     Returns
     -------
@@ -189,7 +213,7 @@ def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, 
         for i in range(n):
             S[i, n] = 0.0
         _refresh_center(R, c, z, S, last, k, ctr, zbest)
-        z[k] = _first(ctr[k], lo, hi)
+        z[k] = _first(_order_centre(ctr, pen, k), lo, hi)
         up[k] = z[k] + 1
         dn[k] = z[k] - 1
         st[_STARTED] = 1
@@ -199,13 +223,15 @@ def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, 
     while nodes < max_nodes:
         nodes += 1
         p = P[k + 1] + _term(R[k, k], z[k], ctr[k])
+        if pen is not None:
+            p += pen[0, k] * (z[k] - pen[1, k])
         if p + tail[k] < U + slack:
             if k > 0:
                 P[k] = p
                 k -= 1
                 _mark_descent(last, k)
                 _refresh_center(R, c, z, S, last, k, ctr, zbest)
-                z[k] = _first(ctr[k], lo, hi)
+                z[k] = _first(_order_centre(ctr, pen, k), lo, hi)
                 up[k] = z[k] + 1
                 dn[k] = z[k] - 1
                 continue
@@ -219,7 +245,7 @@ def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, 
                     ubest[0] = p
                     for i in range(n):
                         zbest[i] = z[i]
-            if _next_sibling(z, up, dn, ctr, k, lo, hi):
+            if _next_sibling(z, up, dn, _order_centre(ctr, pen, k), k, lo, hi):
                 continue
         # pruned (farther siblings too: same P, larger term) or level exhausted: go up
         while True:
@@ -228,44 +254,38 @@ def se_search(R, c, lo, hi, tail, slack, cert, zbest, ubest, z, P, ctr, up, dn, 
                 st[_DONE] = 1
                 st[_K] = n
                 return nodes
-            if _next_sibling(z, up, dn, ctr, k, lo, hi):
+            if _next_sibling(z, up, dn, _order_centre(ctr, pen, k), k, lo, hi):
                 break
     st[_K] = k
     return nodes
 
 
 @njit(cache=True)
-def open_bound(R, lo, hi, tail, ubest, z, P, ctr, up, dn, st):
+def open_bound(R, lo, hi, tail, ubest, z, P, ctr, up, dn, st, pen=None):
     """Least bound over the open nodes of a stopped search (``ubest`` when exhausted).
 
     The open nodes are the current candidate at level ``k`` (and its farther siblings, whose
-    bounds are larger) and, at every level above, the next unvisited sibling in zig-zag order.
+    bounds are larger) and, at every level above, the unvisited siblings: the values beyond
+    ``up`` and below ``dn``, on each side the nearest the cheapest (the row cost is convex with
+    its minimum inside the visited interval). ``pen`` as in :func:`se_search`.
     """
     n = R.shape[0]
     best = ubest[0]
     if st[_DONE] == 1 or st[_STARTED] == 0:
         return best if st[_DONE] == 1 else 0.0
     k = st[_K]
-    b = P[k + 1] + _term(R[k, k], z[k], ctr[k]) + tail[k]
+    b = P[k + 1] + _row_cost(R, ctr, pen, k, z[k]) + tail[k]
     if b < best:
         best = b
     for j in range(k + 1, n):
-        cu = up[j] <= hi
-        cd = dn[j] >= lo
-        if not cu and not cd:
-            continue
-        if cu and cd:
-            if abs(up[j] - ctr[j]) <= abs(ctr[j] - dn[j]):
-                v = up[j]
-            else:
-                v = dn[j]
-        elif cu:
-            v = up[j]
-        else:
-            v = dn[j]
-        b = P[j + 1] + _term(R[j, j], v, ctr[j]) + tail[j]
-        if b < best:
-            best = b
+        if up[j] <= hi:
+            b = P[j + 1] + _row_cost(R, ctr, pen, j, up[j]) + tail[j]
+            if b < best:
+                best = b
+        if dn[j] >= lo:
+            b = P[j + 1] + _row_cost(R, ctr, pen, j, dn[j]) + tail[j]
+            if b < best:
+                best = b
     return best
 
 

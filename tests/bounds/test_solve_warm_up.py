@@ -5,7 +5,8 @@ command's own warm-up (``_prepare``) first, then the solves of every file; a ker
 first loaded during the solves is a path the warm-up missed (on a cold cache it would compile
 inside a timed solve). The problems cover what changes the paths taken: ill-conditioned,
 rank-deficient and dead-input ``H``, 4 and 8 bits, 48+ inputs under a time limit (the
-Lagrangian bound and the neighbourhood search), no limit at all (the lean warm-up).
+Lagrangian bound and the neighbourhood search), no limit at all (the lean warm-up), a scale that
+clips at 8 bits (the re-centred search).
 """
 
 import json
@@ -61,6 +62,12 @@ def _missed(tmp_path, n, **settings):
 @pytest.mark.parametrize("bits", [4, 8])
 def test_quant_without_a_limit_loads_nothing_new(tmp_path, bits):
     assert _missed(tmp_path, 32, kind="quant", bits=bits) == []
+
+
+def test_quant_with_a_binding_box_loads_nothing_new(tmp_path):
+    # 8 bits with a scale that clips (targets up to ~2x past the box): the search re-centred on
+    # the box relaxation starts beside the original one
+    assert _missed(tmp_path, 32, kind="quant", bits=8, scale=0.001, time_limit=2.0) == []
 
 
 def test_quant_under_a_time_limit_loads_nothing_new(tmp_path):

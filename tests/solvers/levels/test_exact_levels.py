@@ -306,19 +306,18 @@ def test_requantize_and_support_search(kind):
         assert a[1] >= brute_force_levels(p) * (1 - 1e-9)
 
 
-@pytest.mark.parametrize("upgrade", [False, True])
+@pytest.mark.parametrize("split", ["jacobi", "logdet"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_support_first_matches_brute_force(kind, upgrade, monkeypatch):
+def test_support_first_matches_brute_force(kind, split, monkeypatch):
     """The support-first search (a plain nonzero limit): exact against brute force for n <= 8,
     shared and per-input levels, ``w0`` partly outside the levels' range, every limit
-    ``0 <= k <= n``, with the Jacobi split or (``upgrade``) the largest-volume one from the
-    first node on; with a node limit the bound stays below the optimum. A live ``H`` that is
+    ``0 <= k <= n``, with the Jacobi split or the largest-volume one (the default) from the
+    root on; with a node limit the bound stays below the optimum. A live ``H`` that is
     not positive definite (``rankdef``) falls back to the level search."""
     import solvers.levels.exact as ex
 
-    if upgrade:
-        monkeypatch.setattr(ex, "SUPPORT_UPGRADE_NODES", 1)
-    rng = np.random.default_rng(150 + KINDS.index(kind) + 10 * upgrade)
+    monkeypatch.setattr(ex, "SUPPORT_SPLIT", split)
+    rng = np.random.default_rng(150 + KINDS.index(kind) + 10 * (split == "logdet"))
     used = set()
     for trial in range(10):
         n = int(rng.integers(3, 9))
@@ -333,8 +332,8 @@ def test_support_first_matches_brute_force(kind, upgrade, monkeypatch):
         r = solve_levels(p, slice_nodes=int(rng.integers(1, 40)))
         check(p, r)
         used.add(r.info.get("method"))
-        if upgrade and r.info.get("method") == "support-first" and r.nodes > 1:
-            assert "split_upgrade" in r.info
+        if r.info.get("method") == "support-first":
+            assert r.info["split"] in (split, "jacobi")
         rl = solve_levels(p, node_limit=int(rng.integers(1, 6)))
         assert rl.lower_bound <= brute_force_levels(p) and rl.lower_bound <= rl.objective
         p.check_weights(rl.weights)

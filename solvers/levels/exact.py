@@ -372,12 +372,18 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
     ib = _repair(Hl, d, np.array([kn._nearest_index(d.T[j], cl[j]) for j in range(m)],
                                  dtype=np.int64))
     ub = np.array([kn.objective(Hl, cl, d.values(ib)), np.inf])
+    inc = {"nearest": float(ub[0])}
+    # a better one: the greedy OBS support, its levels solved exactly (one leaf)
+    ix = np.empty(m, dtype=np.int64)
+    v = kn._leaf(Hl, cl, d.T, d.zix, kn.greedy_support(G0, cl, d.K), mu, ub[0], ix, dvec)
+    if 0.0 <= v < ub[0]:
+        ib, ub[0] = ix, v
+        inc["greedy"] = float(v)
     st = kn.new_support_state(m)
     st["G"][0] = 0.5 * (G0 + G0.T)
     st["w"][0] = cl
     info.update(method="support-first", split=split_name, margin=mu, kappa=kappa,
-                margin_capped=capped,
-                incumbent="nearest", incumbent_values={"nearest": float(ub[0])})
+                margin_capped=capped, incumbent=min(inc, key=inc.get), incumbent_values=inc)
     # a first slice of 200 nodes (~1 ms), then ~20 ms slices: a short time limit is honoured
     nodes, budget, limit_hit = 0, 200, None
     while st["top"][1] == 0:

@@ -726,32 +726,67 @@ def _nearest_sq(row, x):
 
 
 @njit(cache=True)
-def _obs_child(G, w, G1, w1, j, stt):
+def _obs_child(G, w, G1, w1, j, stt, col):
     """The prune child of input ``j`` (``stt[j]`` already ``PRUNED``): ``G1``, ``w1`` receive the
-    OBS-updated inverse and refit on the inputs not pruned (other entries are left stale and
-    never read); returns the error increase ``w_j²/G_jj`` (``inf`` for a non-positive pivot)."""
+    OBS-updated inverse and refit on the inputs not pruned (the rows and columns of pruned
+    inputs are copied unchanged: stale, never read); returns the error increase ``w_j²/G_jj``
+    (``inf`` for a non-positive pivot). ``col``: work space of ``n``. The update runs over whole
+    contiguous rows (faster than gathering the inputs not pruned)."""
     g = G[j, j]
     if not g > 0.0:
         return np.inf
-    act = np.flatnonzero(stt != PRUNED)
+    n = w.shape[0]
     f = w[j] / g
-    for a in act:
-        ca = G[a, j] / g
-        w1[a] = w[a] - G[a, j] * f
-        for b in act:
-            G1[a, b] = G[a, b] - ca * G[b, j]
+    for a in range(n):
+        col[a] = G[a, j] if stt[a] != PRUNED else 0.0
+    for a in range(n):
+        ca = col[a] / g
+        w1[a] = w[a] - col[a] * f
+        Ga = G[a]
+        G1a = G1[a]
+        for b in range(n):
+            G1a[b] = Ga[b] - ca * col[b]
     w1[j] = 0.0
     return w[j] * f
 
 
 @njit(cache=True)
-def support_bound(G, w, e, stt, need, T, dvec):
-    """The larger of the saliency and levelled split bounds of a node (section comment)."""
+def greedy_support(G0, w0, K):
+    """A first support of at most ``K`` inputs: backward elimination, each step pruning the
+    input of least OBS saliency ``w_j²/G_jj`` and updating the refit (:func:`_obs_child`);
+    ``G0 = H⁻¹``. Returns the keep mask (a heuristic: only the incumbent comes from it)."""
+    n = w0.shape[0]
+    G = G0.copy()
+    w = w0.copy()
+    G1 = G0.copy()
+    w1 = w0.copy()
+    stt = np.zeros(n, dtype=np.int64)
+    col = np.empty(n)
+    for _ in range(n - K):
+        bj = -1
+        bs = np.inf
+        for j in range(n):
+            if stt[j] != PRUNED and G[j, j] > 0.0:
+                s = w[j] * w[j] / G[j, j]
+                if s < bs:
+                    bs = s
+                    bj = j
+        if bj < 0:
+            break
+        stt[bj] = PRUNED
+        _obs_child(G, w, G1, w1, bj, stt, col)
+        G, G1 = G1, G
+        w, w1 = w1, w
+    return stt != PRUNED
+
+
+@njit(cache=True)
+def support_bound(G, w, e, stt, need, T, dvec, sal, ext):
+    """The larger of the saliency and levelled split bounds of a node (section comment);
+    ``sal``, ``ext``: work space of ``n``."""
     n = w.shape[0]
     base = e
     cnt = 0
-    sal = np.empty(n)
-    ext = np.empty(n)
     for j in range(n):
         if stt[j] == PRUNED:
             continue
@@ -764,10 +799,11 @@ def support_bound(G, w, e, stt, need, T, dvec):
             cnt += 1
     if need <= 0:
         return base
-    srt = np.sort(ext[:cnt])
+    ext[:cnt].sort()
     for i in range(need):
-        base += srt[i]
-    return max(e + np.sort(sal[:cnt])[need - 1], base)
+        base += ext[i]
+    sal[:cnt].sort()
+    return max(e + sal[need - 1], base)
 
 
 @njit(cache=True)
@@ -844,10 +880,12 @@ def _se_levels(R, t, T, cut, out):
 
 
 @njit(cache=True)
-def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
+def _leaf(H, w0, T, zix, keep, mu, U, ix_out, dvec):
     """Exact levels on the support ``keep`` (the others zero) below ``U``: writes the level
     indices into ``ix_out`` and returns the full error (``inf`` if nothing below ``U``;
-    ``-1`` if ``H_SS`` is not positive definite to working precision)."""
+    ``-1`` if ``H_SS`` is not positive definite to working precision). Before the enumeration
+    the support's own split bound ``e + Σ_S d_j·min_l (l − t_j)²`` (``t`` the refit, ``e`` its
+    error, ``H_SS ⪰ diag d_S``) may already reach ``U``."""
     n = w0.shape[0]
     idx = np.flatnonzero(keep)
     m = idx.shape[0]
@@ -881,6 +919,12 @@ def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
         full[idx[p]] = t[p]
     e = objective(H, w0, full)
     if e * (1.0 - mu) >= U:
+        return np.inf
+    lb = e
+    for p in range(m):
+        if dvec[idx[p]] > 0.0:
+            lb += dvec[idx[p]] * _nearest_sq(T[idx[p]], t[p])
+    if lb * (1.0 - mu) >= U:
         return np.inf
     Ts = np.empty((m, T.shape[1]))
     for p in range(m):
@@ -916,6 +960,9 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
     nodes = 0
     keep = np.zeros(n, dtype=np.bool_)
     ix = np.zeros(n, dtype=np.int64)
+    salw = np.empty(n)
+    extw = np.empty(n)
+    colw = np.empty(n)
     while p >= 0 and nodes < budget:
         if phase[p] == 0:
             nodes += 1
@@ -928,7 +975,7 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
                     nkp += 1
             need = (n - K) - npr
             q = src[p]
-            b = support_bound(Gs[q], ws[q], es[q], stt, need, T, dvec)
+            b = support_bound(Gs[q], ws[q], es[q], stt, need, T, dvec, salw, extw)
             bnd[p] = b
             if b * (1.0 - mu) >= ubest[0]:
                 phase[p] = 3
@@ -936,7 +983,7 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
             if need <= 0 or nkp >= K:
                 for j in range(n):
                     keep[j] = stt[j] == KEPT or (need <= 0 and stt[j] == UNDECIDED)
-                v = _leaf(H, w0, T, zix, keep, mu, ubest[0], ix)
+                v = _leaf(H, w0, T, zix, keep, mu, ubest[0], ix, dvec)
                 if v < 0.0:
                     ubest[1] = min(ubest[1], b * (1.0 - mu))
                 elif v < ubest[0]:
@@ -970,7 +1017,7 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
         stt[j] = kind
         if kind == PRUNED:  # slot p + 1 is no ancestor's (their slots are <= their depth)
             q = src[p]
-            es[p + 1] = es[q] + _obs_child(Gs[q], ws[q], Gs[p + 1], ws[p + 1], j, stt)
+            es[p + 1] = es[q] + _obs_child(Gs[q], ws[q], Gs[p + 1], ws[p + 1], j, stt, colw)
             src[p + 1] = p + 1
         else:
             src[p + 1] = src[p]

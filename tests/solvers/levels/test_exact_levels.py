@@ -340,11 +340,16 @@ def test_support_first_matches_brute_force(kind, split, monkeypatch):
     assert ("support-first" in used) == (kind != "rankdef")
 
 
-def test_support_kernel_bound_below_every_leaf():
-    """The support tree's node bound (saliency and levelled split) is at most the best leaf
-    below the node (brute force over the supports and levels), along random paths."""
+@pytest.mark.parametrize("split", ["jacobi", "logdet"])
+def test_support_kernel_bound_below_every_leaf(split, monkeypatch):
+    """The support tree's node bound (saliency and levelled split: Jacobi, or the root's
+    largest-volume split) is at most the best leaf below the node (brute force over the
+    supports and levels), along random paths."""
+    import solvers.levels.exact as ex
     from solvers.levels import kernels as sp
-    from solvers.prune.bounds import diagonal_split
+    from solvers.prune.bounds import margin_for
+
+    monkeypatch.setattr(ex, "SUPPORT_SPLIT", split)
 
     rng = np.random.default_rng(7)
     for kind in ("well", "ill", "corr", "diag"):
@@ -353,12 +358,13 @@ def test_support_kernel_bound_below_every_leaf():
             H = random_hessian(rng, n, kind)
             w0 = 0.4 * rng.standard_normal(n)
             T = np.tile([-0.4, -0.2, 0.0, 0.2, 0.4], (n, 1))
-            dvec = diagonal_split(H, w0, np.ones(n, dtype=bool), n - K, "jacobi")
+            dvec = ex._support_split(H, margin_for(H, np.ones(n, dtype=bool))[1])[0]
             G, w, e = np.linalg.inv(H), w0.copy(), 0.0
+            work = np.empty((3, n))
             stt = np.zeros(n, dtype=np.int64)
             for j in rng.permutation(n)[:4]:
                 npr = int(np.sum(stt == sp.PRUNED))
-                b = sp.support_bound(G, w, e, stt, (n - K) - npr, T, dvec)
+                b = sp.support_bound(G, w, e, stt, (n - K) - npr, T, dvec, work[0], work[1])
                 best = np.inf
                 for c in itertools.product(range(5), repeat=n):
                     x = T[0][list(c)]
@@ -371,7 +377,7 @@ def test_support_kernel_bound_below_every_leaf():
                 if npr < n - K and rng.random() < 0.6:
                     stt[j] = sp.PRUNED
                     G1, w1 = np.full_like(G, np.nan), np.full_like(w, np.nan)
-                    e += sp._obs_child(G, w, G1, w1, j, stt)
-                    G, w = G1, w1  # the pruned rows stay stale (nan): never read
+                    e += sp._obs_child(G, w, G1, w1, j, stt, work[2])
+                    G, w = G1, w1
                 elif np.sum(stt == sp.KEPT) < K:
                     stt[j] = sp.KEPT

@@ -94,6 +94,8 @@ SECOND_AFTER_NODES = 20_000
 #: split after 1,500 nodes it replaces cost 1.5-4 ms).
 SUPPORT_SPLIT = "logdet"
 SUPPORT_SPLIT_STEPS = 20
+#: sweeps of the 1-swap local search over supports behind the support-first search's incumbent
+SUPPORT_SWEEPS = 20
 
 
 class LevelData:
@@ -373,12 +375,20 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
                                  dtype=np.int64))
     ub = np.array([kn.objective(Hl, cl, d.values(ib)), np.inf])
     inc = {"nearest": float(ub[0])}
-    # a better one: the greedy OBS support, its levels solved exactly (one leaf)
-    ix = np.empty(m, dtype=np.int64)
-    v = kn._leaf(Hl, cl, d.T, d.zix, kn.greedy_support(G0, cl, d.K), mu, ub[0], ix, dvec)
-    if 0.0 <= v < ub[0]:
-        ib, ub[0] = ix, v
-        inc["greedy"] = float(v)
+    # better ones: the greedy OBS support and its 1-swap local optimum (the pruning solver's
+    # kernels, one group of m inputs), their levels solved exactly (one leaf each)
+    from ..prune.kernels import greedy_obs, swap_search
+    from ..prune.refit import PIVOT_RTOL
+
+    alive = np.ones(m, dtype=bool)
+    keep = greedy_obs(G0, cl, d.K, m, alive)
+    swapped, _, ok = swap_search(Hl, cl, keep, d.K, m, alive, PIVOT_RTOL, SUPPORT_SWEEPS)
+    for name, kp in (("greedy", keep), ("greedy+swap", swapped if ok else None)):
+        ix = np.empty(m, dtype=np.int64)
+        v = -1.0 if kp is None else kn._leaf(Hl, cl, d.T, d.zix, kp, mu, ub[0], ix, dvec)
+        if 0.0 <= v < ub[0]:
+            ib, ub[0] = ix, v
+            inc[name] = float(v)
     st = kn.new_support_state(m)
     st["G"][0] = 0.5 * (G0 + G0.T)
     st["w"][0] = cl

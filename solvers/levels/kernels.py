@@ -685,7 +685,7 @@ def order_box(G, H, c, T):
 #
 # 1. monotonicity (the pruning solver's saliency bound): pruning a set ``S`` costs at least its
 #    largest OBS saliency ``w_j²/G_jj``, so at least the ``need``-th smallest over ``U``;
-# 2. the split ``H ⪰ D`` (:func:`solvers.prune.bounds.diagonal_split`, certified; Schur
+# 2. the split ``H ⪰ D`` (certified; the root's largest-volume one, ``exact._support_split``; Schur
 #    complements keep ``H_KK ⪰ D_KK``) with the levels: ``(x − w)ᵀH_KK(x − w) >= Σ_K D_j(x_j −
 #    w_j)²``; an input that stays costs at least ``q_j = D_j·min_l (l − w_j)²`` (its nearest
 #    level), one pruned later ``D_j w_j²``: ``Σ_K q_j`` plus the ``need`` smallest extra costs
@@ -694,8 +694,9 @@ def order_box(G, H, c, T):
 #
 # Leaves: once ``n − K`` inputs are pruned (or ``K`` kept, the rest pruned) the support ``S`` is
 # fixed and the levels on it are solved exactly by Schnorr–Euchner (:func:`_se_levels`: the
-# Cholesky factor of ``H_SS``, target the refit on ``S``, levels visited in order of distance from
-# each running centre, cut off at the incumbent).
+# Cholesky factor of ``H_SS`` in the box-aware order of ``S`` (:func:`order_box`), target the
+# refit on ``S``, levels visited in order of distance from each running centre, cut off at the
+# incumbent), unless the refit's error plus the support's own split bound already reaches it.
 #
 # Floating point: bounds come from rank-one updated inverses (the pruning solver's margin ``μ``,
 # :func:`solvers.prune.bounds.margin_for`, ``4nεκ`` clipped): a node is discarded only when

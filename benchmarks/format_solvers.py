@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -222,7 +223,9 @@ def main(argv=None) -> int:
     args.layer_list = LAYER_SETS[args.layers]
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     lines = [f"# format_solvers: layers {args.layers} ({', '.join(args.layer_list)}), seed "
-             f"{args.seed}", f"# command: {' '.join(sys.argv)}", f"uptime at start: {load}"]
+             f"{args.seed}", f"# command: {' '.join(sys.argv)} (OMP_NUM_THREADS="
+             f"{os.environ.get('OMP_NUM_THREADS', '-')}, NUMBA_NUM_THREADS="
+             f"{os.environ.get('NUMBA_NUM_THREADS', '-')})", f"uptime at start: {load}"]
     warm_up()
     t0 = time.perf_counter()
     part1(args, lines)

@@ -85,13 +85,17 @@ LOGDET_STEP, LOGDET_MU = 3, 1e-2
 #: nodes of the first search after which ``ordering="auto"`` (without a nonzero limit) starts a
 #: second search in the box-aware order beside it
 SECOND_AFTER_NODES = 20_000
-#: the diagonal split of the support-first search's bound (``diagonal_split``): on the tune
-#: layers (INT4, n = 32, 25 % nonzero) "jacobi" 5.2 ms median CPU, "logdet" 11.2 ms (its
-#: set-up; half the nodes on some instances)
-SUPPORT_SPLIT = "jacobi"
-#: nodes after which the support-first search switches to the largest-volume split
-#: (``logdet_diagonal`` to the barrier weight below; every node bound is valid with either)
-SUPPORT_UPGRADE_NODES, LOGDET_MU_SUPPORT = 1500, 0.1
+#: the diagonal split of the support-first search's bound: "logdet" the largest-volume diagonal
+#: under ``H`` computed at the root by the pruning solver's compiled damped Newton method
+#: (:func:`solvers.prune.kernels.node_split`, barrier weight ``SPLIT_MU``, at most
+#: ``SUPPORT_SPLIT_STEPS`` steps from the Jacobi split, certified by a shifted Cholesky test);
+#: "jacobi" 1 % inside the Jacobi split. On the tune layers (INT4, n = 32, 25 % nonzero) the
+#: root log-det split cuts the nodes by 25-45 % for ~0.3-0.8 ms of set-up (the numpy log-det
+#: split after 1,500 nodes it replaces cost 1.5-4 ms).
+SUPPORT_SPLIT = "logdet"
+SUPPORT_SPLIT_STEPS = 20
+#: sweeps of the 1-swap local search over supports behind the support-first search's incumbent
+SUPPORT_SWEEPS = 20
 
 
 class LevelData:
@@ -353,7 +357,7 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
                    margin_rtol, t0, info):
     """The support-first search (:func:`solvers.levels.kernels.support_search`), or None when
     ``H`` of the live inputs is not positive definite (then the level search runs)."""
-    from ..prune.bounds import certify_diagonal, diagonal_split, margin_for, scaled_spectrum
+    from ..prune.bounds import margin_for
 
     m = cl.size
     try:
@@ -365,22 +369,33 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
         return None
     alive = np.ones(m, dtype=bool)
     mu, kappa, capped = margin_for(Hl, alive)
-    if SUPPORT_SPLIT == "jacobi":  # 1 % inside the Jacobi split: certified at the first try
-        lam, s = scaled_spectrum(Hl, alive)
-        dvec = certify_diagonal(Hl, max(0.99 * float(lam[0]), 0.0) * s * s)
-    else:
-        dvec = diagonal_split(Hl, cl, alive, m - d.K, SUPPORT_SPLIT)
+    dvec, split_name = _support_split(Hl, kappa)
     # a first incumbent (the search's first leaf comes within ~n nodes and is better)
     ib = _repair(Hl, d, np.array([kn._nearest_index(d.T[j], cl[j]) for j in range(m)],
                                  dtype=np.int64))
     ub = np.array([kn.objective(Hl, cl, d.values(ib)), np.inf])
+    inc = {"nearest": float(ub[0])}
+    # better ones: the greedy OBS support and its 1-swap local optimum (the pruning solver's
+    # kernels, one group of m inputs), their levels solved exactly (one leaf each)
+    from ..prune.kernels import greedy_obs, swap_search
+    from ..prune.refit import PIVOT_RTOL
+
+    alive = np.ones(m, dtype=bool)
+    keep = greedy_obs(G0, cl, d.K, m, alive)
+    swapped, _, ok = swap_search(Hl, cl, keep, d.K, m, alive, PIVOT_RTOL, SUPPORT_SWEEPS)
+    for name, kp in (("greedy", keep), ("greedy+swap", swapped if ok else None)):
+        ix = np.empty(m, dtype=np.int64)
+        v = -1.0 if kp is None else kn._leaf(Hl, cl, d.T, d.zix, kp, mu, ub[0], ix, dvec)
+        if 0.0 <= v < ub[0]:
+            ib, ub[0] = ix, v
+            inc[name] = float(v)
     st = kn.new_support_state(m)
     st["G"][0] = 0.5 * (G0 + G0.T)
     st["w"][0] = cl
-    info.update(method="support-first", margin=mu, kappa=kappa, margin_capped=capped,
-                incumbent="nearest", incumbent_values={"nearest": float(ub[0])})
+    info.update(method="support-first", split=split_name, margin=mu, kappa=kappa,
+                margin_capped=capped, incumbent=min(inc, key=inc.get), incumbent_values=inc)
     # a first slice of 200 nodes (~1 ms), then ~20 ms slices: a short time limit is honoured
-    nodes, budget, limit_hit = 0, min(200, SUPPORT_UPGRADE_NODES), None
+    nodes, budget, limit_hit = 0, 200, None
     while st["top"][1] == 0:
         if node_limit is not None:
             budget = max(1, min(budget, int(node_limit) - nodes))
@@ -394,19 +409,8 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
         limit_hit = _limit_hit(nodes, node_limit, deadline, now)
         if limit_hit is not None:
             break
-        if "split_upgrade" not in info and nodes >= SUPPORT_UPGRADE_NODES:
-            # a longer search: the largest-volume split (set-up ~3 ms at n = 32) pays
-            from ..prune.bounds import logdet_diagonal
-
-            dd = logdet_diagonal(Hl, LOGDET_MU_SUPPORT)
-            info["split_upgrade"] = nodes if dd is not None else None
-            if dd is not None:
-                dvec = certify_diagonal(Hl, dd)
-            now = time.perf_counter()
         if node_limit is None:  # slices of ~20 ms
             budget = int(min(max(budget * 0.02 / max(now - ts, 1e-6), 200), 10**6))
-        if "split_upgrade" not in info and nodes < SUPPORT_UPGRADE_NODES:
-            budget = min(budget, SUPPORT_UPGRADE_NODES - nodes)  # a slice ends there
     ix_all[idx] = ib
     w = problem.weights(ix_all)
     obj = problem.error(w)
@@ -415,6 +419,24 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
         lower = min(lower, kn.support_open_bound(st["bnd"], st["phase"], st["top"], mu))
     return _result(problem, w, obj, max(0.0, float(lower)), ix_all, nodes, limit_hit,
                    margin_rtol, t0, info)
+
+
+def _support_split(Hl, kappa) -> tuple[np.ndarray, str]:
+    """The certified diagonal ``d`` (``H ⪰ diag d``) of the support-first search's bound
+    (:data:`SUPPORT_SPLIT`); the Jacobi split when the log-det one fails its test."""
+    from ..prune.bounds import certify_diagonal, scaled_spectrum
+
+    m = Hl.shape[0]
+    if SUPPORT_SPLIT == "logdet":
+        from ..prune.exact import split_tau
+        from ..prune.kernels import node_split
+
+        dout = np.zeros(m)
+        if node_split(Hl, np.zeros(m, dtype=np.int64), np.zeros(m), dout, split_tau(m, kappa),
+                      SUPPORT_SPLIT_STEPS):
+            return dout, "logdet"
+    lam, s = scaled_spectrum(Hl, np.ones(m, dtype=bool))  # 1 % inside: certified at once
+    return certify_diagonal(Hl, max(0.99 * float(lam[0]), 0.0) * s * s), "jacobi"
 
 
 class _Search:

@@ -685,7 +685,7 @@ def order_box(G, H, c, T):
 #
 # 1. monotonicity (the pruning solver's saliency bound): pruning a set ``S`` costs at least its
 #    largest OBS saliency ``w_j²/G_jj``, so at least the ``need``-th smallest over ``U``;
-# 2. the split ``H ⪰ D`` (:func:`solvers.prune.bounds.diagonal_split`, certified; Schur
+# 2. the split ``H ⪰ D`` (certified; the root's largest-volume one, ``exact._support_split``; Schur
 #    complements keep ``H_KK ⪰ D_KK``) with the levels: ``(x − w)ᵀH_KK(x − w) >= Σ_K D_j(x_j −
 #    w_j)²``; an input that stays costs at least ``q_j = D_j·min_l (l − w_j)²`` (its nearest
 #    level), one pruned later ``D_j w_j²``: ``Σ_K q_j`` plus the ``need`` smallest extra costs
@@ -694,8 +694,9 @@ def order_box(G, H, c, T):
 #
 # Leaves: once ``n − K`` inputs are pruned (or ``K`` kept, the rest pruned) the support ``S`` is
 # fixed and the levels on it are solved exactly by Schnorr–Euchner (:func:`_se_levels`: the
-# Cholesky factor of ``H_SS``, target the refit on ``S``, levels visited in order of distance from
-# each running centre, cut off at the incumbent).
+# Cholesky factor of ``H_SS`` in the box-aware order of ``S`` (:func:`order_box`), target the
+# refit on ``S``, levels visited in order of distance from each running centre, cut off at the
+# incumbent), unless the refit's error plus the support's own split bound already reaches it.
 #
 # Floating point: bounds come from rank-one updated inverses (the pruning solver's margin ``μ``,
 # :func:`solvers.prune.bounds.margin_for`, ``4nεκ`` clipped): a node is discarded only when
@@ -726,32 +727,37 @@ def _nearest_sq(row, x):
 
 
 @njit(cache=True)
-def _obs_child(G, w, G1, w1, j, stt):
+def _obs_child(G, w, G1, w1, j, stt, col):
     """The prune child of input ``j`` (``stt[j]`` already ``PRUNED``): ``G1``, ``w1`` receive the
-    OBS-updated inverse and refit on the inputs not pruned (other entries are left stale and
-    never read); returns the error increase ``w_j²/G_jj`` (``inf`` for a non-positive pivot)."""
+    OBS-updated inverse and refit on the inputs not pruned (the rows and columns of pruned
+    inputs are copied unchanged: stale, never read); returns the error increase ``w_j²/G_jj``
+    (``inf`` for a non-positive pivot). ``col``: work space of ``n``. The update runs over whole
+    contiguous rows (faster than gathering the inputs not pruned)."""
     g = G[j, j]
     if not g > 0.0:
         return np.inf
-    act = np.flatnonzero(stt != PRUNED)
+    n = w.shape[0]
     f = w[j] / g
-    for a in act:
-        ca = G[a, j] / g
-        w1[a] = w[a] - G[a, j] * f
-        for b in act:
-            G1[a, b] = G[a, b] - ca * G[b, j]
+    for a in range(n):
+        col[a] = G[a, j] if stt[a] != PRUNED else 0.0
+    for a in range(n):
+        ca = col[a] / g
+        w1[a] = w[a] - col[a] * f
+        Ga = G[a]
+        G1a = G1[a]
+        for b in range(n):
+            G1a[b] = Ga[b] - ca * col[b]
     w1[j] = 0.0
     return w[j] * f
 
 
 @njit(cache=True)
-def support_bound(G, w, e, stt, need, T, dvec):
-    """The larger of the saliency and levelled split bounds of a node (section comment)."""
+def support_bound(G, w, e, stt, need, T, dvec, sal, ext):
+    """The larger of the saliency and levelled split bounds of a node (section comment);
+    ``sal``, ``ext``: work space of ``n``."""
     n = w.shape[0]
     base = e
     cnt = 0
-    sal = np.empty(n)
-    ext = np.empty(n)
     for j in range(n):
         if stt[j] == PRUNED:
             continue
@@ -764,10 +770,11 @@ def support_bound(G, w, e, stt, need, T, dvec):
             cnt += 1
     if need <= 0:
         return base
-    srt = np.sort(ext[:cnt])
+    ext[:cnt].sort()
     for i in range(need):
-        base += srt[i]
-    return max(e + np.sort(sal[:cnt])[need - 1], base)
+        base += ext[i]
+    sal[:cnt].sort()
+    return max(e + sal[need - 1], base)
 
 
 @njit(cache=True)
@@ -844,10 +851,12 @@ def _se_levels(R, t, T, cut, out):
 
 
 @njit(cache=True)
-def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
+def _leaf(H, w0, T, zix, keep, mu, U, ix_out, dvec):
     """Exact levels on the support ``keep`` (the others zero) below ``U``: writes the level
     indices into ``ix_out`` and returns the full error (``inf`` if nothing below ``U``;
-    ``-1`` if ``H_SS`` is not positive definite to working precision)."""
+    ``-1`` if ``H_SS`` is not positive definite to working precision). Before the enumeration
+    the support's own split bound ``e + Σ_S d_j·min_l (l − t_j)²`` (``t`` the refit, ``e`` its
+    error, ``H_SS ⪰ diag d_S``) may already reach ``U``."""
     n = w0.shape[0]
     idx = np.flatnonzero(keep)
     m = idx.shape[0]
@@ -882,14 +891,36 @@ def _leaf(H, w0, T, zix, keep, mu, U, ix_out):
     e = objective(H, w0, full)
     if e * (1.0 - mu) >= U:
         return np.inf
+    lb = e
+    for p in range(m):
+        if dvec[idx[p]] > 0.0:
+            lb += dvec[idx[p]] * _nearest_sq(T[idx[p]], t[p])
+    if lb * (1.0 - mu) >= U:
+        return np.inf
     Ts = np.empty((m, T.shape[1]))
     for p in range(m):
         Ts[p] = T[idx[p]]
     xs = np.zeros(m, dtype=np.int64)
     if m > 0:
-        v = _se_levels(R, t, Ts, (U - e * (1.0 - mu)) / (1.0 - mu), xs)
+        # the enumeration in the box-aware order of the support (a leaf's H_SS can be far
+        # from diagonal: in input order one enumeration took ~4 ms on a MobileNetV2 problem)
+        od = order_box(np.linalg.inv(A), A, t, Ts)
+        Ap = np.empty((m, m))
+        for a in range(m):
+            for b in range(m):
+                Ap[a, b] = A[od[a], od[b]]
+        Rp = _upper_cholesky(Ap)
+        if Rp is None:  # rounding in the reordered factorisation: the input order
+            od = np.arange(m)
+            Rp = R
+        tp = t[od]
+        Tp = Ts[od]
+        xp = np.zeros(m, dtype=np.int64)
+        v = _se_levels(Rp, tp, Tp, (U - e * (1.0 - mu)) / (1.0 - mu), xp)
         if not v < np.inf:
             return np.inf
+        for a in range(m):
+            xs[od[a]] = xp[a]
     for j in range(n):
         ix_out[j] = zix[j]
         full[j] = 0.0
@@ -916,6 +947,9 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
     nodes = 0
     keep = np.zeros(n, dtype=np.bool_)
     ix = np.zeros(n, dtype=np.int64)
+    salw = np.empty(n)
+    extw = np.empty(n)
+    colw = np.empty(n)
     while p >= 0 and nodes < budget:
         if phase[p] == 0:
             nodes += 1
@@ -928,7 +962,7 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
                     nkp += 1
             need = (n - K) - npr
             q = src[p]
-            b = support_bound(Gs[q], ws[q], es[q], stt, need, T, dvec)
+            b = support_bound(Gs[q], ws[q], es[q], stt, need, T, dvec, salw, extw)
             bnd[p] = b
             if b * (1.0 - mu) >= ubest[0]:
                 phase[p] = 3
@@ -936,7 +970,7 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
             if need <= 0 or nkp >= K:
                 for j in range(n):
                     keep[j] = stt[j] == KEPT or (need <= 0 and stt[j] == UNDECIDED)
-                v = _leaf(H, w0, T, zix, keep, mu, ubest[0], ix)
+                v = _leaf(H, w0, T, zix, keep, mu, ubest[0], ix, dvec)
                 if v < 0.0:
                     ubest[1] = min(ubest[1], b * (1.0 - mu))
                 elif v < ubest[0]:
@@ -970,7 +1004,7 @@ def support_search(H, w0, T, zix, K, dvec, mu, Gs, ws, es, phase, sel, first, st
         stt[j] = kind
         if kind == PRUNED:  # slot p + 1 is no ancestor's (their slots are <= their depth)
             q = src[p]
-            es[p + 1] = es[q] + _obs_child(Gs[q], ws[q], Gs[p + 1], ws[p + 1], j, stt)
+            es[p + 1] = es[q] + _obs_child(Gs[q], ws[q], Gs[p + 1], ws[p + 1], j, stt, colw)
             src[p + 1] = p + 1
         else:
             src[p + 1] = src[p]

@@ -306,19 +306,18 @@ def test_requantize_and_support_search(kind):
         assert a[1] >= brute_force_levels(p) * (1 - 1e-9)
 
 
-@pytest.mark.parametrize("upgrade", [False, True])
+@pytest.mark.parametrize("split", ["jacobi", "logdet"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_support_first_matches_brute_force(kind, upgrade, monkeypatch):
+def test_support_first_matches_brute_force(kind, split, monkeypatch):
     """The support-first search (a plain nonzero limit): exact against brute force for n <= 8,
     shared and per-input levels, ``w0`` partly outside the levels' range, every limit
-    ``0 <= k <= n``, with the Jacobi split or (``upgrade``) the largest-volume one from the
-    first node on; with a node limit the bound stays below the optimum. A live ``H`` that is
+    ``0 <= k <= n``, with the Jacobi split or the largest-volume one (the default) from the
+    root on; with a node limit the bound stays below the optimum. A live ``H`` that is
     not positive definite (``rankdef``) falls back to the level search."""
     import solvers.levels.exact as ex
 
-    if upgrade:
-        monkeypatch.setattr(ex, "SUPPORT_UPGRADE_NODES", 1)
-    rng = np.random.default_rng(150 + KINDS.index(kind) + 10 * upgrade)
+    monkeypatch.setattr(ex, "SUPPORT_SPLIT", split)
+    rng = np.random.default_rng(150 + KINDS.index(kind) + 10 * (split == "logdet"))
     used = set()
     for trial in range(10):
         n = int(rng.integers(3, 9))
@@ -333,19 +332,24 @@ def test_support_first_matches_brute_force(kind, upgrade, monkeypatch):
         r = solve_levels(p, slice_nodes=int(rng.integers(1, 40)))
         check(p, r)
         used.add(r.info.get("method"))
-        if upgrade and r.info.get("method") == "support-first" and r.nodes > 1:
-            assert "split_upgrade" in r.info
+        if r.info.get("method") == "support-first":
+            assert r.info["split"] in (split, "jacobi")
         rl = solve_levels(p, node_limit=int(rng.integers(1, 6)))
         assert rl.lower_bound <= brute_force_levels(p) and rl.lower_bound <= rl.objective
         p.check_weights(rl.weights)
     assert ("support-first" in used) == (kind != "rankdef")
 
 
-def test_support_kernel_bound_below_every_leaf():
-    """The support tree's node bound (saliency and levelled split) is at most the best leaf
-    below the node (brute force over the supports and levels), along random paths."""
+@pytest.mark.parametrize("split", ["jacobi", "logdet"])
+def test_support_kernel_bound_below_every_leaf(split, monkeypatch):
+    """The support tree's node bound (saliency and levelled split: Jacobi, or the root's
+    largest-volume split) is at most the best leaf below the node (brute force over the
+    supports and levels), along random paths."""
+    import solvers.levels.exact as ex
     from solvers.levels import kernels as sp
-    from solvers.prune.bounds import diagonal_split
+    from solvers.prune.bounds import margin_for
+
+    monkeypatch.setattr(ex, "SUPPORT_SPLIT", split)
 
     rng = np.random.default_rng(7)
     for kind in ("well", "ill", "corr", "diag"):
@@ -354,12 +358,13 @@ def test_support_kernel_bound_below_every_leaf():
             H = random_hessian(rng, n, kind)
             w0 = 0.4 * rng.standard_normal(n)
             T = np.tile([-0.4, -0.2, 0.0, 0.2, 0.4], (n, 1))
-            dvec = diagonal_split(H, w0, np.ones(n, dtype=bool), n - K, "jacobi")
+            dvec = ex._support_split(H, margin_for(H, np.ones(n, dtype=bool))[1])[0]
             G, w, e = np.linalg.inv(H), w0.copy(), 0.0
+            work = np.empty((3, n))
             stt = np.zeros(n, dtype=np.int64)
             for j in rng.permutation(n)[:4]:
                 npr = int(np.sum(stt == sp.PRUNED))
-                b = sp.support_bound(G, w, e, stt, (n - K) - npr, T, dvec)
+                b = sp.support_bound(G, w, e, stt, (n - K) - npr, T, dvec, work[0], work[1])
                 best = np.inf
                 for c in itertools.product(range(5), repeat=n):
                     x = T[0][list(c)]
@@ -372,7 +377,7 @@ def test_support_kernel_bound_below_every_leaf():
                 if npr < n - K and rng.random() < 0.6:
                     stt[j] = sp.PRUNED
                     G1, w1 = np.full_like(G, np.nan), np.full_like(w, np.nan)
-                    e += sp._obs_child(G, w, G1, w1, j, stt)
-                    G, w = G1, w1  # the pruned rows stay stale (nan): never read
+                    e += sp._obs_child(G, w, G1, w1, j, stt, work[2])
+                    G, w = G1, w1
                 elif np.sum(stt == sp.KEPT) < K:
                     stt[j] = sp.KEPT

@@ -75,6 +75,9 @@ LNS_LONG_N = 96
 #: nodes of the original search after which ``reduction="auto"`` starts the LLL-reduced search
 #: beside it (most problems at n = 32 are done before; ill-conditioned ones never are)
 REDUCE_AFTER_NODES = 20_000
+#: live inputs up to which ``recentre="auto"`` starts the re-centred search (its set-up solves
+#: dense systems of the free variables: milliseconds at 128, a second at 512)
+RECENTRE_MAX_N = 128
 #: share of the time limit (at most ``DUAL_RESERVE_MAX`` s) kept back for the Lagrangian bound
 #: and its dual-lattice cuts (:mod:`solvers.quant.lattice_cuts`) when the search stops; from
 #: ``LNS_LONG_N`` live inputs (the search never finishes, the neighbourhood search's gains level
@@ -159,7 +162,7 @@ def solve_exact(
         beside the others, when the box binds at ``x`` (clipped weights: 8 bits with a clipping
         scale); it proves in thousands of nodes what the original search does not in 10⁸.
         ``"auto"``: with the reduced search (after ``REDUCE_AFTER_NODES`` nodes), full-rank
-        ``H``; ``True``: from the start.
+        ``H`` of at most ``RECENTRE_MAX_N`` live inputs; ``True``: from the start, any size.
 
     Returns
     -------
@@ -393,13 +396,14 @@ def _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit, slice_nodes,
     starts = {}
     if info["rank"] == n and n >= 2:
         for name, mode in zip(("reduced", "shifted"), helper_modes, strict=True):
-            if mode is not False:
-                starts[name] = 0 if mode is True else REDUCE_AFTER_NODES
-                budget = min(budget, max(1000, starts[name]))
+            if mode is False or (name == "shifted" and mode == "auto" and n > RECENTRE_MAX_N):
+                continue
+            starts[name] = 0 if mode is True else REDUCE_AFTER_NODES
+            budget = min(budget, max(1000, starts[name]))
     while True:
         for name in [k for k, at in starts.items() if tree.nodes >= at]:
             del starts[name]
-            helper = _start_helper(name, tree, Hl, cl)
+            helper = _start_helper(name, tree, Hl, cl, deadline)
             info["reduction" if name == "reduced" else "recentred"] = helper is not None
             if helper is not None:
                 helpers[name] = helper
@@ -443,12 +447,14 @@ def _run_search(tree, Hl, cl, t0, deadline, time_limit, node_limit, slice_nodes,
             next_log = now + log_every
 
 
-def _start_helper(name, tree, Hl, cl):
+def _start_helper(name, tree, Hl, cl, deadline):
     """The reduced (``"reduced"``) or re-centred (``"shifted"``) search from the tree's
-    incumbent, or None when it cannot help."""
+    incumbent, or None when it cannot help; the re-centred one's set-up stops iterating at
+    ``deadline``."""
     if name == "reduced":
         return ReducedSearch.build(Hl, cl, tree.lo, tree.hi, tree.codes())
-    return ShiftedSearch.build(Hl, cl, tree.R, tree.order, tree.lo, tree.hi, tree.codes())
+    return ShiftedSearch.build(Hl, cl, tree.R, tree.order, tree.lo, tree.hi, tree.codes(),
+                               deadline)
 
 
 def _search_bound(tree, helpers, limit_hit, info) -> float:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..stopwatch import passed
 from .certify import U_ROUND, Certifier, gamma
 from .kernels import leaf_margin, new_state, open_bound, r_distance, se_search
 
@@ -48,10 +49,13 @@ from .kernels import leaf_margin, new_state, open_bound, r_distance, se_search
 BOX_QP_ITERATIONS = 100
 
 
-def box_relaxation(H: np.ndarray, c: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def box_relaxation(H: np.ndarray, c: np.ndarray, lo: float, hi: float,
+                   deadline: float | None = None) -> np.ndarray:
     """Approximate minimiser of ``(x − c)ᵀH(x − c)`` over ``x ∈ [lo, hi]ⁿ`` (``H`` positive
     definite): projected Newton steps on the free variables with backtracking, from the
-    clipped ``c``; coordinates within ``1e-12`` relative of a box end are put on it exactly.
+    clipped ``c``, until converged, ``BOX_QP_ITERATIONS`` steps or ``deadline``
+    (:func:`solvers.stopwatch.passed`); coordinates within ``1e-12`` relative of a box end are
+    put on it exactly. Any point of the box is a valid answer for the uses here.
 
     Examples
     --------
@@ -70,6 +74,8 @@ def box_relaxation(H: np.ndarray, c: np.ndarray, lo: float, hi: float) -> np.nda
     fx = f(x)
     tol = 1e-12 * max(1.0, abs(lo), abs(hi))
     for _ in range(BOX_QP_ITERATIONS):
+        if passed(deadline):
+            break
         g = H @ (x - c)
         free = ((x > lo) & (x < hi)) | ((x <= lo) & (g < 0)) | ((x >= hi) & (g > 0))
         if not free.any():
@@ -146,14 +152,15 @@ class ShiftedSearch:
 
     @classmethod
     def build(cls, H: np.ndarray, c: np.ndarray, R: np.ndarray, order: np.ndarray, lo: int,
-              hi: int, z0: np.ndarray) -> ShiftedSearch | None:
+              hi: int, z0: np.ndarray, deadline: float | None = None) -> ShiftedSearch | None:
         """``H``, ``c`` of the live inputs, ``R`` their full-rank factor in ``order``
-        (``H[π, π] ≈ RᵀR``), ``z0`` the incumbent (input order); see the class doc."""
+        (``H[π, π] ≈ RᵀR``), ``z0`` the incumbent (input order); ``deadline`` bounds the box
+        relaxation's iterations; see the class doc."""
         n = c.size
         d = np.diag(R)
         if n == 0 or d.min() <= 0.0:
             return None
-        x = box_relaxation(H, c, float(lo), float(hi))
+        x = box_relaxation(H, c, float(lo), float(hi), deadline)
         g = H @ (x - c)
         g_err = _gradient_error(H, x, c)
         at_hi = (x == hi) & (g < 0)

@@ -146,3 +146,16 @@ def test_agrees_with_an_independent_solver_on_clipped_eight_bit(name):
             assert r.objective == pytest.approx(e.objective, rel=1e-6)
         assert e.objective <= r.objective * (1 + 1e-9)
         assert e.lower_bound <= r.objective and r.lower_bound <= e.objective * (1 + 1e-6)
+
+
+def test_auto_leaves_large_problems_alone():
+    """``"auto"`` starts the re-centred search only up to ``RECENTRE_MAX_N`` live inputs."""
+    from solvers.quant.exact import RECENTRE_MAX_N
+
+    rng = np.random.default_rng(9)
+    n = RECENTRE_MAX_N + 2
+    p = _clipped_problem(rng, n, 8, "well")
+    auto = solve_exact(p, node_limit=30_000, lagrangian=False)
+    forced = solve_exact(p, node_limit=30_000, lagrangian=False, recentre=True)
+    assert "recentred" not in auto.info
+    assert forced.info["recentred"] is True

@@ -441,8 +441,13 @@ def _node_bound(G, w, e, state, need, M, dvec, out_sal):
     t_sal = tg3[0]
     t_d = tg3[1]
     t_g = tg3[2]
+    und = np.empty(n, dtype=np.int64)  # the undecided inputs, in order (Gershgorin sums)
+    nu = 0
     for i in range(n):
         out_sal[i] = 0.0
+        if state[i] == UNDECIDED:
+            und[nu] = i
+            nu += 1
     for g in range(ngroups):
         if need[g] <= 0:
             continue
@@ -461,9 +466,8 @@ def _node_bound(G, w, e, state, need, M, dvec, out_sal):
             gjj = G[j, j]
             s = wj2 / gjj if gjj > 0.0 else 0.0
             rho = 0.0
-            for i in range(n):
-                if state[i] == UNDECIDED:
-                    rho += abs(G[i, j])
+            for a in range(nu):
+                rho += abs(G[und[a], j])
             sal[c] = s
             ad[c] = dvec[j] * wj2
             ag[c] = wj2 / rho if rho > 0.0 else 0.0
@@ -564,8 +568,13 @@ def fwd_bound(S, r, cF, st, mkeep, M, dvec, out_kb):
     tg2 = np.zeros((2, ngroups))
     t_d = tg2[0]
     t_g = tg2[1]
+    und = np.empty(n, dtype=np.int64)  # the undecided inputs, in order (Gershgorin sums)
+    nu = 0
     for j in range(n):
         out_kb[j] = np.inf
+        if st[j] == UNDECIDED:
+            und[nu] = j
+            nu += 1
     for g in range(ngroups):
         cnt = 0
         for j in range(g * M, g * M + M):
@@ -581,9 +590,9 @@ def fwd_bound(S, r, cF, st, mkeep, M, dvec, out_kb):
                 continue
             r2 = r[j] * r[j]
             off = 0.0
-            for i in range(n):
-                if i != j and st[i] == UNDECIDED:
-                    off += abs(S[i, j])
+            for a in range(nu):
+                if und[a] != j:
+                    off += abs(S[und[a], j])
             dg = S[j, j] - off
             if r2 == 0.0:
                 vd[c] = 0.0

@@ -11,9 +11,10 @@ pickle ``benchmarks/paper_study.py --cache`` writes), so no torch work is timed.
 Each side runs in its own process (``PYTHONPATH`` = its tree; BLAS and OpenMP on one thread
 by environment, as the study's pool workers), warmed up first (:func:`solvers.warm_up.warm_up`:
 no compilation is timed), then solves the slice batch by batch exactly as a pool worker does
-(:func:`bounds.compare.run.batches` → :func:`bounds.compare.tasks.run_batch`), measuring each
-batch's CPU (``time.process_time``); a batch's CPU is shared among its rows in proportion to
-their solve seconds (what the study's worker CPU pays: set-up shared by a batch included).
+(:func:`bounds.compare.run.batches`, then what :func:`bounds.compare.tasks.run_batch` does:
+the batch's shared-``H`` set-up, then each task), measuring the CPU (``time.process_time``) of
+each task and of the set-up, which is shared among the pruning rows it serves (what the study's
+worker CPU pays; shipping to a worker and the client's store are not in it).
 The sides alternate (``before, after, before, after, …`` for ``--repeats``) and the least CPU
 of each (layer, kind, bits) is kept: the machine is shared.
 
@@ -54,10 +55,11 @@ def solve_slice(cache: str, layers: list[str], channels: int, chunks: int,
     answer and CPU share (see the module docstring)."""
     import pickle
 
+    from bounds.blas_threads import one_blas_thread
     from bounds.compare import CompareConfig
     from bounds.compare.plan import make_plan
     from bounds.compare.run import batches
-    from bounds.compare.tasks import run_batch
+    from bounds.compare.tasks import _shared_hessians, run_task
     from solvers.warm_up import warm_up
 
     with open(cache, "rb") as f:
@@ -72,15 +74,21 @@ def solve_slice(cache: str, layers: list[str], channels: int, chunks: int,
     warm_up()
     rows = []
     for batch in batches(tasks):
-        c = time.process_time()
-        out = run_batch(batch)
-        cpu = time.process_time() - c
-        secs = sum(r["seconds"] or 0.0 for r in out) or 1.0
-        for r in out:
+        with one_blas_thread():  # what run_batch does, with a clock around each part
+            c = time.process_time()
+            extras = _shared_hessians(batch)
+            setup = time.process_time() - c
+            out = []
+            for i, t in enumerate(batch):
+                c = time.process_time()
+                r = run_task(t, extras.get(i))
+                out.append((r, time.process_time() - c, i in extras))
+        shared = sum(x[2] for x in out) or 1
+        for r, cpu, fam in out:
             rows.append({"layer": r["layer"], "chunk": r["chunk"], "channel": r["channel"],
                          "kind": r["kind"], "bits": r["bits"], "status": r["status"],
                          "objective": r["objective"], "lower_bound": r["lower_bound"],
-                         "nodes": r["nodes"], "cpu": cpu * (r["seconds"] or 0.0) / secs})
+                         "nodes": r["nodes"], "cpu": cpu + (setup / shared if fam else 0.0)})
     return {"plan_cpu": plan_cpu, "rows": rows}
 
 

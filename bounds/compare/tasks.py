@@ -151,9 +151,11 @@ def run_task(task: Task, extra: dict[str, Any] | None = None) -> dict[str, Any]:
             "nodes": int(res.nodes),
             "method_version": method_version(task.kind, task.method),
             "message": res.message or "",
-            "weights": [float(x) for x in np.asarray(res.weights, dtype=float).ravel()],
-            "codes": None if res.codes is None else [int(c) for c in np.ravel(res.codes)],
-            "mask": None if res.mask is None else [bool(m) for m in np.ravel(res.mask)],
+            "weights": np.asarray(res.weights, dtype=float).ravel().tolist(),
+            "codes": None if res.codes is None else
+            np.asarray(res.codes).ravel().astype(np.int64).tolist(),
+            "mask": None if res.mask is None else
+            np.asarray(res.mask).ravel().astype(bool).tolist(),
             "info_json": _jsonable(res.info),
         })
     except Exception as exc:  # noqa: BLE001 - a failing solve is recorded, not fatal
@@ -210,6 +212,14 @@ def _shared_hessians(tasks: Sequence[Task]) -> dict[int, dict[str, Any]]:
 
 
 def _jsonable(info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with every value JSON can write as it is, the others as ``str``: one
+    ``json.dumps`` of the whole dict when it all serialises (a row's usual case: one call, not
+    one per key), else key by key."""
+    try:
+        json.dumps(info or {}, default=_plain)
+        return {str(k): v for k, v in (info or {}).items()}
+    except (TypeError, ValueError):
+        pass
     out = {}
     for k, v in (info or {}).items():
         try:

@@ -376,14 +376,30 @@ def boxed_leaf(H, keep, G, w, e, B, singular=False):
 
 
 @njit(cache=True)
+def _sort_prefix(vals, m):
+    """Sort ``vals[:m]`` ascending in place (insertion sort: ``m <= n`` is small, and no
+    array is allocated, unlike ``np.sort``; the sorted values, hence every sum taken over
+    them in order, are the same)."""
+    for i in range(1, m):
+        x = vals[i]
+        j = i - 1
+        while j >= 0 and vals[j] > x:
+            vals[j + 1] = vals[j]
+            j -= 1
+        vals[j + 1] = x
+
+
+@njit(cache=True)
 def _sum_smallest(vals, cnt):
+    """Sum of the ``cnt`` smallest values and the ``cnt``-th smallest (``vals`` is sorted in
+    place)."""
     if cnt <= 0:
         return 0.0, 0.0
-    s = np.sort(vals)
+    _sort_prefix(vals, vals.shape[0])
     tot = 0.0
     for i in range(cnt):
-        tot += s[i]
-    return tot, s[cnt - 1]
+        tot += vals[i]
+    return tot, vals[cnt - 1]
 
 
 @njit(cache=True)
@@ -404,19 +420,34 @@ def node_bound(G, w, e, state, need, M, dvec, out_sal, out_keep):
     with ``j`` forced into ``S``), used for screening and branching; ``out_keep`` is cleared.
     Returns the bound.
     """
+    for i in range(G.shape[0]):
+        out_keep[i] = False
+    return _node_bound(G, w, e, state, need, M, dvec, out_sal)
+
+
+@njit(cache=True)
+def _node_bound(G, w, e, state, need, M, dvec, out_sal):
+    """:func:`node_bound` without its ``out_keep`` (which it only clears): one scratch
+    allocation per call, the per-group sorts in place."""
     n = G.shape[0]
     ngroups = n // M
     inc_sal = 0.0
     inc_d = 0.0
     inc_g = 0.0
-    a_d = np.zeros(n)
-    a_g = np.zeros(n)
-    t_sal = np.zeros(ngroups)
-    t_d = np.zeros(ngroups)
-    t_g = np.zeros(ngroups)
+    work = np.zeros((5, n))
+    a_d = work[0]
+    a_g = work[1]
+    tg3 = np.zeros((3, ngroups))
+    t_sal = tg3[0]
+    t_d = tg3[1]
+    t_g = tg3[2]
+    und = np.empty(n, dtype=np.int64)  # the undecided inputs, in order (Gershgorin sums)
+    nu = 0
     for i in range(n):
         out_sal[i] = 0.0
-        out_keep[i] = False
+        if state[i] == UNDECIDED:
+            und[nu] = i
+            nu += 1
     for g in range(ngroups):
         if need[g] <= 0:
             continue
@@ -424,9 +455,9 @@ def node_bound(G, w, e, state, need, M, dvec, out_sal, out_keep):
         for j in range(g * M, g * M + M):
             if state[j] == UNDECIDED:
                 cnt += 1
-        sal = np.empty(cnt)
-        ad = np.empty(cnt)
-        ag = np.empty(cnt)
+        sal = work[2, :cnt]
+        ad = work[3, :cnt]
+        ag = work[4, :cnt]
         c = 0
         for j in range(g * M, g * M + M):
             if state[j] != UNDECIDED:
@@ -435,9 +466,8 @@ def node_bound(G, w, e, state, need, M, dvec, out_sal, out_keep):
             gjj = G[j, j]
             s = wj2 / gjj if gjj > 0.0 else 0.0
             rho = 0.0
-            for i in range(n):
-                if state[i] == UNDECIDED:
-                    rho += abs(G[i, j])
+            for a in range(nu):
+                rho += abs(G[und[a], j])
             sal[c] = s
             ad[c] = dvec[j] * wj2
             ag[c] = wj2 / rho if rho > 0.0 else 0.0
@@ -499,7 +529,8 @@ def fwd_keep(S, r, j, hjj, pivot_rtol):
 
 @njit(cache=True)
 def _top_sum(vals, cnt):
-    """Sum of the ``cnt`` largest values and the ``cnt``-th largest (−inf when all are taken)."""
+    """Sum of the ``cnt`` largest values and the ``cnt``-th largest (−inf when all are taken;
+    ``vals`` is sorted in place when fewer are taken)."""
     m = vals.shape[0]
     if cnt >= m:
         tot = 0.0
@@ -508,11 +539,11 @@ def _top_sum(vals, cnt):
         return tot, -np.inf
     if cnt <= 0:
         return 0.0, np.inf
-    srt = np.sort(vals)
+    _sort_prefix(vals, m)
     tot = 0.0
     for i in range(m - cnt, m):
-        tot += srt[i]
-    return tot, srt[m - cnt]
+        tot += vals[i]
+    return tot, vals[m - cnt]
 
 
 @njit(cache=True)
@@ -531,12 +562,19 @@ def fwd_bound(S, r, cF, st, mkeep, M, dvec, out_kb):
     ngroups = n // M
     tot_d = 0.0
     tot_g = 0.0
-    a_d = np.zeros(n)
-    a_g = np.zeros(n)
-    t_d = np.zeros(ngroups)
-    t_g = np.zeros(ngroups)
+    work = np.zeros((4, n))  # one scratch allocation per call
+    a_d = work[0]
+    a_g = work[1]
+    tg2 = np.zeros((2, ngroups))
+    t_d = tg2[0]
+    t_g = tg2[1]
+    und = np.empty(n, dtype=np.int64)  # the undecided inputs, in order (Gershgorin sums)
+    nu = 0
     for j in range(n):
         out_kb[j] = np.inf
+        if st[j] == UNDECIDED:
+            und[nu] = j
+            nu += 1
     for g in range(ngroups):
         cnt = 0
         for j in range(g * M, g * M + M):
@@ -544,17 +582,17 @@ def fwd_bound(S, r, cF, st, mkeep, M, dvec, out_kb):
                 cnt += 1
         if cnt == 0 or mkeep[g] <= 0:
             continue
-        vd = np.empty(cnt)
-        vg = np.empty(cnt)
+        vd = work[2, :cnt]
+        vg = work[3, :cnt]
         c = 0
         for j in range(g * M, g * M + M):
             if st[j] != UNDECIDED:
                 continue
             r2 = r[j] * r[j]
             off = 0.0
-            for i in range(n):
-                if i != j and st[i] == UNDECIDED:
-                    off += abs(S[i, j])
+            for a in range(nu):
+                if und[a] != j:
+                    off += abs(S[und[a], j])
             dg = S[j, j] - off
             if r2 == 0.0:
                 vd[c] = 0.0
@@ -634,7 +672,7 @@ def combined_bound(G, w, e, S, r, cF, st, hasinv, N, M, dvec, margin, abs_margin
     if not group_counts(st, N, M, need, mkeep, ucount):
         return np.inf
     if hasinv:
-        bb = node_bound(G, w, e, st, need, M, dvec, sal, np.zeros(n, dtype=np.bool_))
+        bb = _node_bound(G, w, e, st, need, M, dvec, sal)
     else:
         bb = e
         for j in range(n):

@@ -67,3 +67,16 @@ def test_claim_many_and_write_many(tmp_path):
         for r in rows:
             assert np.allclose(stored[r["task_key"]]["weights"], r["weights"])
         assert {c["task_key"] for c in st.claims()} == set(keys[3:])  # rows release claims
+
+
+def test_info_made_jsonable_keeps_values_and_stringifies_the_rest():
+    """A row's ``info``: values JSON writes kept as they are (one dump of the whole dict), a
+    value it cannot write (a nested dict with a tuple key) turned into a string, key by key."""
+    from bounds.compare.tasks import _jsonable
+
+    plain = {"nodes": 3, "phases": [{"diagonal": "logdet", "nodes": 7}], "nm": None, 5: "five"}
+    assert _jsonable(plain) == {"nodes": 3, "phases": [{"diagonal": "logdet", "nodes": 7}],
+                                "nm": None, "5": "five"}
+    odd = {"nodes": 3, "pairs": {(1, 2): 0.5}}
+    assert _jsonable(odd) == {"nodes": 3, "pairs": "{(1, 2): 0.5}"}
+    assert _jsonable(None) == {}

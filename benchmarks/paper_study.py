@@ -200,7 +200,7 @@ def write_summary(folder: Path, rows: list[dict], layers: list[str], bits: list[
              f"{figures['problems']} chunk problems, {figures['channels']} channels per layer "
              f"(`benchmarks/paper_study.py`), bits {', '.join(map(str, bits))}; "
              f"{figures['proved']} proved optimal "
-             f"({figures['proved'] / max(figures['problems'], 1):.3%}), every other with its "
+             f"({figures['proved'] / max(figures['problems'], 1):.4%}), every other with its "
              "certified lower bound.", ""]
     if figures.get("planned") and figures["planned"] > figures["problems"]:
         lines += [f"**Partial**: {figures['problems']} of the run's {figures['planned']} "

@@ -3,20 +3,13 @@ the summary files (no model, no solving: hand-made rows)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "paper_study.py"
+from benchmark_scripts import load_benchmark
 
 
 def _module():
-    sys.path.insert(0, str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("paper_study_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("paper_study")
 
 
 def _row(layer, kind, norm, obj, lb, status="optimal", seconds=0.01):

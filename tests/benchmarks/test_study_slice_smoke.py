@@ -3,24 +3,16 @@ path (plan, batches, run_batch), and the answer comparison (no model, no subproc
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
+from benchmark_scripts import load_benchmark
 
 from solvers.problem import LayerProblem
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "study_slice.py"
-
 
 def _module():
-    sys.path.insert(0, str(BENCH.parent))
-    spec = importlib.util.spec_from_file_location("study_slice_bench", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("study_slice")
 
 
 def test_a_tiny_slice_is_solved_and_certified(tmp_path):

@@ -80,8 +80,12 @@ def _quant_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any
             # 8 bits on a singular H takes ~10⁷ nodes to finish: bounded (its kernels are
             # the same as at 4 bits, where the search finishes)
             nl = 20_000 if kind != "full" and bits == 8 else None
+            if nl is not None and not stopped:
+                continue  # a node-limited (stopped) solve of the 4-bit kernels
             yield lambda q=q, nl=nl: solve_exact(q, node_limit=nl)
-            yield lambda q=q: solve_exact(q, node_limit=2, reduction=True)  # open nodes' bound
+            # the LLL-reduced search; stopped at once, the open nodes' bound too
+            rl = 2 if stopped else None
+            yield lambda q=q, rl=rl: solve_exact(q, node_limit=rl, reduction=True)
             if every:
                 for ordering in ("box", "vblast", "natural"):
                     yield lambda q=q, o=ordering, nl=nl: solve_exact(q, ordering=o,
@@ -91,9 +95,9 @@ def _quant_calls(every: bool, stopped: bool = True) -> Iterator[Callable[[], Any
     H, w0 = _tiny()
     qc = QuantProblem(H, w0, scale=0.05, bits=4)
     yield lambda: solve_exact(qc, recentre=True, reduction=False)
-    yield lambda: solve_exact(qc, node_limit=2, recentre=True, reduction=False)
     if not stopped:
         return
+    yield lambda: solve_exact(qc, node_limit=2, recentre=True, reduction=False)
     q = QuantProblem(H, w0, scale=0.1, bits=4)
     # a limit with time left: the Lagrangian bound (numpy, but it calls the search kernels)
     # and its dual-lattice cut rounds

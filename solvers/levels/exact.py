@@ -358,6 +358,8 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
     """The support-first search (:func:`solvers.levels.kernels.support_search`), or None when
     ``H`` of the live inputs is not positive definite (then the level search runs)."""
     from ..prune.bounds import margin_for
+    from ..prune.kernels import greedy_obs, swap_search
+    from ..prune.refit import PIVOT_RTOL
 
     m = cl.size
     try:
@@ -377,10 +379,6 @@ def _support_first(problem, Hl, cl, d: LevelData, idx, ix_all, deadline, node_li
     inc = {"nearest": float(ub[0])}
     # better ones: the greedy OBS support and its 1-swap local optimum (the pruning solver's
     # kernels, one group of m inputs), their levels solved exactly (one leaf each)
-    from ..prune.kernels import greedy_obs, swap_search
-    from ..prune.refit import PIVOT_RTOL
-
-    alive = np.ones(m, dtype=bool)
     keep = greedy_obs(G0, cl, d.K, m, alive)
     swapped, _, ok = swap_search(Hl, cl, keep, d.K, m, alive, PIVOT_RTOL, SUPPORT_SWEEPS)
     for name, kp in (("greedy", keep), ("greedy+swap", swapped if ok else None)):

@@ -50,6 +50,10 @@ sys.path.insert(0, str(ROOT))
 
 #: chunk-channel problems per bit width and kind in the complete MobileNetV2 study
 FULL_PROBLEMS = 113_712
+#: What the study's figures read of a stored row (reading only these is several times faster
+#: than every column on the 909,424 rows of the complete study).
+ROW_COLUMNS = ("layer", "scope", "kind", "bits", "status", "objective", "lower_bound",
+               "norm", "seconds")
 
 
 def _cpu() -> tuple[float, float]:
@@ -253,7 +257,7 @@ def summary_only(args) -> int:
 
     with ResultStore(args.db, readonly=True) as st:
         run = st.run()
-        rows = [r for r in st.rows(run["run_id"]) if r["scope"] == "chunk"]
+        rows = st.rows(run["run_id"], columns=ROW_COLUMNS, scope="chunk")
     settings = run["settings"]
     records = settings["layer_problems"]
     layers = [name for name in settings["layers"] if name in records]
@@ -328,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     c2, k1 = _cpu()
     cpu_self, cpu_workers = c2 - c1, k1 - k0
     with ResultStore(args.db, readonly=True) as st:
-        rows = [r for r in st.rows(s.run_id) if r["scope"] == "chunk"]
+        rows = st.rows(s.run_id, columns=ROW_COLUMNS, scope="chunk")
     out = {"layers": len(layers), "channels": args.channels, "bits": args.bits,
            "problems": len(rows), "solved_now": s.solved, "from_store": s.reused,
            "export_wall": export_wall, "export_cpu": export_cpu,

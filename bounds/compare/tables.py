@@ -41,6 +41,12 @@ from solvers.result import sqnr_db
 
 from ..scale_choice import PAPER_RULE, RULE_TEXT
 
+#: The columns :func:`layer_tables` reads from a row; ``info_json`` only from the rows of
+#: scope ``"range"`` (:func:`range_figures`), so a caller may read it for those alone.
+ROW_COLUMNS: tuple[str, ...] = ("layer", "scope", "kind", "compression", "method", "chunk",
+                                "channel", "status", "objective", "lower_bound", "norm",
+                                "seconds")
+
 
 def _db(norm: float, err: float | None) -> float | None:
     v = sqnr_db(norm, err)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from bounds.compare import ResultStore, run_compare
+from bounds.compare import ResultStore, run_compare, tables
 from bounds.compare.tables import clopper_pearson, scale_condition, sensitivity
 from solvers.problem import grid_limits, quadratic_error
 from tests.bounds.compare.conftest import toy_layer
@@ -130,3 +130,9 @@ def test_a_tiny_run_states_every_condition(tmp_path):
     vj = json.loads((tmp_path / "rep" / "verdicts.json").read_text())
     assert len(vj) == 2 and all(x["verdict"]["conditions"]["channels"] == chans for x in vj)
     assert all(x["scale_range"]["channel"]["lower_bound"] is not None for x in vj)
+    # The run's tables read only their columns (and the range rows whole): the same tables
+    # as from every column of every row.
+    with ResultStore(db, readonly=True) as st:
+        full = tables.layer_tables(st.rows(s.run_id), s.settings)
+    assert json.dumps(full, sort_keys=True, default=str) == json.dumps(
+        s.layers, sort_keys=True, default=str)

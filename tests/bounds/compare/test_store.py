@@ -111,3 +111,20 @@ def test_run_lookup_errors(tmp_path):
             st.run("abc")
         with pytest.raises(StoreError, match="not found"):
             st.run("zzz")
+
+
+def test_rows_reads_only_the_columns_asked_for(tmp_path):
+    db = tmp_path / "r.sqlite"
+    with ResultStore(db) as st:
+        st.begin_run("run1", {"x": 1}, {"v": "1"}, ["k1", "k2"])
+        st.write(_row("k1"))
+        st.write(_row("k2", channel=0, objective=2.5))
+        full = st.rows("run1")
+        lean = st.rows("run1", columns=("channel", "objective", "info_json"))
+        assert [set(r) for r in lean] == [{"channel", "objective", "info_json"}] * 2
+        assert [(r["channel"], r["objective"], r["info_json"]) for r in lean] == [
+            (r["channel"], r["objective"], r["info_json"]) for r in full]
+        assert lean[0]["info_json"] == {"a": 1}  # decoded, as in a full read
+        assert st.rows("run1", columns=("objective",), channel=0) == [{"objective": 2.5}]
+        with pytest.raises(StoreError, match="unknown column.*'nope'"):
+            st.rows("run1", columns=("objective", "nope"))

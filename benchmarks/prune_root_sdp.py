@@ -35,6 +35,18 @@ the scan's final objective (the optimum where the scan proved it, else its best 
   checked by an eigenvalue, not with a margin): it measures whether exact blocks lift the
   root where the diagonal cannot.
 
+* ``modulo`` (with ``--modulo m …``): a split that ignores the ``m`` least eigendirections
+  ``V`` of the Jacobi-scaled ``H``. For a diagonal ``D > 0``, ``M = D − DV(VᵀDV)⁻¹VᵀD`` is the
+  quadratic ``rᵀMr = min_α (r − Vα)ᵀD(r − Vα)``: zero along ``V``, so the near-null directions
+  no longer cap ``D`` (here ``D`` is the log-det diagonal of ``H + c·VVᵀ``, ``c`` the median
+  eigenvalue, and ``M`` is scaled by the largest ``t`` with ``H ⪰ t·M``, checked by an
+  eigenvalue). Every mask's error under ``H`` is at least its error under ``M``, so the
+  pruning problem with ``H`` replaced by ``M`` is a relaxation; its error under ``M``
+  (for a pruned set ``T``: ``min_α Σ_T d_j (w0_j + (Vα)_j)²``) is the best root bound any
+  search on this split could reach. Reported: the best objective pqbound's exact solver finds
+  for that problem in ``--modulo-seconds`` (an upper bound on the relaxation's value, so on
+  every bound this split gives), over the final objective.
+
 Nothing here changes the solver; it reports numbers only.
 
 Usage::
@@ -162,6 +174,32 @@ def block_root(H, w0, k, size, x_inc, ts=(0.0, 0.05, 0.1, 0.2)) -> float:
     return best
 
 
+def modulo_split(H: np.ndarray, m: int) -> np.ndarray:
+    """``t·M`` of the module docstring (``modulo``) in ``H``'s units, with ``H ⪰ t·M``;
+    raises if the check fails."""
+    from solvers.prune.bounds import logdet_diagonal
+
+    s = 1 / np.sqrt(np.diag(H))
+    Hs = H * np.outer(s, s)
+    lam, Q = np.linalg.eigh(Hs)
+    V, B = Q[:, :m], Q[:, m:]
+    d = logdet_diagonal(Hs + float(np.median(lam)) * (V @ V.T))
+    if d is None:
+        raise ArithmeticError("log-det diagonal failed")
+    d = np.asarray(d, float)
+    DV = d[:, None] * V
+    M = np.diag(d) - DV @ np.linalg.solve(V.T @ DV, DV.T) if m else np.diag(d)
+    # H ⪰ t·M  ⟺  Λ_B ⪰ t·BᵀMB (V, B eigenvectors of Hs, and M·V = 0)
+    L = np.sqrt(lam[m:])
+    t = 0.999 / float(np.linalg.eigvalsh((B.T @ M @ B) / np.outer(L, L))[-1])
+    M = t * (M + M.T) / 2 * np.outer(s, s) ** -1
+    M = (M + M.T) / 2
+    ev = np.linalg.eigvalsh(H - M)
+    if ev[0] < -1e-9 * ev[-1]:
+        raise ArithmeticError(f"modulo split not below H: {ev[0]:.3g}")
+    return M
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scan", help="the --json of a prune_scan run")
@@ -170,6 +208,10 @@ def main(argv=None) -> int:
     ap.add_argument("--densities", type=float, nargs="+", default=[0.25])
     ap.add_argument("--block", type=int, default=0, metavar="B",
                     help="also the block-exact bound with blocks of B inputs (B <= 16)")
+    ap.add_argument("--modulo", type=int, nargs="+", default=[], metavar="m",
+                    help="also the split modulo the m least eigendirections, for each m")
+    ap.add_argument("--modulo-seconds", type=float, default=10.0,
+                    help="time limit of each solve of the modulo relaxation")
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "pqbound-prune-scan"))
     args = ap.parse_args(argv)
 
@@ -187,7 +229,8 @@ def main(argv=None) -> int:
     print(f"# root bounds / final objective of {args.scan} ({st['model']}, n = {st['n']}); "
           "persp-sdp uncertified (Clarabel)")
     print(f"{'layer':<24} {'ch':>4} {'dens':>5} {'status':<10} {'logdet':>7} {'sdp-split':>9} "
-          f"{'persp-sdp':>9} {'sdp s':>6}" + (f" {'block':>7} {'blk s':>6}" if args.block else ""))
+          f"{'persp-sdp':>9} {'sdp s':>6}" + (f" {'block':>7} {'blk s':>6}" if args.block else "")
+          + "".join(f" {f'mod{m}':>6}" for m in args.modulo))
     for name in args.layers:
         rows = [r for r in data["rows"] if r["layer"] == name
                 and r["density"] in args.densities][: args.per_layer]
@@ -211,6 +254,11 @@ def main(argv=None) -> int:
                 t0 = time.thread_time()
                 b = block_root(H[np.ix_(alive, alive)], p.w0[alive], r["k"], args.block, x_inc)
                 line += f" {b / ref:7.3f} {time.thread_time() - t0:6.1f}"
+            for m in args.modulo:
+                from solvers.problem import PruneProblem
+
+                q = PruneProblem(modulo_split(p.H, m), p.w0, k=r["k"])
+                line += f" {solve(q, 'exact', time_limit=args.modulo_seconds).objective / ref:6.3f}"
             print(line, flush=True)
     return 0
 

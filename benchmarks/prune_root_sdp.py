@@ -192,7 +192,7 @@ def modulo_split(H: np.ndarray, m: int) -> np.ndarray:
     # H ⪰ t·M  ⟺  Λ_B ⪰ t·BᵀMB (V, B eigenvectors of Hs, and M·V = 0)
     L = np.sqrt(lam[m:])
     t = 0.999 / float(np.linalg.eigvalsh((B.T @ M @ B) / np.outer(L, L))[-1])
-    M = t * (M + M.T) / 2 * np.outer(s, s) ** -1
+    M = t * M / np.outer(s, s)
     M = (M + M.T) / 2
     ev = np.linalg.eigvalsh(H - M)
     if ev[0] < -1e-9 * ev[-1]:
@@ -220,6 +220,7 @@ def main(argv=None) -> int:
     ps = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ps)
     from solvers import solve
+    from solvers.problem import PruneProblem
 
     data = json.loads(Path(args.scan).read_text())
     st = data["settings"]
@@ -255,8 +256,6 @@ def main(argv=None) -> int:
                 b = block_root(H[np.ix_(alive, alive)], p.w0[alive], r["k"], args.block, x_inc)
                 line += f" {b / ref:7.3f} {time.thread_time() - t0:6.1f}"
             for m in args.modulo:
-                from solvers.problem import PruneProblem
-
                 q = PruneProblem(modulo_split(p.H, m), p.w0, k=r["k"])
                 line += f" {solve(q, 'exact', time_limit=args.modulo_seconds).objective / ref:6.3f}"
             print(line, flush=True)

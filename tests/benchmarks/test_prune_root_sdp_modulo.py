@@ -9,24 +9,22 @@ import itertools
 import numpy as np
 import pytest
 
+from solvers.problem import PruneProblem
+from solvers.prune.refit import refit
 from tests.benchmark_scripts import load_benchmark
 
 prs = load_benchmark("prune_root_sdp")
 
 
 def _mask_errors(H, w0, k):
-    """Every mask keeping ``k``: ``min over x on the mask of (x − w0)ᵀH(x − w0)``."""
+    """Every mask keeping ``k``: its exact refit error (the project's one refit)."""
     n = len(w0)
-    lam, U = np.linalg.eigh(H)
-    R = (U * np.sqrt(np.maximum(lam, 0))).T  # RᵀR = H
+    p = PruneProblem(H, w0, k=k)
     out = []
     for S in itertools.combinations(range(n), k):
-        P = [j for j in range(n) if j not in S]
-        S = list(S)
-        # least squares in the H-norm: r = w0 − x, r_P = w0_P, r_S free
-        A, b = R[:, S], R[:, P] @ w0[P]
-        z = np.linalg.lstsq(A, -b, rcond=None)[0]
-        out.append(float(np.sum((A @ z + b) ** 2)))
+        mask = np.zeros(n, dtype=bool)
+        mask[list(S)] = True
+        out.append(refit(p, mask)[1])
     return np.array(out)
 
 

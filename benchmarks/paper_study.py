@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 #: chunk-channel problems per bit width and kind in the complete MobileNetV2 study
 FULL_PROBLEMS = 113_712
 #: What the study's figures read of a stored row (reading only these is several times faster
-#: than every column on the 909,424 rows of the complete study).
+#: than every column on a large store).
 ROW_COLUMNS = ("layer", "scope", "kind", "bits", "status", "objective", "lower_bound",
                "norm", "seconds")
 

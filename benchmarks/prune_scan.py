@@ -11,7 +11,10 @@ default options) under a time limit and/or a node limit.
 Time limits count the **solving thread's CPU time** (``time.thread_time``), not the wall clock:
 on a machine shared with other jobs a wall-clock limit measures the load, not the solver. The
 limit is applied by handing the solver a CPU clock for the duration of each solve
-(:func:`cpu_clock`); every row records both the CPU and the wall seconds, and the nodes.
+(:func:`cpu_clock`); every row records both the CPU and the wall seconds (and the process's CPU
+seconds, every thread's), and the nodes. ``--wall-clock`` applies the limit to the wall clock
+instead; it is required for the solver's ``threads`` option (whose search runs on other
+threads than the calling one), and then needs a quiet machine.
 
 Per solve it also records what the diagnosis of issue 20 needs, computed outside the timing:
 
@@ -271,9 +274,10 @@ def solve_row(p, *, cpu_limit, node_limit, wall_clock: bool, options=None) -> di
     ctx = contextlib.nullcontext() if wall_clock else cpu_clock()
     dead = int(np.count_nonzero(np.diag(p.H) <= 0))
     with ctx, depth_probe(dead, p.n) as probe:
-        t_wall, t_cpu = time.perf_counter(), time.thread_time()
+        t_wall, t_cpu, t_proc = time.perf_counter(), time.thread_time(), time.process_time()
         r = solve(p, "exact", time_limit=cpu_limit, node_limit=node_limit, **(options or {}))
         cpu, wall = time.thread_time() - t_cpu, time.perf_counter() - t_wall
+        proc = time.process_time() - t_proc
     hist = None if probe is None else probe.hist
     if hist is not None and hist.sum() > 0:
         cum = np.cumsum(hist) / hist.sum()
@@ -284,7 +288,8 @@ def solve_row(p, *, cpu_limit, node_limit, wall_clock: bool, options=None) -> di
     obj = r.objective
     rel = (lambda v: v / obj) if obj > 0 else (lambda v: math.nan)
     return {
-        "status": r.status.value, "cpu": cpu, "wall": wall, "nodes": int(r.nodes),
+        "status": r.status.value, "cpu": cpu, "wall": wall, "process_cpu": proc,
+        "clock": "wall" if wall_clock else "cpu", "nodes": int(r.nodes),
         "objective": obj, "lower_bound": r.lower_bound, "gap": r.gap, "norm": p.norm,
         "root_share": rel(r.info["root_bound"]), "inc_gap": rel(best_inc) - 1.0,
         "incumbent_source": r.info.get("incumbent_source"),
@@ -351,8 +356,8 @@ def scan(args) -> list[dict]:
 
 
 #: What a row keeps of its baseline solve (``--baseline``).
-BASE_FIELDS = ("status", "cpu", "wall", "nodes", "objective", "lower_bound", "gap",
-               "root_share", "weights")
+BASE_FIELDS = ("status", "cpu", "wall", "process_cpu", "clock", "nodes", "objective",
+               "lower_bound", "gap", "root_share", "weights")
 
 
 def comparison(rows: list[dict], settings: dict) -> str:
@@ -362,14 +367,17 @@ def comparison(rows: list[dict], settings: dict) -> str:
     Ratios are new / baseline: per solve, then the median and the geometric mean over the
     solves both proved (a ratio below 1 = the new options are faster)."""
     lim = settings.get("cpu_limit")
+    clock = "wall" if settings.get("clock") == "wall" else "CPU"
+    sec = clock_seconds
     both = [r for r in rows if "base" in r]
     if not both:
         return ""
     out = [f"## Baseline {json.dumps(settings.get('baseline'))} vs "
            f"{json.dumps(settings.get('options') or {})}, same instances, one run",
            "",
-           "| layer | density | solves | proved base → new | median CPU s base → new | "
-           "CPU ratio (median, both proved) | median nodes base → new | worst CPU ratio |",
+           f"| layer | density | solves | proved base → new | median {clock} s base → new | "
+           f"{clock} ratio (median, both proved) | median nodes base → new | "
+           f"worst {clock} ratio |",
            "|---|---|---|---|---|---|---|---|"]
     keys: list = []
     for r in both:
@@ -380,14 +388,14 @@ def comparison(rows: list[dict], settings: dict) -> str:
         gr = [r for r in both if r["layer"] == name and r["density"] == dens]
         pb = sum(proved(r["base"], lim) for r in gr)
         pn = sum(proved(r, lim) for r in gr)
-        ratios = [r["cpu"] / max(r["base"]["cpu"], 1e-9) for r in gr
+        ratios = [sec(r) / max(sec(r["base"]), 1e-9) for r in gr
                   if proved(r, lim) and proved(r["base"], lim)]
         ratios_all += ratios
         cell = f"{pb}/{len(gr)} → {pn}/{len(gr)}"
         out.append(
             f"| {name} | {100 * dens:g} % | {len(gr)} | {f'**{cell}**' if pn != pb else cell} | "
-            f"{statistics.median(r['base']['cpu'] for r in gr):.2f} → "
-            f"{statistics.median(r['cpu'] for r in gr):.2f} | "
+            f"{statistics.median(sec(r['base']) for r in gr):.2f} → "
+            f"{statistics.median(sec(r) for r in gr):.2f} | "
             f"{_fmt(statistics.median(ratios)) if ratios else '–'} | "
             f"{statistics.median(r['base']['nodes'] for r in gr):.0f} → "
             f"{statistics.median(r['nodes'] for r in gr):.0f} | "
@@ -400,7 +408,7 @@ def comparison(rows: list[dict], settings: dict) -> str:
                 f"({gain} proved by the new options only, {loss} by the baseline only)"]
     if ratios_all:
         geo = math.exp(statistics.fmean(math.log(max(x, 1e-9)) for x in ratios_all))
-        out.append(f"* CPU time new / baseline over the {len(ratios_all)} solves both proved: "
+        out.append(f"* {clock} time new / baseline over the {len(ratios_all)} solves both proved: "
                    f"geometric mean {geo:.3g}, median {statistics.median(ratios_all):.3g}, "
                    f"range {min(ratios_all):.3g}–{max(ratios_all):.3g}")
         out.append("* same objective on every solve both proved: "
@@ -424,9 +432,15 @@ def enrich(rows: list[dict], cache: Path) -> None:
         r.update(w0_stats(H, chunks[r["layer"]].W0[r["channel"]], r["k"]))
 
 
+def clock_seconds(row: dict) -> float:
+    """A solve's seconds on the run's clock: the solving thread's CPU time, or the wall clock
+    with ``--wall-clock``."""
+    return row["wall"] if row.get("clock") == "wall" else row["cpu"]
+
+
 def proved(row: dict, cpu_limit: float | None) -> bool:
-    """Proved optimal, within ``cpu_limit`` CPU seconds when one is given."""
-    return row["status"] == "optimal" and (cpu_limit is None or row["cpu"] <= cpu_limit)
+    """Proved optimal, within ``cpu_limit`` seconds of the run's clock when one is given."""
+    return row["status"] == "optimal" and (cpu_limit is None or clock_seconds(row) <= cpu_limit)
 
 
 def stalled_layers(rows: list[dict]) -> list[str]:
@@ -663,6 +677,10 @@ def main(argv=None) -> int:
         args.baseline = None if args.baseline is None else _options(args.baseline)
     except ValueError as exc:
         ap.error(str(exc))
+    threaded = [o for o in (args.options, args.baseline or {}) if o.get("threads", 1) != 1]
+    if threaded and not args.wall_clock:
+        ap.error("the option threads needs --wall-clock: the CPU-time limit counts the "
+                 "calling thread only, and the search runs on others")
     if args.summarize:
         data = json.loads(Path(args.summarize).read_text())
         rows, settings = data["rows"], data["settings"]

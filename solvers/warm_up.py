@@ -26,9 +26,9 @@ loaded:
 Every solver group runs on a full-rank, a rank-deficient and a dead-input ``H``. ``every=False``
 leaves out the paths only a named option selects, ``stopped=False`` those only a solve stopped
 by a time or node limit takes (the open nodes' bound, the Lagrangian bound, its cut rounds, the
-neighbourhood search; for quantization the 8-bit solves of a singular ``H``, which only a limit ends):
-both for a quick ``pqbound solve`` without a limit, whose first ``seconds`` these loads would
-otherwise not touch but whose wall time they would.
+neighbourhood search; for quantization the 8-bit solves of a singular ``H``, which only a limit
+ends): both for a quick ``pqbound solve`` without a limit, whose first ``seconds`` these loads
+would otherwise not touch but whose wall time they would.
 
 The problems are the same every time and the kernels are deterministic, so two warm-ups compile
 the same signatures; :func:`count_compilations` counts numba's compilations (cache misses)

@@ -53,7 +53,7 @@ NOISE_FLOOR = 4 * float(np.finfo(float).eps)
 AUTO_SWITCH_NODES = 4000
 #: the options of :func:`solve_exact` besides ``time_limit``
 OPTIONS = ("node_limit", "diagonal", "incumbents", "branching", "compare_unstructured",
-           "perspective", "resplit", "box_screen", "local_search")
+           "perspective", "resplit", "box_screen", "local_search", "threads")
 #: ``box_screen``: node cap of the unboxed relaxation's search (it also gets at most half of
 #: ``time_limit``); a relaxation still open then falls back to the boxed search
 SCREEN_NODES = 20_000
@@ -78,6 +78,7 @@ def solve_exact(
     resplit: int | None = None,
     local_search: int = 2,
     box_screen: bool = True,
+    threads: int = 1,
     **unknown: Any,
 ) -> SolveResult:
     """Prune one channel exactly by branch-and-bound over sparsity masks.
@@ -128,6 +129,12 @@ def solve_exact(
         For an N:M problem, also solve unstructured pruning at the same ``k`` (same limits) and
         report it in ``info["unstructured"]`` (objective, lower bound, status, SQNRs): N:M is a
         restriction of it, so the pair shows what the pattern costs.
+    threads : int
+        Threads searching subtrees at once (:mod:`solvers.prune.parallel`; default 1). They
+        share the incumbent and the work between chunks of about 20 ms; the optimum and the
+        certificate are those of the serial search, the node count varies from run to run.
+        Worth it on long searches (``n`` = 64 problems the cheap phase does not finish); the
+        time limit is wall-clock as always.
     incumbents : bool
         Seed the search with the heuristics' best solution (magnitude, OBS, SparseGPT, swaps).
     local_search : {2, 1, 0}
@@ -168,7 +175,7 @@ def solve_exact(
     if unknown:  # named like the registry does (a direct call gets the same message)
         raise ProblemError(f"prune method 'exact' has no option {', '.join(sorted(unknown))}; "
                            f"valid: {', '.join(OPTIONS)}")
-    _check_options(problem, time_limit, diagonal, branching, perspective, resplit)
+    _check_options(problem, time_limit, diagonal, branching, perspective, resplit, threads)
     if local_search not in (0, 1, 2) or isinstance(local_search, bool):
         raise ProblemError(f"local_search must be 0, 1 or 2, got {local_search!r}")
     shift = hessian_exponent(problem.H)
@@ -177,12 +184,13 @@ def solve_exact(
                                diagonal=diagonal, incumbents=incumbents, branching=branching,
                                compare_unstructured=compare_unstructured,
                                perspective=perspective, resplit=resplit,
-                               box_screen=box_screen, local_search=local_search)
+                               box_screen=box_screen, local_search=local_search,
+                               threads=threads)
     if box_screen and problem.box is not None and not compare_unstructured:
         return _screened(problem, time_limit=time_limit, node_limit=node_limit,
                          diagonal=diagonal, incumbents=incumbents, branching=branching,
                          perspective=perspective, _shared=_shared, resplit=resplit,
-                         local_search=local_search)
+                         local_search=local_search, threads=threads)
     sw = Stopwatch()
     deadline = None if time_limit is None else sw.start + float(time_limit)
     H = np.ascontiguousarray(problem.H, dtype=np.float64)
@@ -202,7 +210,7 @@ def solve_exact(
               if incumbents and local_search == 2 else [])
     out, d, phases = _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal,
                                        branching, perspective, resplit, time_limit, node_limit,
-                                       deadline, split, first, polish, starts)
+                                       deadline, split, first, polish, starts, threads)
     mask, weights, objective = _solution(problem, out, inc)
     lower = min(out.lower, objective)
     status, message = _status(problem, out.status, objective, lower, time_limit, node_limit,
@@ -223,6 +231,8 @@ def solve_exact(
         "perspective": perspective,
         "resplit": resplit,
         "local_search": local_search,
+        "threads": threads,
+        "handoffs": out.info["handoffs"],
         "diagonal_sum": float(np.sum(d)),
         "dead_inputs": int(n - alive.sum()),
         "nm": problem.nm,
@@ -235,7 +245,7 @@ def solve_exact(
     if compare_unstructured and problem.nm is not None:
         info["unstructured"] = _unstructured(problem, time_limit, node_limit, diagonal,
                                              incumbents, branching, perspective, resplit,
-                                             local_search)
+                                             local_search, threads)
     seconds = sw.seconds
     log.debug("exact prune n=%d k=%d: %s in %.3fs, %d nodes", n, problem.k, status, seconds,
               out.nodes)
@@ -258,7 +268,8 @@ def solve_exact(
 # --- the named steps of the driver --------------------------------------------------------------
 
 
-def _check_options(problem, time_limit, diagonal, branching, perspective, resplit) -> None:
+def _check_options(problem, time_limit, diagonal, branching, perspective, resplit,
+                   threads=1) -> None:
     """One clear :class:`ProblemError` for a bad argument (before any work)."""
     if not isinstance(problem, PruneProblem):
         raise ProblemError(f"expected a PruneProblem, got {type(problem).__name__}")
@@ -274,6 +285,8 @@ def _check_options(problem, time_limit, diagonal, branching, perspective, respli
         raise ProblemError(f"unknown diagonal split {diagonal!r}; use {', '.join(DIAGONALS)}")
     if time_limit is not None and not (time_limit > 0):
         raise ProblemError(f"time_limit must be > 0, got {time_limit!r}")
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ProblemError(f"threads must be an integer >= 1, got {threads!r}")
 
 
 def _incumbents(problem, alive, use_heuristics, masks=None, local_search=2) -> list[Incumbent]:
@@ -319,7 +332,7 @@ def _swap_starts(problem, alive, starts, mask, value):
 def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branching,
                       perspective, resplit, time_limit, node_limit, deadline,
                       split_fn=diagonal_split, first_phase=("jacobi", AUTO_SWITCH_NODES),
-                      polish=None, starts=()):
+                      polish=None, starts=(), threads=1):
     """The search, in one phase or (``diagonal="auto"``) two: the cheap ``first_phase`` split
     without the perspective bound for a number of nodes (Jacobi for
     :data:`AUTO_SWITCH_NODES`; see :class:`~solvers.prune.batch.SharedHessian` for a family
@@ -342,7 +355,8 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
         out = run_search(H, w0, N=N, M=M, alive=alive, d=d, box=boxv, margin=margin,
                          incumbent_mask=mask, incumbent_value=value, time_limit=time_limit,
                          node_limit=limit, deadline=deadline, branching=branching,
-                         perspective=steps, resplit=again, split_tau=tau, polish=pol)
+                         perspective=steps, resplit=again, split_tau=tau, polish=pol,
+                         threads=threads)
         return out, d
 
     if diagonal != "auto":
@@ -367,6 +381,7 @@ def _branch_and_bound(problem, H, w0, alive, margin, kappa, inc, diagonal, branc
         out.leaves += first_out.leaves
         out.singular_nodes += first_out.singular_nodes
         out.improvements += first_out.improvements
+        out.info["handoffs"] += first_out.info["handoffs"]
         out.root_bound = max(out.root_bound, first_out.root_bound)
     return out, d, phases
 
@@ -497,14 +512,14 @@ def _screened(problem: PruneProblem, *, time_limit, node_limit, _shared,
 
 
 def _unstructured(problem, time_limit, node_limit, diagonal, incumbents, branching,
-                  perspective, resplit, local_search) -> dict:
+                  perspective, resplit, local_search, threads) -> dict:
     """Unstructured pruning at the same ``k`` and limits, for an N:M problem's comparison."""
     free = solve_exact(
         PruneProblem.unchecked(problem.H, problem.w0, k=problem.k,
                                box_factor=problem.box_factor),
         time_limit=time_limit, node_limit=node_limit, diagonal=diagonal,
         incumbents=incumbents, branching=branching, perspective=perspective,
-        resplit=resplit, local_search=local_search)
+        resplit=resplit, local_search=local_search, threads=threads)
     return {"objective": free.objective, "lower_bound": free.lower_bound,
             "status": free.status.value, "sqnr_db": free.sqnr_db,
             "sqnr_upper_db": free.sqnr_upper_db, "seconds": free.seconds}

@@ -1497,7 +1497,7 @@ def copy_slot(stack, s, t):
     stack.dmade[t] = stack.dmade[s]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dfs_chunk(spec, stack, best, sp, budget):
     """Process up to ``budget`` nodes of the depth-first search; returns the new stack size
     and the nodes processed.
@@ -1505,7 +1505,8 @@ def dfs_chunk(spec, stack, best, sp, budget):
     ``spec`` (:class:`SearchSpec`) is read only; ``stack`` (:class:`NodeStack`, ``sp`` slots
     in use) and ``best`` (:class:`Best`) are updated in place. Bounds are shrunk by the
     relative ``margin`` (and forward ones by ``abs_margin`` first); a subtree closes when its
-    safe bound reaches ``ub·(1 − fathom_rtol)``.
+    safe bound reaches ``ub·(1 − fathom_rtol)``. Compiled without the GIL: the workers of
+    :mod:`solvers.prune.parallel` run it on their own stacks at the same time.
     """
     H, w0, N, M, box = spec.H, spec.w0, spec.N, spec.M, spec.box
     pivot_rtol, margin, abs_margin = spec.pivot_rtol, spec.margin, spec.abs_margin

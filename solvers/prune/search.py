@@ -26,6 +26,7 @@ import numpy as np
 
 from ..result import OPTIMALITY_RTOL, Status
 from . import kernels
+from .parallel import Workers
 from .refit import PIVOT_RTOL
 
 log = logging.getLogger(__name__)
@@ -55,20 +56,25 @@ def _past(deadline) -> bool:
     return deadline is not None and time.perf_counter() >= deadline
 
 
-def _polish(polish, fstate, best_w, best_mask, counters, deadline, kicks=0) -> None:
-    """Replace the search's incumbent by ``polish(mask, stop, kicks)`` when that is better."""
-    got = polish(best_mask.astype(bool), lambda: _past(deadline), kicks)
+def _polish(polish, workers: Workers, deadline, kicks=0) -> None:
+    """Replace the shared incumbent (:attr:`~solvers.prune.parallel.Workers.top`) by
+    ``polish(mask, stop, kicks)`` when that is better; the workers keep searching meanwhile."""
+    with workers.lock:
+        start = workers.top.mask.astype(bool)
+    got = polish(start, lambda: _past(deadline), kicks)
     if got is None:
         return
     mask, value = got
-    if not value < fstate[0] * (1.0 - 1e-12):
-        return
-    fstate[1] = min(fstate[1], fstate[2])  # the old incumbent's leaf is now a closed subtree
-    fstate[0] = value
-    fstate[2] = math.inf
-    best_mask[:] = mask
-    best_w[:] = np.nan
-    counters[2] += 1
+    with workers.lock:
+        fstate, best_w, best_mask, counters = workers.top
+        if not value < fstate[0] * (1.0 - 1e-12):
+            return
+        fstate[1] = min(fstate[1], fstate[2])  # the old incumbent's leaf is now closed
+        fstate[0] = value
+        fstate[2] = math.inf
+        best_mask[:] = mask
+        best_w[:] = np.nan
+        counters[2] += 1
 
 
 @dataclass
@@ -84,6 +90,36 @@ class SearchOutcome:
     singular_nodes: int
     root_bound: float
     info: dict = field(default_factory=dict)
+
+
+def _drive(workers: Workers, deadline, node_limit, polish) -> Status:
+    """Step the workers until every stack is empty or a limit is reached, running ``polish``
+    on the shared incumbent on schedule (see :func:`run_search`); returns the status. The
+    workers are at rest afterwards."""
+    polished = (-1, POLISH_NODES)  # (improvements at the last polish, its next node)
+    kick_at = KICK_NODES
+    status = Status.OPTIMAL
+    try:
+        while workers.open:
+            nodes = workers.counter(0)
+            if polish is not None and nodes >= kick_at:
+                kick_at *= 2
+                _polish(polish, workers, deadline, KICKS)
+                polished = (workers.counter(2), 2 * nodes)
+            elif (polish is not None and workers.counter(2) != polished[0]
+                  and nodes >= polished[1]):
+                _polish(polish, workers, deadline)
+                polished = (workers.counter(2), 2 * nodes)
+            if _past(deadline):
+                status = Status.TIME_LIMIT
+                break
+            if node_limit is not None and workers.nodes >= node_limit:
+                status = Status.NODE_LIMIT
+                break
+            workers.step(node_limit)
+    finally:
+        workers.stop()
+    return status
 
 
 def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin, warm=None,
@@ -104,7 +140,8 @@ def slot_bound(G, w, e, S, r, cF, state, hasinv, N, M, d, margin, abs_margin, wa
 
 def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_value,
                time_limit=None, node_limit=None, deadline=None, branching="product",
-               perspective=1, resplit=0, split_tau=1e-9, polish=None) -> SearchOutcome:
+               perspective=1, resplit=0, split_tau=1e-9, polish=None,
+               threads=1) -> SearchOutcome:
     """Depth-first branch-and-bound from the root (dead inputs pre-pruned).
 
     ``incumbent_*`` seed the upper bound (a refit heuristic solution). ``box`` is the absolute
@@ -121,6 +158,7 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
     incumbent (unboxed searches only: ``value`` must be the search's own error of that mask).
     The bound stays valid: the replaced incumbent's leaf bound
     joins the closed subtrees', and the new mask's leaf is still in the tree.
+    ``threads``: workers searching subtrees at once (:mod:`solvers.prune.parallel`).
     """
     n = H.shape[0]
     rule = {"saliency": 0, "product": 1}[branching]
@@ -146,46 +184,24 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
                             N, M, d, margin, abs_margin, As[0], ROOT_STEPS if piters else 0)
     best = kernels.Best(np.array([incumbent_value, math.inf, math.inf]), np.full(n, np.nan),
                         incumbent_mask.copy(), np.zeros(4, dtype=np.int64))
-    fstate, best_w, best_mask, counters = best
     spec = kernels.SearchSpec(H, w0, d, int(N), int(M), float(box), PIVOT_RTOL, float(margin),
                               float(abs_margin), FATHOM_RTOL, rule, piters, int(resplit),
                               float(split_tau))
-    sp = 1
-    budget = 64
-    status = Status.OPTIMAL
-    polished = (-1, POLISH_NODES)  # (improvements at the last polish, its next node)
-    kick_at = KICK_NODES
-    while sp > 0:
-        if polish is not None and counters[0] >= kick_at:
-            kick_at *= 2
-            _polish(polish, fstate, best_w, best_mask, counters, deadline, KICKS)
-            polished = (int(counters[2]), 2 * int(counters[0]))
-        if polish is not None and counters[2] != polished[0] and counters[0] >= polished[1]:
-            _polish(polish, fstate, best_w, best_mask, counters, deadline)
-            polished = (int(counters[2]), 2 * int(counters[0]))
-        if _past(deadline):
-            status = Status.TIME_LIMIT
-            break
-        if node_limit is not None and counters[0] >= node_limit:
-            status = Status.NODE_LIMIT
-            break
-        b = budget if node_limit is None else min(budget, int(node_limit - counters[0]))
-        t0 = time.perf_counter()
-        sp, _ = kernels.dfs_chunk(spec, stack, best, sp, b)
-        dt = time.perf_counter() - t0
-        # aim at ~20 ms per chunk so limits are checked often
-        if dt < 0.01:
-            budget = min(budget * 2, 1 << 20)
-        elif dt > 0.04:
-            budget = max(budget // 2, 8)
+    workers = Workers(spec, stack, best, 1, threads, kernels.dfs_chunk)
+    status = _drive(workers, deadline, node_limit, polish)
     open_bound = math.inf
-    for s in range(sp):
-        open_bound = min(open_bound, slot_bound(Gs[s], ws[s], es[s], Ss[s], rs[s], cfs[s],
-                                                states[s], hasinv[s], N, M, Ds[s], margin,
-                                                abs_margin, As[s].copy(),
-                                                OPEN_STEPS if piters else 0))
+    for st_, sp in zip(workers.stacks, workers.sps, strict=True):
+        for s in range(sp):
+            open_bound = min(open_bound, slot_bound(
+                st_.G[s], st_.w[s], st_.e[s], st_.S[s], st_.r[s], st_.cF[s], st_.state[s],
+                st_.hasinv[s], N, M, st_.d[s], margin, abs_margin, st_.warm[s].copy(),
+                OPEN_STEPS if piters else 0))
+    top = workers.top
+    fstate, best_w, best_mask = top.fstate, top.w, top.mask
+    counters = [workers.counter(i) for i in range(4)]
     ub = float(fstate[0])
-    lower = min(float(fstate[1]), float(fstate[2]), open_bound, ub)
+    closed = min(min(float(b.fstate[1]), float(b.fstate[2])) for b in workers.bests)
+    lower = min(closed, open_bound, ub)
     # the root's bound holds for the whole tree (the frontier's may be computed less tightly)
     lower = max(lower, min(root_bound, ub))
     improved = counters[2] > 0
@@ -200,5 +216,7 @@ def run_search(H, w0, *, N, M, alive, d, box, margin, incumbent_mask, incumbent_
         improvements=int(counters[2]),
         singular_nodes=int(counters[3]),
         root_bound=max(0.0, min(root_bound, ub)),
-        info={"open_nodes": int(sp), "open_bound": open_bound if sp else None},
+        info={"open_nodes": workers.open,
+              "open_bound": open_bound if workers.open else None,
+              "handoffs": workers.handoffs},
     )

@@ -109,3 +109,20 @@ def test_under_calibrated_layers_are_named():
                 "clock": "thread CPU", "node_limit": None, "samples": 64, "seed": 0}
     assert "under-calibrated" in mod.report(rows, settings)
     assert "under-calibrated" not in mod.report(rows[1:], settings)
+
+
+def test_threads_need_the_wall_clock(capsys):
+    """The CPU-time limit counts the calling thread only: ``threads`` without
+    ``--wall-clock`` is refused before any work."""
+    mod = _module()
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--layers", "features.2.conv.0.0", "--options", '{"threads": 2}'])
+    assert exc.value.code == 2
+    assert "--wall-clock" in capsys.readouterr().err
+
+
+def test_wall_clock_rows_are_judged_on_the_wall_clock():
+    mod = _module()
+    row = {"status": "optimal", "cpu": 1.0, "wall": 50.0, "clock": "wall"}
+    assert not mod.proved(row, 10.0) and mod.proved(dict(row, clock="cpu"), 10.0)
+    assert mod.proved({"status": "optimal", "cpu": 1.0, "wall": 50.0}, 10.0)  # older rows

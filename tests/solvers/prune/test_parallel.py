@@ -158,3 +158,19 @@ def test_bad_threads(bad):
     p = PruneProblem(np.eye(3), np.ones(3), k=1)
     with pytest.raises(ProblemError, match="threads"):
         solve_exact(p, threads=bad)
+
+
+def test_interrupt_stops_the_workers():
+    """Ctrl-C during a threaded search: KeyboardInterrupt on the calling thread, and no worker
+    thread left running (they stop at the end of their chunk)."""
+    import _thread
+
+    p = _diffuse(0, 64, 16)  # tens of seconds of search
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            solve_exact(p, threads=2)
+    finally:
+        timer.cancel()
+    assert not [t for t in threading.enumerate() if t.name.startswith("pqbound-prune-")]

@@ -125,6 +125,15 @@ def test_exact_where_the_perspective_is_not():
         assert abs(prs.shor_sdp(H, w0, 2, exact_k=exact_k)[0] - opt) <= tol
 
 
+def test_exact_k_where_shor_keeps_less_than_k():
+    """``shor+`` equals ``shor`` where ``shor``'s optimum keeps ``Σ z = k`` (module docstring);
+    here it keeps 3.89 of 4 and ``shor+`` is strictly higher, still below the optimum."""
+    H, w0 = _problem("near-null", 1, 8)
+    opt, tol = _optimum(H, w0, 4), 5e-5 * float(w0 @ H @ w0)
+    shor, plus = prs.shor_sdp(H, w0, 4)[0], prs.shor_sdp(H, w0, 4, exact_k=True)[0]
+    assert plus > 1.02 * shor and plus <= opt + tol
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("kind", ["factor", "near-null", "wide"])

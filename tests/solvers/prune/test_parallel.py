@@ -162,15 +162,20 @@ def test_bad_threads(bad):
 
 def test_interrupt_stops_the_workers():
     """Ctrl-C during a threaded search: KeyboardInterrupt on the calling thread, and no worker
-    thread left running (they stop at the end of their chunk)."""
+    thread left running (they stop at the end of their chunk). Python's SIGINT handler is
+    installed for the test: a process started in the background ignores SIGINT, and then
+    ``interrupt_main`` does nothing. The time limit only ends the test if that fails."""
     import _thread
+    import signal
 
     p = _diffuse(0, 64, 16)  # tens of seconds of search
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            solve_exact(p, threads=2)
+            solve_exact(p, threads=2, time_limit=30)
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert not [t for t in threading.enumerate() if t.name.startswith("pqbound-prune-")]

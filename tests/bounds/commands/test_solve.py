@@ -54,6 +54,27 @@ def test_prune_json_one_channel(toy, capsys):
     assert np.all(w[~np.array(ch["mask"])] == 0)
 
 
+def test_exact_prune_on_two_threads(toy, capsys):
+    """``--option threads=2`` reaches the exact pruning search: the same certified optima as
+    one thread; ``threads=0`` is a one-line error."""
+    path, H, W0 = toy
+    docs = []
+    for threads in (1, 2):
+        code, out, _ = _run(capsys, "solve", "prune", path, "--density", 0.5, "--json",
+                            "--option", f"threads={threads}")
+        assert code == 0
+        docs.append(json.loads(out))
+    for a, b in zip(docs[0]["channels"], docs[1]["channels"], strict=True):
+        assert a["status"] == b["status"] == "optimal"
+        assert np.isclose(a["objective"], b["objective"], rtol=1e-9, atol=1e-12)
+        w = np.array(b["weights"])
+        d = w - W0[b["channel"]]
+        assert np.isclose(b["objective"], d @ H @ d, rtol=1e-9, atol=1e-12)
+    code, _, err = _run(capsys, "solve", "prune", path, "--density", 0.5,
+                        "--option", "threads=0")
+    assert code == 2 and "threads must be an integer >= 1" in err
+
+
 def test_human_output(toy, capsys):
     code, out, _ = _run(capsys, "solve", "quant", toy[0], "--method", "rtn", "--bits", 4)
     assert code == 0 and "total: error" in out

@@ -368,7 +368,6 @@ def comparison(rows: list[dict], settings: dict) -> str:
     solves both proved (a ratio below 1 = the new options are faster)."""
     lim = settings.get("cpu_limit")
     clock = "wall" if settings.get("clock") == "wall" else "CPU"
-    sec = clock_seconds
     both = [r for r in rows if "base" in r]
     if not both:
         return ""
@@ -388,14 +387,14 @@ def comparison(rows: list[dict], settings: dict) -> str:
         gr = [r for r in both if r["layer"] == name and r["density"] == dens]
         pb = sum(proved(r["base"], lim) for r in gr)
         pn = sum(proved(r, lim) for r in gr)
-        ratios = [sec(r) / max(sec(r["base"]), 1e-9) for r in gr
+        ratios = [clock_seconds(r) / max(clock_seconds(r["base"]), 1e-9) for r in gr
                   if proved(r, lim) and proved(r["base"], lim)]
         ratios_all += ratios
         cell = f"{pb}/{len(gr)} → {pn}/{len(gr)}"
         out.append(
             f"| {name} | {100 * dens:g} % | {len(gr)} | {f'**{cell}**' if pn != pb else cell} | "
-            f"{statistics.median(sec(r['base']) for r in gr):.2f} → "
-            f"{statistics.median(sec(r) for r in gr):.2f} | "
+            f"{statistics.median(clock_seconds(r['base']) for r in gr):.2f} → "
+            f"{statistics.median(clock_seconds(r) for r in gr):.2f} | "
             f"{_fmt(statistics.median(ratios)) if ratios else '–'} | "
             f"{statistics.median(r['base']['nodes'] for r in gr):.0f} → "
             f"{statistics.median(r['nodes'] for r in gr):.0f} | "

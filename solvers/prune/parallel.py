@@ -3,7 +3,7 @@
 Each worker owns a node stack (:class:`~solvers.prune.kernels.NodeStack`) and a record of its
 results (:class:`~solvers.prune.kernels.Best`) and runs the compiled chunk kernel
 (:func:`~solvers.prune.kernels.dfs_chunk`, compiled without the GIL) on them in its own
-thread, one chunk (~20 ms) after another. Between two chunks, under a lock,
+thread, one chunk (~20 ms) after another. Before and after each chunk, under a lock,
 
 * **the incumbent is exchanged**: a better incumbent of the worker becomes the shared one
   (:attr:`Workers.top`); a worse one is replaced by it, and the worker files its own
@@ -23,9 +23,9 @@ subtree was closed by exactly one worker, against an incumbent value at least th
 the lower bound is, as in the serial search, the least of the closed subtrees' bounds, the
 incumbents' leaf bounds and the open nodes' bounds, over all workers; and a search that
 empties every stack has the optimum (within the fathoming tolerance). Which nodes are visited,
-and so the node count, depends on the timing of the rounds; the certified optimum does not.
+and so the node count, depends on the timing of the chunks; the certified optimum does not.
 
-With one worker no thread is started and the rounds are the serial search's chunks.
+With one worker no thread is started: :meth:`Workers.step` runs the serial search's chunks.
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ class Workers:
         if len(self.stacks) == 1:
             b = self._budget(0)
             if self.sps[0] and b > 0:
+                self._exchange(0)  # a better incumbent from the local search, before the chunk
                 self._ended(0, *self._timed(0, b))
             return
         if not self._threads:
@@ -156,6 +157,7 @@ class Workers:
                     if self._halt:
                         return
                     self._waiting.discard(i)
+                    self._exchange(i)
                     b = self._inflight[i] = self._budget(i)
                 out = self._timed(i, b)
                 with self._changed:

@@ -58,7 +58,9 @@ def _past(deadline) -> bool:
 
 def _polish(polish, workers: Workers, deadline, kicks=0) -> None:
     """Replace the shared incumbent (:attr:`~solvers.prune.parallel.Workers.top`) by
-    ``polish(mask, stop, kicks)`` when that is better; the workers keep searching meanwhile."""
+    ``polish(mask, stop, kicks)`` when that is better; the workers keep searching meanwhile.
+    The replaced incumbent's leaf bound stays with the worker that found it, which files it
+    with its closed subtrees at its next exchange (:meth:`~solvers.prune.parallel.Workers.step`)."""
     with workers.lock:
         start = workers.top.mask.astype(bool)
     got = polish(start, lambda: _past(deadline), kicks)
@@ -69,9 +71,7 @@ def _polish(polish, workers: Workers, deadline, kicks=0) -> None:
         fstate, best_w, best_mask, counters = workers.top
         if not value < fstate[0] * (1.0 - 1e-12):
             return
-        fstate[1] = min(fstate[1], fstate[2])  # the old incumbent's leaf is now closed
         fstate[0] = value
-        fstate[2] = math.inf
         best_mask[:] = mask
         best_w[:] = np.nan
         counters[2] += 1
@@ -101,7 +101,7 @@ def _drive(workers: Workers, deadline, node_limit, polish) -> Status:
     status = Status.OPTIMAL
     try:
         while workers.open:
-            nodes = workers.counter(0)
+            nodes = workers.nodes
             if polish is not None and nodes >= kick_at:
                 kick_at *= 2
                 _polish(polish, workers, deadline, KICKS)
